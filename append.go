@@ -1,0 +1,207 @@
+package meowmx
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/meowmx/meowmx/meowmxdriver"
+)
+
+// Append records events at the end of stream, atomically, in a transaction of
+// its own, and returns them as recorded (with versions, positions and time).
+//
+// expected is checked against the stream's version in the same transaction:
+// on a mismatch nothing is written and the error is a *VersionConflictError
+// (errors.Is(err, ErrVersionConflict)).
+//
+// Appending again the same event IDs to the same stream, at the same place
+// the expected version names, returns the events recorded the first time
+// without recording anything: a retry after a lost reply is safe. An event
+// ID recorded anywhere else is ErrDuplicateEventID.
+//
+// On PostgreSQL an append is one statement: one round trip.
+func (s *Store[TTx]) Append(ctx context.Context, stream Stream, expected ExpectedVersion, events ...Event) ([]RecordedEvent, error) {
+	params, err := s.appendParams(ctx, stream, expected, events)
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		recorded, err := s.appendWith(ctx, s.driver.Executor(), params, events)
+		if err == nil || !IsRetryable(err) || attempt >= s.config.AppendRetries {
+			return recorded, err
+		}
+		wait := retryBackoff(attempt)
+		s.config.Logger.DebugContext(ctx, "meowmx: retrying append",
+			slog.String("stream", stream.String()), slog.Int("attempt", attempt+1),
+			slog.Duration("wait", wait), slog.String("err", err.Error()))
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("meowmx: append to %s: %w (after: %w)", stream, ctx.Err(), err)
+		case <-time.After(wait):
+		}
+	}
+}
+
+// AppendTx is Append inside the caller's transaction tx, which it never
+// commits or rolls back: the events commit or roll back together with
+// whatever else the transaction writes. A failed append writes nothing, but
+// on PostgreSQL an error leaves the transaction aborted: roll it back.
+//
+// If the transaction wrote anything before appending, it may have taken its
+// id before another writer appended to the same stream; AppendTx then
+// returns ErrTransactionTooOld (IsRetryable) rather than record the stream's
+// events out of order. Retry the whole transaction.
+func (s *Store[TTx]) AppendTx(ctx context.Context, tx TTx, stream Stream, expected ExpectedVersion, events ...Event) ([]RecordedEvent, error) {
+	params, err := s.appendParams(ctx, stream, expected, events)
+	if err != nil {
+		return nil, err
+	}
+	return s.appendWith(ctx, s.driver.UnwrapExecutor(tx), params, events)
+}
+
+// retryBackoff is an exponential wait with full jitter: up to 10 ms, 20 ms,
+// 40 ms... capped at 1 s.
+func retryBackoff(attempt int) time.Duration {
+	ceiling := min(10*time.Millisecond<<min(attempt, 7), time.Second)
+	return time.Duration(rand.Int64N(int64(ceiling))) + time.Millisecond
+}
+
+// appendParams validates an append and gives every event its ID.
+func (s *Store[TTx]) appendParams(ctx context.Context, stream Stream, expected ExpectedVersion, events []Event) (*meowmxdriver.AppendParams, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	if err := stream.validate(); err != nil {
+		return nil, err
+	}
+	if err := expected.validate(); err != nil {
+		return nil, err
+	}
+	if len(events) == 0 {
+		return nil, invalidf("append to %s: no events", stream)
+	}
+	params := &meowmxdriver.AppendParams{
+		Schema:   s.config.Schema,
+		Category: stream.Category,
+		StreamID: stream.ID,
+		Expected: int64(expected),
+		Events:   make([]meowmxdriver.EventInsert, len(events)),
+	}
+	seen := make(map[uuid.UUID]int, len(events))
+	for i := range events {
+		ev := &events[i]
+		if err := s.validateEvent(ev); err != nil {
+			return nil, fmt.Errorf("%w (append to %s, event %d)", err, stream, i)
+		}
+		id := ev.ID
+		if id == uuid.Nil {
+			var err error
+			if id, err = uuid.NewV7(); err != nil {
+				return nil, fmt.Errorf("meowmx: generate event ID: %w", err)
+			}
+		} else if j, dup := seen[id]; dup {
+			return nil, invalidf("append to %s: events %d and %d have the same ID %s", stream, j, i, id)
+		}
+		seen[id] = i
+		params.Events[i] = meowmxdriver.EventInsert{ID: id, Type: ev.Type, Data: ev.Data, Metadata: ev.Metadata}
+	}
+	return params, nil
+}
+
+func (s *Store[TTx]) validateEvent(ev *Event) error {
+	if ev.Type == "" {
+		return invalidf("empty event type")
+	}
+	if err := validText("event type", ev.Type); err != nil {
+		return err
+	}
+	if size := len(ev.Data) + len(ev.Metadata); size > s.config.MaxEventSize {
+		return invalidf("event of type %q is %d bytes, over the limit of %d (Config.MaxEventSize)", ev.Type, size, s.config.MaxEventSize)
+	}
+	if len(ev.Data) == 0 {
+		return invalidf("event of type %q has no data", ev.Type)
+	}
+	if !json.Valid(ev.Data) {
+		return invalidf("event of type %q: data is not valid JSON", ev.Type)
+	}
+	if ev.Metadata != nil && !json.Valid(ev.Metadata) {
+		return invalidf("event of type %q: metadata is not valid JSON", ev.Type)
+	}
+	return nil
+}
+
+func (s *Store[TTx]) appendWith(ctx context.Context, exec meowmxdriver.Executor, params *meowmxdriver.AppendParams, events []Event) ([]RecordedEvent, error) {
+	stream := Stream{Category: params.Category, ID: params.StreamID}
+	result, err := exec.Append(ctx, params)
+	if err != nil {
+		if errors.Is(err, meowmxdriver.ErrVersionTaken) {
+			// Another writer took the version despite the stream lock
+			// (only possible if something writes to the table directly).
+			actual, verr := s.driver.Executor().StreamVersion(context.WithoutCancel(ctx), params.Schema, params.Category, params.StreamID)
+			if verr != nil {
+				actual = -1
+			}
+			return nil, &VersionConflictError{Stream: stream, Expected: ExpectedVersion(params.Expected), Actual: actual}
+		}
+		return nil, fmt.Errorf("meowmx: append to %s: %w", stream, mapDriverError(err))
+	}
+	switch result.Status {
+	case meowmxdriver.AppendConflict:
+		return nil, &VersionConflictError{Stream: stream, Expected: ExpectedVersion(params.Expected), Actual: result.CurrentVersion}
+	case meowmxdriver.AppendTooOld:
+		return nil, fmt.Errorf("%w (append to %s)", ErrTransactionTooOld, stream)
+	case meowmxdriver.AppendExisting:
+		return idempotentRetry(stream, params, result.Rows)
+	}
+	recorded := make([]RecordedEvent, len(result.Rows))
+	for i, row := range result.Rows {
+		in := params.Events[i]
+		recorded[i] = recordedFromRow(row)
+		recorded[i].Type, recorded[i].Data, recorded[i].Metadata = in.Type, events[i].Data, events[i].Metadata
+	}
+	return recorded, nil
+}
+
+// idempotentRetry decides whether an append whose first event ID is already
+// recorded repeats an earlier append: the same IDs, in the same order, in
+// the same stream, at the place the expected version names. stored holds
+// the events recorded from the first ID on.
+func idempotentRetry(stream Stream, params *meowmxdriver.AppendParams, stored []*meowmxdriver.EventRow) ([]RecordedEvent, error) {
+	first := stored[0]
+	firstID := uuid.UUID(params.Events[0].ID)
+	if first.Category != stream.Category || first.StreamID != stream.ID {
+		return nil, fmt.Errorf("%w: event %s is recorded in stream %s (append to %s)",
+			ErrDuplicateEventID, firstID, Stream{Category: first.Category, ID: first.StreamID}, stream)
+	}
+	if len(stored) < len(params.Events) {
+		return nil, fmt.Errorf("%w: event %s is recorded at version %d of %s, but the rest of the batch is not after it",
+			ErrDuplicateEventID, firstID, first.Version, stream)
+	}
+	for i, ev := range params.Events {
+		if stored[i].ID != ev.ID {
+			return nil, fmt.Errorf("%w: event %s is recorded at version %d of %s, but event %d of the batch (%s) is not at version %d",
+				ErrDuplicateEventID, firstID, first.Version, stream, i, uuid.UUID(ev.ID), first.Version+int64(i))
+		}
+	}
+	var samePlace bool
+	switch params.Expected {
+	case meowmxdriver.ExpectedAny:
+		samePlace = true
+	case meowmxdriver.ExpectedStreamExists:
+		samePlace = first.Version > 0
+	default: // NoStream (-1) or an exact version
+		samePlace = first.Version == params.Expected+1
+	}
+	if !samePlace {
+		return nil, fmt.Errorf("%w: the batch is recorded at version %d of %s, not where %s puts it",
+			ErrDuplicateEventID, first.Version, stream, ExpectedVersion(params.Expected))
+	}
+	return recordedFromRows(stored[:len(params.Events)]), nil
+}

@@ -1,0 +1,159 @@
+package meowmx
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/meowmx/meowmx/meowmxdriver"
+)
+
+// StreamSeparator joins a stream's category and ID in its name
+// ("order-1234"). A category cannot contain it; an ID can.
+const StreamSeparator = "-"
+
+// Stream identifies a stream: a category, such as "order", and an ID within
+// it, any non-empty string.
+type Stream struct {
+	Category string
+	ID       string
+}
+
+// NewStream returns the stream of category and id.
+func NewStream(category, id string) Stream { return Stream{Category: category, ID: id} }
+
+// String returns the stream's name, category-ID.
+func (s Stream) String() string { return s.Category + StreamSeparator + s.ID }
+
+// ParseStream parses a stream name, splitting it at the first separator.
+func ParseStream(name string) (Stream, error) {
+	category, id, ok := strings.Cut(name, StreamSeparator)
+	if !ok {
+		return Stream{}, invalidf("stream name %q: want CATEGORY%sID", name, StreamSeparator)
+	}
+	s := Stream{Category: category, ID: id}
+	return s, s.validate()
+}
+
+func (s Stream) validate() error {
+	if err := validateCategory(s.Category); err != nil {
+		return err
+	}
+	if s.ID == "" {
+		return invalidf("stream %q: empty ID", s.String())
+	}
+	if err := validText("stream ID", s.ID); err != nil {
+		return err
+	}
+	return nil
+}
+
+func validateCategory(category string) error {
+	if category == "" {
+		return invalidf("empty category")
+	}
+	if strings.Contains(category, StreamSeparator) {
+		return invalidf("category %q contains the stream separator %q", category, StreamSeparator)
+	}
+	return validText("category", category)
+}
+
+// validText rejects what PostgreSQL's text type cannot hold.
+func validText(what, s string) error {
+	if !utf8.ValidString(s) {
+		return invalidf("%s %q is not valid UTF-8", what, s)
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return invalidf("%s %q contains a NUL byte", what, s)
+	}
+	return nil
+}
+
+// ExpectedVersion is what an append requires of the stream: an exact
+// version (that of its last event, >= 0), or Any, NoStream or StreamExists.
+type ExpectedVersion int64
+
+const (
+	// Any appends whatever the stream's version.
+	Any ExpectedVersion = ExpectedVersion(meowmxdriver.ExpectedAny)
+	// NoStream requires that the stream has no events.
+	NoStream ExpectedVersion = ExpectedVersion(meowmxdriver.ExpectedNoStream)
+	// StreamExists requires that the stream has at least one event.
+	StreamExists ExpectedVersion = ExpectedVersion(meowmxdriver.ExpectedStreamExists)
+)
+
+// String returns "any", "no stream", "stream exists" or "version N".
+func (v ExpectedVersion) String() string {
+	switch v {
+	case Any:
+		return "any"
+	case NoStream:
+		return "no stream"
+	case StreamExists:
+		return "stream exists"
+	}
+	return "version " + strconv.FormatInt(int64(v), 10)
+}
+
+func (v ExpectedVersion) validate() error {
+	if v < StreamExists {
+		return invalidf("expected version %d: want >= 0, Any, NoStream or StreamExists", int64(v))
+	}
+	return nil
+}
+
+// Event is an event to append.
+type Event struct {
+	// ID identifies the event across the store; a retried append with the
+	// same IDs is recognised and not recorded twice. Zero means generate
+	// one (a time-ordered UUIDv7).
+	ID uuid.UUID
+	// Type names the event, such as "OrderPlaced". Required.
+	Type string
+	// Data is the event's JSON. Required.
+	Data json.RawMessage
+	// Metadata is optional JSON, such as correlation and causation IDs.
+	Metadata json.RawMessage
+}
+
+// RecordedEvent is an event as the store recorded it.
+type RecordedEvent struct {
+	ID     uuid.UUID
+	Stream Stream
+	// Version is the event's place in its stream, from 0, without gaps.
+	Version int64
+	// Position is the event's place in the global order.
+	Position Position
+	Type     string
+	// Data and Metadata are the event's JSON. PostgreSQL stores them as
+	// jsonb, so what it returns is equivalent JSON, normalized (key order,
+	// spacing), not the same bytes. Metadata is nil when there was none.
+	Data       json.RawMessage
+	Metadata   json.RawMessage
+	RecordedAt time.Time
+}
+
+func recordedFromRow(row *meowmxdriver.EventRow) RecordedEvent {
+	return RecordedEvent{
+		ID:         row.ID,
+		Stream:     Stream{Category: row.Category, ID: row.StreamID},
+		Version:    row.Version,
+		Position:   Position{TransactionID: row.TransactionID, Seq: row.Seq},
+		Type:       row.Type,
+		Data:       row.Data,
+		Metadata:   row.Metadata,
+		RecordedAt: row.RecordedAt,
+	}
+}
+
+func recordedFromRows(rows []*meowmxdriver.EventRow) []RecordedEvent {
+	events := make([]RecordedEvent, len(rows))
+	for i, row := range rows {
+		events[i] = recordedFromRow(row)
+	}
+	return events
+}

@@ -1,0 +1,189 @@
+// Package meowmxdriver defines the interface between meowmx and the database
+// drivers (meowmxpgxv5 for PostgreSQL, meowmxsqlite for SQLite).
+//
+// It is internal and unstable: applications construct a driver with its
+// package's New and hand it to meowmx.New, and never call these methods
+// themselves. The interface changes whenever meowmx needs it to.
+package meowmxdriver
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Driver is a database behind meowmx, generic over the type of transaction
+// the caller hands to the *Tx methods (pgx.Tx, *sql.Tx).
+type Driver[TTx any] interface {
+	// Name identifies the database: "postgres" or "sqlite".
+	Name() string
+
+	// Executor runs each call on its own connection, in its own transaction
+	// where the call writes.
+	Executor() Executor
+
+	// UnwrapExecutor runs calls inside the caller's transaction, never
+	// committing or rolling it back.
+	UnwrapExecutor(tx TTx) Executor
+
+	// Migrate brings the schema up to date. It is safe to call from several
+	// processes at once.
+	Migrate(ctx context.Context, schema string) (*MigrateResult, error)
+
+	// ValidateSchema reports whether name is usable as a schema name.
+	ValidateSchema(name string) error
+}
+
+// Executor runs meowmx's statements.
+type Executor interface {
+	// Append records events in a stream. See AppendParams and AppendResult.
+	Append(ctx context.Context, p *AppendParams) (*AppendResult, error)
+
+	// ReadStream returns the events of one stream ordered by version.
+	ReadStream(ctx context.Context, p *ReadStreamParams) ([]*EventRow, error)
+
+	// ReadGlobal returns events in global order after a position, limited
+	// to events below the visibility horizon, optionally filtered to one
+	// category and to some event types.
+	ReadGlobal(ctx context.Context, p *ReadGlobalParams) ([]*EventRow, error)
+
+	// StreamVersion returns the version of a stream's last event, or -1.
+	StreamVersion(ctx context.Context, schema, category, streamID string) (int64, error)
+
+	// Horizon returns the oldest running transaction holding the visibility
+	// horizon back, or nil when none does (always nil on SQLite).
+	Horizon(ctx context.Context) (*HorizonRow, error)
+}
+
+// Expected-version values below zero. An exact version is >= 0.
+const (
+	ExpectedNoStream     int64 = -1
+	ExpectedAny          int64 = -2
+	ExpectedStreamExists int64 = -3
+)
+
+// ExpectedMatches reports whether a stream whose last version is current
+// (-1 for none) satisfies expected. Drivers that check in SQL mirror it.
+func ExpectedMatches(expected, current int64) bool {
+	switch expected {
+	case ExpectedAny:
+		return true
+	case ExpectedNoStream:
+		return current == -1
+	case ExpectedStreamExists:
+		return current >= 0
+	default:
+		return current == expected
+	}
+}
+
+// EventInsert is one event to record.
+type EventInsert struct {
+	ID       [16]byte
+	Type     string
+	Data     []byte
+	Metadata []byte // nil for none
+}
+
+// AppendParams are the arguments of Executor.Append.
+type AppendParams struct {
+	Schema   string
+	Category string
+	StreamID string
+	Expected int64
+	Events   []EventInsert
+}
+
+// AppendStatus says what Append did.
+type AppendStatus int
+
+const (
+	// AppendRecorded: the events were recorded; Rows holds them.
+	AppendRecorded AppendStatus = iota
+	// AppendConflict: the expected version did not match; nothing was
+	// written; CurrentVersion holds the stream's version.
+	AppendConflict
+	// AppendExisting: the first event ID was already recorded; nothing was
+	// written. Rows holds the stored events from that one on in its stream
+	// (at most len(Events) of them), for the caller to decide whether the
+	// append is an idempotent retry.
+	AppendExisting
+	// AppendTooOld: the transaction's id is below the one that wrote the
+	// stream's last event, so recording would invert the stream's order in
+	// the global log; nothing was written.
+	AppendTooOld
+)
+
+// AppendResult is the outcome of Executor.Append.
+type AppendResult struct {
+	Status         AppendStatus
+	CurrentVersion int64
+	Rows           []*EventRow
+}
+
+// EventRow is a recorded event as stored. Rows returned by Append for
+// AppendRecorded may leave Type, Data and Metadata empty: the caller has them.
+type EventRow struct {
+	TransactionID uint64
+	Seq           int64
+	Category      string
+	StreamID      string
+	Version       int64
+	ID            [16]byte
+	Type          string
+	Data          []byte
+	Metadata      []byte
+	RecordedAt    time.Time
+}
+
+// ReadStreamParams are the arguments of Executor.ReadStream.
+type ReadStreamParams struct {
+	Schema   string
+	Category string
+	StreamID string
+	// From is the first version returned; for a backward read the highest
+	// one, where -1 means the stream's end.
+	From     int64
+	Limit    int // 0 for no limit
+	Backward bool
+}
+
+// ReadGlobalParams are the arguments of Executor.ReadGlobal.
+type ReadGlobalParams struct {
+	Schema    string
+	Category  string // empty for all categories
+	Types     []string
+	AfterTxID uint64
+	AfterSeq  int64
+	Limit     int
+}
+
+// HorizonRow describes the oldest running transaction that holds an id.
+type HorizonRow struct {
+	PID           int
+	TransactionID uint64
+	Age           time.Duration
+	Database      string
+	State         string
+	Query         string
+	Prepared      bool
+}
+
+// MigrateResult lists the migrations Migrate applied.
+type MigrateResult struct {
+	Applied []int
+}
+
+// Errors drivers return for meowmx to map to its own.
+var (
+	// ErrDuplicateEventID: an event ID in the batch is already recorded.
+	ErrDuplicateEventID = errors.New("duplicate event id")
+	// ErrVersionTaken: a (stream, version) unique violation, which means
+	// another writer recorded the version first.
+	ErrVersionTaken = errors.New("version already recorded")
+	// ErrRetryable: a serialization failure or deadlock; retry the
+	// transaction.
+	ErrRetryable = errors.New("transaction must be retried")
+	// ErrSchemaMissing: meowmx's tables or functions are not there.
+	ErrSchemaMissing = errors.New("schema not migrated")
+)

@@ -1,0 +1,58 @@
+package meowmxdriver
+
+import (
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Migration is one numbered schema change, read from a file named
+// NNN_name.up.sql.
+type Migration struct {
+	Version int
+	Name    string
+	SQL     string
+}
+
+// LoadMigrations reads the *.up.sql files in dir of fsys, ordered by version,
+// with every "{{key}}" in their text replaced by vars[key].
+func LoadMigrations(fsys fs.FS, dir string, vars map[string]string) ([]Migration, error) {
+	entries, err := fs.ReadDir(fsys, dir)
+	if err != nil {
+		return nil, fmt.Errorf("read migrations: %w", err)
+	}
+	var migrations []Migration
+	for _, entry := range entries {
+		name, ok := strings.CutSuffix(entry.Name(), ".up.sql")
+		if !ok {
+			continue
+		}
+		num, label, ok := strings.Cut(name, "_")
+		version, err := strconv.Atoi(num)
+		if !ok || err != nil || version <= 0 {
+			return nil, fmt.Errorf("migration file %q: want NNN_name.up.sql", entry.Name())
+		}
+		text, err := fs.ReadFile(fsys, path.Join(dir, entry.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("read migration %q: %w", entry.Name(), err)
+		}
+		sql := string(text)
+		for key, value := range vars {
+			sql = strings.ReplaceAll(sql, "{{"+key+"}}", value)
+		}
+		if i := strings.Index(sql, "{{"); i >= 0 {
+			return nil, fmt.Errorf("migration %q: unreplaced placeholder near %q", entry.Name(), sql[i:min(len(sql), i+30)])
+		}
+		migrations = append(migrations, Migration{Version: version, Name: label, SQL: sql})
+	}
+	slices.SortFunc(migrations, func(a, b Migration) int { return a.Version - b.Version })
+	for i := 1; i < len(migrations); i++ {
+		if migrations[i].Version == migrations[i-1].Version {
+			return nil, fmt.Errorf("two migrations numbered %d", migrations[i].Version)
+		}
+	}
+	return migrations, nil
+}

@@ -1,0 +1,148 @@
+// Package meowmxpgxv5 is the PostgreSQL driver for meowmx, on pgx v5.
+//
+//	pool, err := pgxpool.New(ctx, "postgres://localhost:5432/app")
+//	store, err := meowmx.New(meowmxpgxv5.New(pool), nil)
+//
+// A caller's transaction is a pgx.Tx. PostgreSQL 14 or later is required
+// (the global order relies on xid8 and pg_current_snapshot).
+package meowmxpgxv5
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"regexp"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/meowmx/meowmx/meowmxdriver"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Driver is the PostgreSQL driver. Create it with New.
+type Driver struct {
+	pool  *pgxpool.Pool
+	stmts sync.Map // schema -> *statements
+}
+
+// New returns a driver that runs on pool. The pool stays the caller's: the
+// driver never closes it.
+func New(pool *pgxpool.Pool) *Driver {
+	return &Driver{pool: pool}
+}
+
+var _ meowmxdriver.Driver[pgx.Tx] = (*Driver)(nil)
+
+// Name returns "postgres".
+func (d *Driver) Name() string { return "postgres" }
+
+// Pool returns the pool the driver was created with.
+func (d *Driver) Pool() *pgxpool.Pool { return d.pool }
+
+// Executor runs each call on a pooled connection; an append is one statement
+// in a transaction of its own.
+func (d *Driver) Executor() meowmxdriver.Executor { return &executor{driver: d, db: d.pool} }
+
+// UnwrapExecutor runs calls inside tx.
+func (d *Driver) UnwrapExecutor(tx pgx.Tx) meowmxdriver.Executor {
+	return &executor{driver: d, db: tx}
+}
+
+var schemaPattern = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// ValidateSchema accepts lower-case SQL identifiers of up to 63 characters.
+func (d *Driver) ValidateSchema(name string) error {
+	if !schemaPattern.MatchString(name) {
+		return fmt.Errorf("schema %q: want lower-case letters, digits and underscores, starting with a letter or underscore, at most 63 characters", name)
+	}
+	return nil
+}
+
+// Migrate applies the embedded migrations that schema lacks, in one
+// transaction under an advisory lock, so that concurrent calls are safe and
+// an up-to-date schema is left untouched.
+func (d *Driver) Migrate(ctx context.Context, schema string) (*meowmxdriver.MigrateResult, error) {
+	st := d.statements(schema)
+	migrations, err := meowmxdriver.LoadMigrations(migrationFS, "migrations", map[string]string{
+		"schema":         st.ident,
+		"schema_literal": st.literal,
+	})
+	if err != nil {
+		return nil, err
+	}
+	result := &meowmxdriver.MigrateResult{}
+	err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('meowmx.migrate.' || $1::text, 0))`, schema); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, st.createMigrations); err != nil {
+			return err
+		}
+		applied := map[int]bool{}
+		rows, err := tx.Query(ctx, st.appliedMigrations)
+		if err != nil {
+			return err
+		}
+		versions, err := pgx.CollectRows(rows, pgx.RowTo[int])
+		if err != nil {
+			return err
+		}
+		for _, v := range versions {
+			applied[v] = true
+		}
+		for _, m := range migrations {
+			if applied[m.Version] {
+				continue
+			}
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+				return fmt.Errorf("migration %03d_%s: %w", m.Version, m.Name, err)
+			}
+			if _, err := tx.Exec(ctx, st.recordMigration, m.Version, m.Name); err != nil {
+				return err
+			}
+			result.Applied = append(result.Applied, m.Version)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return result, nil
+}
+
+func (d *Driver) statements(schema string) *statements {
+	if st, ok := d.stmts.Load(schema); ok {
+		return st.(*statements)
+	}
+	st, _ := d.stmts.LoadOrStore(schema, newStatements(schema))
+	return st.(*statements)
+}
+
+// mapError turns PostgreSQL errors into the driver package's sentinels,
+// keeping the original in the chain.
+func mapError(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return err
+	}
+	switch pgErr.Code {
+	case "23505":
+		switch pgErr.ConstraintName {
+		case "events_event_id_key":
+			return fmt.Errorf("%w: %w", meowmxdriver.ErrDuplicateEventID, err)
+		case "events_stream_version_key":
+			return fmt.Errorf("%w: %w", meowmxdriver.ErrVersionTaken, err)
+		}
+	case "40001", "40P01":
+		return fmt.Errorf("%w: %w", meowmxdriver.ErrRetryable, err)
+	case "3F000", "42P01", "42883":
+		return fmt.Errorf("%w: %w", meowmxdriver.ErrSchemaMissing, err)
+	}
+	return err
+}

@@ -1,0 +1,216 @@
+// Package meowmxsqlite is the embedded SQLite driver for meowmx, on the
+// pure-Go modernc.org/sqlite through database/sql.
+//
+//	db, err := meowmxsqlite.Open("events.db")
+//	store, err := meowmx.New(meowmxsqlite.New(db), nil)
+//
+// A caller's transaction is a *sql.Tx. Writers are serialized: the driver
+// writes in BEGIN IMMEDIATE transactions (and, within one process, behind a
+// mutex, so goroutines queue instead of sleeping in SQLite's busy handler).
+// The store's schema name becomes a table-name prefix ("meowmx_events").
+package meowmxsqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/meowmx/meowmx/meowmxdriver"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// BusyTimeout is how long, in milliseconds, a connection opened by Open waits
+// for another process's write lock before failing with SQLITE_BUSY.
+const BusyTimeout = 10000
+
+// Open opens (creating if needed) the SQLite database at path with the
+// settings meowmx relies on: WAL journal (readers never block the writer),
+// a busy timeout, synchronous=FULL (a committed append survives a power
+// loss) and immediate write transactions. path may also be a "file:" URI.
+// The caller closes the returned *sql.DB.
+func Open(path string) (*sql.DB, error) {
+	if path == "" {
+		return nil, errors.New("meowmxsqlite: empty database path")
+	}
+	dsn := path
+	if !strings.HasPrefix(dsn, "file:") {
+		dsn = "file:" + (&url.URL{Path: path}).EscapedPath()
+	}
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	dsn += sep + url.Values{
+		"_pragma": {
+			fmt.Sprintf("busy_timeout(%d)", BusyTimeout),
+			"journal_mode(WAL)",
+			"synchronous(FULL)",
+			"foreign_keys(1)",
+		},
+		"_txlock": {"immediate"},
+	}.Encode()
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("meowmxsqlite: open %s: %w", path, err)
+	}
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("meowmxsqlite: open %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// Driver is the SQLite driver. Create it with New.
+type Driver struct {
+	db      *sql.DB
+	writeMu sync.Mutex // serializes this process's own write transactions
+	stmts   sync.Map   // schema -> *statements
+}
+
+// New returns a driver that runs on db, best opened with Open. The driver
+// never closes db.
+func New(db *sql.DB) *Driver {
+	return &Driver{db: db}
+}
+
+var _ meowmxdriver.Driver[*sql.Tx] = (*Driver)(nil)
+
+// Name returns "sqlite".
+func (d *Driver) Name() string { return "sqlite" }
+
+// DB returns the database the driver was created with.
+func (d *Driver) DB() *sql.DB { return d.db }
+
+// Executor runs each call on the database; writes in their own transaction.
+func (d *Driver) Executor() meowmxdriver.Executor { return &executor{driver: d} }
+
+// UnwrapExecutor runs calls inside tx.
+func (d *Driver) UnwrapExecutor(tx *sql.Tx) meowmxdriver.Executor {
+	return &executor{driver: d, tx: tx}
+}
+
+var schemaPattern = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// ValidateSchema accepts lower-case identifiers of up to 63 characters.
+func (d *Driver) ValidateSchema(name string) error {
+	if !schemaPattern.MatchString(name) {
+		return fmt.Errorf("schema %q: want lower-case letters, digits and underscores, starting with a letter or underscore, at most 63 characters", name)
+	}
+	return nil
+}
+
+// Migrate applies the migrations the schema lacks in one immediate
+// transaction, which also serializes concurrent migrating processes.
+func (d *Driver) Migrate(ctx context.Context, schema string) (*meowmxdriver.MigrateResult, error) {
+	st := d.statements(schema)
+	migrations, err := meowmxdriver.LoadMigrations(migrationFS, "migrations", map[string]string{"prefix": st.prefix})
+	if err != nil {
+		return nil, err
+	}
+	result := &meowmxdriver.MigrateResult{}
+	err = d.write(ctx, func(q querier) error {
+		if _, err := q.ExecContext(ctx, st.createMigrations); err != nil {
+			return err
+		}
+		rows, err := q.QueryContext(ctx, st.appliedMigrations)
+		if err != nil {
+			return err
+		}
+		applied := map[int]bool{}
+		for rows.Next() {
+			var v int
+			if err := rows.Scan(&v); err != nil {
+				rows.Close()
+				return err
+			}
+			applied[v] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, m := range migrations {
+			if applied[m.Version] {
+				continue
+			}
+			if _, err := q.ExecContext(ctx, m.SQL); err != nil {
+				return fmt.Errorf("migration %03d_%s: %w", m.Version, m.Name, err)
+			}
+			if _, err := q.ExecContext(ctx, st.recordMigration, m.Version, m.Name); err != nil {
+				return err
+			}
+			result.Applied = append(result.Applied, m.Version)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return result, nil
+}
+
+// write runs fn in a BEGIN IMMEDIATE transaction on one connection,
+// committing when fn returns nil and rolling back otherwise.
+func (d *Driver) write(ctx context.Context, fn func(q querier) error) (err error) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
+	conn, err := d.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	if err := fn(conn); err != nil {
+		return err
+	}
+	_, err = conn.ExecContext(ctx, "COMMIT")
+	return err
+}
+
+func (d *Driver) statements(schema string) *statements {
+	if st, ok := d.stmts.Load(schema); ok {
+		return st.(*statements)
+	}
+	st, _ := d.stmts.LoadOrStore(schema, newStatements(schema))
+	return st.(*statements)
+}
+
+// mapError turns SQLite errors into the driver package's sentinels, keeping
+// the original in the chain.
+func mapError(err error) error {
+	var sqliteErr *sqlite.Error
+	if !errors.As(err, &sqliteErr) {
+		return err
+	}
+	switch sqliteErr.Code() {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_BUSY_SNAPSHOT, sqlite3.SQLITE_LOCKED:
+		return fmt.Errorf("%w: %w", meowmxdriver.ErrRetryable, err)
+	case sqlite3.SQLITE_ERROR:
+		// SQLite has no code of its own for a missing table.
+		if strings.Contains(sqliteErr.Error(), "no such table") {
+			return fmt.Errorf("%w: %w", meowmxdriver.ErrSchemaMissing, err)
+		}
+	}
+	return err
+}

@@ -1,0 +1,205 @@
+package meowmxsqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/meowmx/meowmx/meowmxdriver"
+)
+
+// querier is what a connection and a transaction have in common.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+type executor struct {
+	driver *Driver
+	tx     *sql.Tx // nil: the executor works on the database itself
+}
+
+func (e *executor) reader() querier {
+	if e.tx != nil {
+		return e.tx
+	}
+	return e.driver.db
+}
+
+func (e *executor) Append(ctx context.Context, p *meowmxdriver.AppendParams) (result *meowmxdriver.AppendResult, err error) {
+	st := e.driver.statements(p.Schema)
+	if e.tx == nil {
+		err = e.driver.write(ctx, func(q querier) error {
+			result, err = appendEvents(ctx, q, st, p)
+			return err
+		})
+		return result, mapError(err)
+	}
+	// In the caller's transaction, a savepoint keeps a failed batch from
+	// leaving some of its events behind.
+	if _, err := e.tx.ExecContext(ctx, "SAVEPOINT meowmx_append"); err != nil {
+		return nil, mapError(err)
+	}
+	result, err = appendEvents(ctx, e.tx, st, p)
+	if err != nil {
+		_, _ = e.tx.ExecContext(context.WithoutCancel(ctx), "ROLLBACK TO meowmx_append")
+	}
+	if _, relErr := e.tx.ExecContext(context.WithoutCancel(ctx), "RELEASE meowmx_append"); relErr != nil && err == nil {
+		err = relErr
+	}
+	return result, mapError(err)
+}
+
+func appendEvents(ctx context.Context, q querier, st *statements, p *meowmxdriver.AppendParams) (*meowmxdriver.AppendResult, error) {
+	var (
+		foundCat, foundID string
+		foundVersion      int64
+	)
+	err := q.QueryRowContext(ctx, st.findEventID, uuid.UUID(p.Events[0].ID).String()).Scan(&foundCat, &foundID, &foundVersion)
+	switch {
+	case err == nil:
+		rows, err := queryEvents(ctx, q, st.existingFrom, foundCat, foundID, foundVersion, len(p.Events))
+		if err != nil {
+			return nil, err
+		}
+		return &meowmxdriver.AppendResult{Status: meowmxdriver.AppendExisting, Rows: rows}, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return nil, err
+	}
+
+	var current int64
+	if err := q.QueryRowContext(ctx, st.lastVersion, p.Category, p.StreamID).Scan(&current); err != nil {
+		return nil, err
+	}
+	if !meowmxdriver.ExpectedMatches(p.Expected, current) {
+		return &meowmxdriver.AppendResult{Status: meowmxdriver.AppendConflict, CurrentVersion: current}, nil
+	}
+
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	result := &meowmxdriver.AppendResult{Status: meowmxdriver.AppendRecorded, CurrentVersion: current}
+	for i, ev := range p.Events {
+		version := current + 1 + int64(i)
+		var metadata any
+		if ev.Metadata != nil {
+			metadata = string(ev.Metadata)
+		}
+		id := uuid.UUID(ev.ID).String()
+		res, err := q.ExecContext(ctx, st.insertEvent, p.Category, p.StreamID, version, id, ev.Type,
+			string(ev.Data), metadata, now.UnixMicro())
+		if err != nil {
+			return nil, uniqueViolation(ctx, q, st, id, err)
+		}
+		seq, err := res.LastInsertId()
+		if err != nil {
+			return nil, err
+		}
+		result.Rows = append(result.Rows, &meowmxdriver.EventRow{
+			Seq: seq, Category: p.Category, StreamID: p.StreamID, Version: version,
+			ID: ev.ID, RecordedAt: now,
+		})
+	}
+	return result, nil
+}
+
+// uniqueViolation tells a duplicate event ID from a taken version: SQLite's
+// error code says a unique constraint failed, not which one.
+func uniqueViolation(ctx context.Context, q querier, st *statements, id string, err error) error {
+	var sqliteErr *sqlite.Error
+	if !errors.As(err, &sqliteErr) || sqliteErr.Code() != sqlite3.SQLITE_CONSTRAINT_UNIQUE {
+		return err
+	}
+	var n int
+	if qErr := q.QueryRowContext(ctx, st.eventIDExists, id).Scan(&n); qErr != nil {
+		return err
+	}
+	if n > 0 {
+		return fmt.Errorf("%w: %w", meowmxdriver.ErrDuplicateEventID, err)
+	}
+	return fmt.Errorf("%w: %w", meowmxdriver.ErrVersionTaken, err)
+}
+
+func (e *executor) ReadStream(ctx context.Context, p *meowmxdriver.ReadStreamParams) ([]*meowmxdriver.EventRow, error) {
+	st := e.driver.statements(p.Schema)
+	query := st.readStreamFwd
+	if p.Backward {
+		query = st.readStreamBack
+	}
+	limit := p.Limit
+	if limit <= 0 {
+		limit = -1 // no limit
+	}
+	rows, err := queryEvents(ctx, e.reader(), query, p.Category, p.StreamID, p.From, limit)
+	return rows, mapError(err)
+}
+
+func (e *executor) ReadGlobal(ctx context.Context, p *meowmxdriver.ReadGlobalParams) ([]*meowmxdriver.EventRow, error) {
+	st := e.driver.statements(p.Schema)
+	types := p.Types
+	if types == nil {
+		types = []string{}
+	}
+	typesJSON, err := json.Marshal(types)
+	if err != nil {
+		return nil, err
+	}
+	args := []any{int64(p.AfterTxID), p.AfterSeq, string(typesJSON), p.Limit}
+	query := st.readAll
+	if p.Category != "" {
+		query = st.readCategory
+		args = append(args, p.Category)
+	}
+	rows, err := queryEvents(ctx, e.reader(), query, args...)
+	return rows, mapError(err)
+}
+
+func queryEvents(ctx context.Context, q querier, query string, args ...any) ([]*meowmxdriver.EventRow, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var events []*meowmxdriver.EventRow
+	for rows.Next() {
+		var (
+			row        = &meowmxdriver.EventRow{}
+			id         string
+			metadata   sql.NullString
+			recordedAt int64
+		)
+		if err := rows.Scan(&row.Seq, &row.Category, &row.StreamID, &row.Version, &id, &row.Type,
+			&row.Data, &metadata, &recordedAt); err != nil {
+			return nil, err
+		}
+		parsed, err := uuid.Parse(id)
+		if err != nil {
+			return nil, fmt.Errorf("event %d: stored event id %q: %w", row.Seq, id, err)
+		}
+		row.ID = parsed
+		if metadata.Valid {
+			row.Metadata = []byte(metadata.String)
+		}
+		row.RecordedAt = time.UnixMicro(recordedAt).UTC()
+		events = append(events, row)
+	}
+	return events, rows.Err()
+}
+
+func (e *executor) StreamVersion(ctx context.Context, schema, category, streamID string) (int64, error) {
+	var version int64
+	err := e.reader().QueryRowContext(ctx, e.driver.statements(schema).lastVersion, category, streamID).Scan(&version)
+	return version, mapError(err)
+}
+
+// Horizon is always nil: SQLite's writers are serialized, so nothing can
+// commit behind a reader's position.
+func (e *executor) Horizon(ctx context.Context) (*meowmxdriver.HorizonRow, error) {
+	return nil, ctx.Err()
+}

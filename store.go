@@ -1,0 +1,182 @@
+package meowmx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/meowmx/meowmx/meowmxdriver"
+)
+
+const (
+	// SchemaDefault is the default Config.Schema.
+	SchemaDefault = "meowmx"
+	// MaxEventSizeDefault is the default Config.MaxEventSize: 1 MiB.
+	MaxEventSizeDefault = 1 << 20
+	// ReadLimitDefault is the default limit of ReadAll and ReadCategory.
+	ReadLimitDefault = 1000
+	// AppendRetriesDefault is the default Config.AppendRetries.
+	AppendRetriesDefault = 3
+)
+
+// Config configures a Store. The zero value is usable; New fills in the
+// defaults.
+type Config struct {
+	// Schema is the PostgreSQL schema holding meowmx's tables (on SQLite, a
+	// prefix of their names), so that several applications or tenants can
+	// share one database. Defaults to SchemaDefault.
+	Schema string
+
+	// MaxEventSize is the largest accepted size, in bytes, of one event's
+	// data plus metadata. Defaults to MaxEventSizeDefault.
+	MaxEventSize int
+
+	// AppendRetries is how many times Append (never AppendTx, whose
+	// transaction belongs to the caller) retries by itself, in a new
+	// transaction, an append the database aborted for a reason a retry
+	// fixes (IsRetryable). Set -1 for none. Defaults to AppendRetriesDefault.
+	AppendRetries int
+
+	// Logger receives the store's logs. Defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) withDefaults() *Config {
+	out := Config{}
+	if c != nil {
+		out = *c
+	}
+	if out.Schema == "" {
+		out.Schema = SchemaDefault
+	}
+	if out.MaxEventSize == 0 {
+		out.MaxEventSize = MaxEventSizeDefault
+	}
+	if out.AppendRetries == 0 {
+		out.AppendRetries = AppendRetriesDefault
+	}
+	if out.Logger == nil {
+		out.Logger = slog.Default()
+	}
+	return &out
+}
+
+func (c *Config) validate(schemaCheck func(string) error) error {
+	if err := schemaCheck(c.Schema); err != nil {
+		return fmt.Errorf("meowmx: Config.Schema: %w", err)
+	}
+	if c.MaxEventSize < 0 {
+		return fmt.Errorf("meowmx: Config.MaxEventSize must not be negative, got %d", c.MaxEventSize)
+	}
+	if c.AppendRetries < -1 {
+		return fmt.Errorf("meowmx: Config.AppendRetries must be -1 or more, got %d", c.AppendRetries)
+	}
+	return nil
+}
+
+// Store is an event store on one database, generic over the type of the
+// caller's transactions (pgx.Tx with meowmxpgxv5, *sql.Tx with meowmxsqlite).
+// It is safe for concurrent use.
+type Store[TTx any] struct {
+	driver meowmxdriver.Driver[TTx]
+	config *Config
+	closed atomic.Bool
+}
+
+// New returns a store on driver, configured by config (nil for the
+// defaults). It does not touch the database: call Migrate once at start-up.
+func New[TTx any](driver meowmxdriver.Driver[TTx], config *Config) (*Store[TTx], error) {
+	if driver == nil {
+		return nil, errors.New("meowmx: nil driver")
+	}
+	cfg := config.withDefaults()
+	if err := cfg.validate(driver.ValidateSchema); err != nil {
+		return nil, err
+	}
+	return &Store[TTx]{driver: driver, config: cfg}, nil
+}
+
+// Driver returns the store's driver.
+func (s *Store[TTx]) Driver() meowmxdriver.Driver[TTx] { return s.driver }
+
+// Schema returns the schema the store works in.
+func (s *Store[TTx]) Schema() string { return s.config.Schema }
+
+// Close marks the store closed: later calls return ErrClosed. It does not
+// close the pool or database handed to the driver, which stay the caller's.
+func (s *Store[TTx]) Close() error {
+	s.closed.Store(true)
+	return nil
+}
+
+// begin checks what every call checks first.
+func (s *Store[TTx]) begin(ctx context.Context) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("meowmx: %w", err)
+	}
+	return nil
+}
+
+// Migrate creates or upgrades the store's schema with the embedded, numbered
+// migrations. An up-to-date schema is left untouched; concurrent calls from
+// several processes are safe.
+func (s *Store[TTx]) Migrate(ctx context.Context) error {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	result, err := s.driver.Migrate(ctx, s.config.Schema)
+	if err != nil {
+		return fmt.Errorf("meowmx: migrate: %w", mapDriverError(err))
+	}
+	if len(result.Applied) > 0 {
+		s.config.Logger.InfoContext(ctx, "meowmx: migrated",
+			slog.String("schema", s.config.Schema), slog.Any("applied", result.Applied))
+	}
+	return nil
+}
+
+// Horizon describes the oldest running transaction that holds the global
+// order's visibility horizon back: events written by transactions that
+// started after it stay invisible to ReadAll, ReadCategory and
+// subscriptions until it ends. A long-running or forgotten transaction
+// anywhere in the PostgreSQL cluster, any database, shows up here.
+type Horizon struct {
+	// PID is the backend's process id (0 for a prepared transaction).
+	PID int
+	// TransactionID is its 32-bit transaction id, as pg_stat_activity shows.
+	TransactionID uint64
+	// Age is how long its transaction has been running.
+	Age time.Duration
+	// Database is the database it is connected to.
+	Database string
+	// State is its pg_stat_activity state, or "prepared".
+	State string
+	// Query is the start of its last query (the gid of a prepared one).
+	Query string
+}
+
+// Horizon returns the oldest running transaction holding the visibility
+// horizon back, or nil when none does. It is always nil on SQLite, whose
+// writers are serialized.
+func (s *Store[TTx]) Horizon(ctx context.Context) (*Horizon, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	row, err := s.driver.Executor().Horizon(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("meowmx: horizon: %w", mapDriverError(err))
+	}
+	if row == nil {
+		return nil, nil
+	}
+	return &Horizon{
+		PID: row.PID, TransactionID: row.TransactionID, Age: row.Age,
+		Database: row.Database, State: row.State, Query: row.Query,
+	}, nil
+}

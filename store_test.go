@@ -1,0 +1,161 @@
+package meowmx_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/goleak"
+
+	"github.com/meowmx/meowmx"
+	"github.com/meowmx/meowmx/internal/storetest"
+	"github.com/meowmx/meowmx/internal/testdb"
+	"github.com/meowmx/meowmx/meowmxpgxv5"
+	"github.com/meowmx/meowmx/meowmxsqlite"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testdb.Close()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			os.Stderr.WriteString("goroutine leak: " + err.Error() + "\n")
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func TestPostgres(t *testing.T) {
+	t.Parallel()
+	storetest.Exercise(t, postgresHarness())
+}
+
+func TestSQLite(t *testing.T) {
+	t.Parallel()
+	storetest.Exercise(t, sqliteHarness())
+}
+
+func postgresHarness() *storetest.Harness[pgx.Tx] {
+	return &storetest.Harness[pgx.Tx]{
+		NewStore: func(t *testing.T, cfg *meowmx.Config, migrate bool) *meowmx.Store[pgx.Tx] {
+			pool := testdb.Pool(t)
+			c := meowmx.Config{}
+			if cfg != nil {
+				c = *cfg
+			}
+			c.Schema = testdb.SchemaName(t)
+			store, err := meowmx.New(meowmxpgxv5.New(pool), &c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if migrate {
+				if err := store.Migrate(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return store
+		},
+		Begin: func(ctx context.Context, s *meowmx.Store[pgx.Tx]) (pgx.Tx, error) {
+			return s.Driver().(*meowmxpgxv5.Driver).Pool().Begin(ctx)
+		},
+		Commit:   func(ctx context.Context, tx pgx.Tx) error { return tx.Commit(ctx) },
+		Rollback: func(ctx context.Context, tx pgx.Tx) error { return tx.Rollback(ctx) },
+		ReadModel: func(t *testing.T, s *meowmx.Store[pgx.Tx]) (func(context.Context, pgx.Tx, string, int) error, func(context.Context, string) (int, bool, error)) {
+			pool := s.Driver().(*meowmxpgxv5.Driver).Pool()
+			table := pgx.Identifier{s.Schema(), "read_model"}.Sanitize()
+			if _, err := pool.Exec(context.Background(), `CREATE TABLE `+table+` (key text PRIMARY KEY, value int NOT NULL)`); err != nil {
+				t.Fatal(err)
+			}
+			put := func(ctx context.Context, tx pgx.Tx, key string, value int) error {
+				_, err := tx.Exec(ctx, `INSERT INTO `+table+` (key, value) VALUES ($1, $2)
+					ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
+				return err
+			}
+			get := func(ctx context.Context, key string) (int, bool, error) {
+				var value int
+				err := pool.QueryRow(ctx, `SELECT value FROM `+table+` WHERE key = $1`, key).Scan(&value)
+				if errors.Is(err, pgx.ErrNoRows) {
+					return 0, false, nil
+				}
+				return value, err == nil, err
+			}
+			return put, get
+		},
+		ConcurrentWriters: true,
+	}
+}
+
+func sqliteHarness() *storetest.Harness[*sql.Tx] {
+	// Each test gets its own file; several stores of one test share it, each
+	// in a table prefix of its own.
+	var (
+		mu  sync.Mutex
+		dbs = map[*testing.T]*sql.DB{}
+		n   int
+	)
+	return &storetest.Harness[*sql.Tx]{
+		NewStore: func(t *testing.T, cfg *meowmx.Config, migrate bool) *meowmx.Store[*sql.Tx] {
+			mu.Lock()
+			db, ok := dbs[t]
+			if !ok {
+				db = testdb.SQLite(t)
+				dbs[t] = db
+				t.Cleanup(func() {
+					mu.Lock()
+					delete(dbs, t)
+					mu.Unlock()
+				})
+			}
+			n++
+			schema := fmt.Sprintf("store%d", n)
+			mu.Unlock()
+			c := meowmx.Config{}
+			if cfg != nil {
+				c = *cfg
+			}
+			c.Schema = schema
+			store, err := meowmx.New(meowmxsqlite.New(db), &c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if migrate {
+				if err := store.Migrate(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return store
+		},
+		Begin: func(ctx context.Context, s *meowmx.Store[*sql.Tx]) (*sql.Tx, error) {
+			return s.Driver().(*meowmxsqlite.Driver).DB().BeginTx(ctx, nil)
+		},
+		Commit:   func(ctx context.Context, tx *sql.Tx) error { return tx.Commit() },
+		Rollback: func(ctx context.Context, tx *sql.Tx) error { return tx.Rollback() },
+		ReadModel: func(t *testing.T, s *meowmx.Store[*sql.Tx]) (func(context.Context, *sql.Tx, string, int) error, func(context.Context, string) (int, bool, error)) {
+			db := s.Driver().(*meowmxsqlite.Driver).DB()
+			table := s.Schema() + "_read_model"
+			if _, err := db.Exec(`CREATE TABLE ` + table + ` (key TEXT PRIMARY KEY, value INTEGER NOT NULL)`); err != nil {
+				t.Fatal(err)
+			}
+			put := func(ctx context.Context, tx *sql.Tx, key string, value int) error {
+				_, err := tx.ExecContext(ctx, `INSERT INTO `+table+` (key, value) VALUES (?, ?)
+					ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
+				return err
+			}
+			get := func(ctx context.Context, key string) (int, bool, error) {
+				var value int
+				err := db.QueryRowContext(ctx, `SELECT value FROM `+table+` WHERE key = ?`, key).Scan(&value)
+				if errors.Is(err, sql.ErrNoRows) {
+					return 0, false, nil
+				}
+				return value, err == nil, err
+			}
+			return put, get
+		},
+	}
+}
