@@ -117,6 +117,19 @@ func sameJSON(t *testing.T, a, b []byte) bool {
 	return string(xs) == string(ys)
 }
 
+// begin starts a transaction that is rolled back when the test ends, so
+// that a failing check cannot leave it open, holding the schema's locks and
+// the horizon. Rolling back a committed transaction does nothing.
+func begin[TTx any](t *testing.T, h *Harness[TTx], s *meowmx.Store[TTx]) TTx {
+	t.Helper()
+	tx, err := h.Begin(ctx(t), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Rollback(context.Background(), tx) })
+	return tx
+}
+
 // readAllWait pages through ReadAll from after until it has returned want
 // events, waiting while another test's transaction holds the horizon.
 func readAllWait[TTx any](t *testing.T, s *meowmx.Store[TTx], category string, after meowmx.Position, want int) []meowmx.RecordedEvent {
@@ -433,7 +446,7 @@ func testAppendTxCombined[TTx any](t *testing.T, h *Harness[TTx]) {
 	c := ctx(t)
 
 	// Rolled back: neither the events nor the row.
-	tx := must(h.Begin(c, s))(t)
+	tx := begin(t, h, s)
 	must(s.AppendTx(c, tx, meowmx.NewStream("order", "1"), meowmx.NoStream, ev("Placed", `{}`), ev("Paid", `{}`)))(t)
 	if err := put(c, tx, "order-1", 2); err != nil {
 		t.Fatal(err)
@@ -449,7 +462,7 @@ func testAppendTxCombined[TTx any](t *testing.T, h *Harness[TTx]) {
 	}
 
 	// Committed: both.
-	tx = must(h.Begin(c, s))(t)
+	tx = begin(t, h, s)
 	must(s.AppendTx(c, tx, meowmx.NewStream("order", "1"), meowmx.NoStream, ev("Placed", `{}`), ev("Paid", `{}`)))(t)
 	if err := put(c, tx, "order-1", 2); err != nil {
 		t.Fatal(err)
@@ -465,7 +478,7 @@ func testAppendTxCombined[TTx any](t *testing.T, h *Harness[TTx]) {
 	}
 
 	// A conflict inside the transaction writes nothing of the batch.
-	tx = must(h.Begin(c, s))(t)
+	tx = begin(t, h, s)
 	if _, err := s.AppendTx(c, tx, meowmx.NewStream("order", "1"), 0, ev("Shipped", `{}`)); !errors.Is(err, meowmx.ErrVersionConflict) {
 		t.Fatalf("conflict in a transaction: err = %v", err)
 	}
@@ -481,8 +494,7 @@ func testAppendTxSeesOwnWrites[TTx any](t *testing.T, h *Harness[TTx]) {
 	s := h.NewStore(t, nil, true)
 	c := ctx(t)
 	stream := meowmx.NewStream("cart", "9")
-	tx := must(h.Begin(c, s))(t)
-	defer h.Rollback(context.WithoutCancel(c), tx)
+	tx := begin(t, h, s)
 	must(s.AppendTx(c, tx, stream, meowmx.NoStream, ev("Opened", `{}`)))(t)
 	must(s.AppendTx(c, tx, stream, 0, ev("ItemAdded", `{"sku":"x"}`)))(t)
 	if v := must(s.StreamVersionTx(c, tx, stream))(t); v != 1 {
@@ -690,7 +702,7 @@ func testBadInput[TTx any](t *testing.T, h *Harness[TTx]) {
 		if !errors.Is(err, meowmx.ErrInvalidInput) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want ErrInvalidInput mentioning %q", tc.name, err, tc.want)
 		}
-		tx := must(h.Begin(c, s))(t)
+		tx := begin(t, h, s)
 		_, err = s.AppendTx(c, tx, tc.stream, tc.expected, tc.events...)
 		if !errors.Is(err, meowmx.ErrInvalidInput) {
 			t.Errorf("%s in a transaction: err = %v, want ErrInvalidInput", tc.name, err)
@@ -834,7 +846,7 @@ func testOutOfOrderCommit[TTx any](t *testing.T, h *Harness[TTx]) {
 	seen := readAllWait(t, s, "", meowmx.Start, 1)
 	after := seen[len(seen)-1].Position
 
-	slow := must(h.Begin(c, s))(t)
+	slow := begin(t, h, s)
 	must(s.AppendTx(c, slow, meowmx.NewStream("slow", "1"), meowmx.NoStream, ev("Slow", `{}`)))(t)
 
 	fastDone := make(chan error, 1)
@@ -1006,8 +1018,7 @@ func testReadTxVariants[TTx any](t *testing.T, h *Harness[TTx]) {
 	c := ctx(t)
 	must(s.Append(c, meowmx.NewStream("order", "1"), meowmx.NoStream, ev("Placed", `{}`)))(t)
 	readAllWait(t, s, "", meowmx.Start, 1)
-	tx := must(h.Begin(c, s))(t)
-	defer h.Rollback(context.WithoutCancel(c), tx)
+	tx := begin(t, h, s)
 	if last := must(s.LastEventTx(c, tx, meowmx.NewStream("order", "1")))(t); last.Type != "Placed" {
 		t.Fatalf("LastEventTx = %+v", last)
 	}

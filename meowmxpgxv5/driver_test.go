@@ -1,0 +1,224 @@
+package meowmxpgxv5_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/goleak"
+
+	"github.com/meowmx/meowmx"
+	"github.com/meowmx/meowmx/internal/testdb"
+	"github.com/meowmx/meowmx/meowmxpgxv5"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testdb.Close()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			os.Stderr.WriteString("goroutine leak: " + err.Error() + "\n")
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func newStore(t *testing.T, pool *pgxpool.Pool) *meowmx.Store[pgx.Tx] {
+	t.Helper()
+	store, err := meowmx.New(meowmxpgxv5.New(pool), &meowmx.Config{Schema: testdb.SchemaName(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return store
+}
+
+var data = json.RawMessage(`{"n":1}`)
+
+// TestTransactionTooOld: a caller's transaction that took its id before
+// another writer appended to a stream cannot append to that stream, because
+// its events would come before the other writer's in the global order.
+func TestTransactionTooOld(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.Pool(t)
+	store := newStore(t, pool)
+	stream := meowmx.NewStream("order", "1")
+	if _, err := store.Append(ctx, stream, meowmx.NoStream, meowmx.Event{Type: "Placed", Data: data}); err != nil {
+		t.Fatal(err)
+	}
+
+	early, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer early.Rollback(ctx)
+	var xid string
+	if err := early.QueryRow(ctx, `SELECT pg_current_xact_id()::text`).Scan(&xid); err != nil {
+		t.Fatal(err)
+	}
+
+	// A later transaction appends to the stream and commits.
+	if _, err := store.Append(ctx, stream, 0, meowmx.Event{Type: "Paid", Data: data}); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = store.AppendTx(ctx, early, stream, 1, meowmx.Event{Type: "Shipped", Data: data})
+	if !errors.Is(err, meowmx.ErrTransactionTooOld) || !meowmx.IsRetryable(err) {
+		t.Fatalf("append in a transaction older than the stream's last write: err = %v, want ErrTransactionTooOld", err)
+	}
+	if err := early.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := store.StreamVersion(ctx, stream); v != 1 {
+		t.Fatalf("version = %d, want 1: the refused append wrote", v)
+	}
+
+	// Retried in a new transaction, it succeeds, in order.
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		_, err := store.AppendTx(ctx, tx, stream, 1, meowmx.Event{Type: "Shipped", Data: data})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	events, err := store.ReadCategory(ctx, "order", meowmx.Start, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range events {
+		if e.Version != int64(i) {
+			t.Fatalf("global order puts version %d at %d", e.Version, i)
+		}
+	}
+}
+
+// TestHorizonReportsHolder: an open transaction holding an id is reported
+// (or an older one, from another test).
+func TestHorizonReportsHolder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.Pool(t)
+	store := newStore(t, pool)
+
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	var (
+		pid int
+		xid string
+	)
+	if err := tx.QueryRow(ctx, `SELECT pg_backend_pid(), pg_current_xact_id()::xid::text`).Scan(&pid, &xid); err != nil {
+		t.Fatal(err)
+	}
+	ours, _ := strconv.ParseUint(xid, 10, 64)
+	time.Sleep(20 * time.Millisecond)
+
+	held, err := store.Horizon(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held == nil {
+		t.Fatal("no horizon holder reported while a transaction holds an id")
+	}
+	if held.TransactionID > ours {
+		t.Fatalf("reported transaction %d, younger than the open %d", held.TransactionID, ours)
+	}
+	if held.TransactionID == ours && (held.PID != pid || held.Age < 20*time.Millisecond) {
+		t.Fatalf("reported %+v for our transaction (pid %d)", held, pid)
+	}
+}
+
+type queryCounter struct{ n atomic.Int64 }
+
+func (q *queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	q.n.Add(1)
+	return ctx
+}
+func (q *queryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// TestAppendIsOneStatement: Append, even of a large batch with an expected
+// version, sends one statement.
+func TestAppendIsOneStatement(t *testing.T) {
+	t.Parallel()
+	testdb.Pool(t) // reachable, or skip / fail
+	cfg, err := pgxpool.ParseConfig(testdb.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	counter := &queryCounter{}
+	cfg.ConnConfig.Tracer = counter
+	cfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	store := newStore(t, pool)
+	ctx := context.Background()
+
+	batch := make([]meowmx.Event, 1000)
+	for i := range batch {
+		batch[i] = meowmx.Event{Type: "Row", Data: data}
+	}
+	for i, expected := range []meowmx.ExpectedVersion{meowmx.NoStream, 999, meowmx.Any, meowmx.StreamExists} {
+		before := counter.n.Load()
+		if _, err := store.Append(ctx, meowmx.NewStream("bulk", "1"), expected, batch...); err != nil {
+			t.Fatal(err)
+		}
+		if n := counter.n.Load() - before; n != 1 {
+			t.Fatalf("append %d sent %d statements, want 1", i, n)
+		}
+	}
+}
+
+// TestConnectionLostMidAppend: a connection terminated while its append
+// runs leaves nothing half-written.
+func TestTerminatedAppendWritesNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.Pool(t)
+	store := newStore(t, pool)
+	stream := meowmx.NewStream("order", "x")
+
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if err := tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	batch := make([]meowmx.Event, 500)
+	for i := range batch {
+		batch[i] = meowmx.Event{Type: "Row", Data: data}
+	}
+	if _, err := store.AppendTx(ctx, tx, stream, meowmx.NoStream, batch...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err == nil {
+		t.Fatal("commit on a terminated connection succeeded")
+	}
+	if v, err := store.StreamVersion(ctx, stream); err != nil || v != -1 {
+		t.Fatalf("version after a lost transaction = %d (%v), want -1", v, err)
+	}
+	// The pool recovers and the store keeps working.
+	if _, err := store.Append(ctx, stream, meowmx.NoStream, batch...); err != nil {
+		t.Fatal(err)
+	}
+}
