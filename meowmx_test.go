@@ -1,0 +1,84 @@
+package meowmx_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/meowmx/meowmx"
+	"github.com/meowmx/meowmx/meowmxsqlite"
+)
+
+func TestPositionString(t *testing.T) {
+	t.Parallel()
+	for _, p := range []meowmx.Position{meowmx.Start, {TransactionID: 7615, Seq: 120}, {Seq: 3}, {TransactionID: 1<<64 - 1, Seq: 1<<63 - 1}} {
+		parsed, err := meowmx.ParsePosition(p.String())
+		if err != nil || parsed != p {
+			t.Errorf("ParsePosition(%q) = %v, %v", p.String(), parsed, err)
+		}
+		text, _ := p.MarshalText()
+		var q meowmx.Position
+		if err := q.UnmarshalText(text); err != nil || q != p {
+			t.Errorf("UnmarshalText(%q) = %v, %v", text, q, err)
+		}
+	}
+	for _, bad := range []string{"", "12", "/", "1/", "/1", "a/1", "1/b", "-1/1", "1/-1", "+1/1", "1/+1", "1/2/3", " 1/2", "18446744073709551616/1"} {
+		if _, err := meowmx.ParsePosition(bad); !errors.Is(err, meowmx.ErrInvalidInput) {
+			t.Errorf("ParsePosition(%q): err = %v, want ErrInvalidInput", bad, err)
+		}
+	}
+}
+
+func TestPositionCompare(t *testing.T) {
+	t.Parallel()
+	a := meowmx.Position{TransactionID: 5, Seq: 100}
+	b := meowmx.Position{TransactionID: 6, Seq: 1}
+	c := meowmx.Position{TransactionID: 6, Seq: 2}
+	if a.Compare(b) != -1 || b.Compare(c) != -1 || c.Compare(a) != 1 || b.Compare(b) != 0 {
+		t.Fatal("positions order by transaction id, then sequence")
+	}
+}
+
+func TestParseStream(t *testing.T) {
+	t.Parallel()
+	s, err := meowmx.ParseStream("order-7f3a-11")
+	if err != nil || s != meowmx.NewStream("order", "7f3a-11") {
+		t.Fatalf("ParseStream = %+v, %v", s, err)
+	}
+	for _, bad := range []string{"order", "-1", "order-", ""} {
+		if _, err := meowmx.ParseStream(bad); !errors.Is(err, meowmx.ErrInvalidInput) {
+			t.Errorf("ParseStream(%q): err = %v", bad, err)
+		}
+	}
+}
+
+func TestExpectedVersionString(t *testing.T) {
+	t.Parallel()
+	for v, want := range map[meowmx.ExpectedVersion]string{meowmx.Any: "any", meowmx.NoStream: "no stream", meowmx.StreamExists: "stream exists", 4: "version 4"} {
+		if v.String() != want {
+			t.Errorf("%d.String() = %q, want %q", int64(v), v.String(), want)
+		}
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	t.Parallel()
+	driver := meowmxsqlite.New(nil)
+	cases := map[string]struct {
+		cfg  meowmx.Config
+		want string
+	}{
+		"schema":         {meowmx.Config{Schema: "Bad Name"}, "Config.Schema"},
+		"schema quote":   {meowmx.Config{Schema: `x"; drop`}, "Config.Schema"},
+		"max event size": {meowmx.Config{MaxEventSize: -1}, "Config.MaxEventSize"},
+		"append retries": {meowmx.Config{AppendRetries: -2}, "Config.AppendRetries"},
+	}
+	for name, tc := range cases {
+		if _, err := meowmx.New(driver, &tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want one naming %s", name, err, tc.want)
+		}
+	}
+	if _, err := meowmx.New(driver, nil); err != nil {
+		t.Fatalf("default config: %v", err)
+	}
+}

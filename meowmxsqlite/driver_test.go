@@ -1,0 +1,91 @@
+package meowmxsqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/meowmx/meowmx"
+	"github.com/meowmx/meowmx/meowmxsqlite"
+)
+
+func TestOpenSettings(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "with space & ?query#frag.db")
+	db, err := meowmxsqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var mode string
+	var busy, sync int
+	if err := db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Fatalf("journal_mode = %q (%v), want wal", mode, err)
+	}
+	if err := db.QueryRow(`PRAGMA busy_timeout`).Scan(&busy); err != nil || busy != meowmxsqlite.BusyTimeout {
+		t.Fatalf("busy_timeout = %d (%v)", busy, err)
+	}
+	if err := db.QueryRow(`PRAGMA synchronous`).Scan(&sync); err != nil || sync != 2 {
+		t.Fatalf("synchronous = %d (%v), want 2 (FULL)", sync, err)
+	}
+	if _, err := meowmxsqlite.Open(""); err == nil {
+		t.Fatal("Open(\"\") succeeded")
+	}
+}
+
+// TestTwoHandlesOneFile: two *sql.DB on one file, as two processes would
+// have, append concurrently without losing or duplicating anything.
+func TestTwoHandlesOneFile(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "shared.db")
+	var stores []*meowmx.Store[*sql.Tx]
+	for range 2 {
+		db, err := meowmxsqlite.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		store, err := meowmx.New(meowmxsqlite.New(db), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		stores = append(stores, store)
+	}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			store := stores[w%2]
+			for i := range 20 {
+				_, err := store.Append(ctx, meowmx.NewStream("tally", fmt.Sprint(i%3)), meowmx.Any,
+					meowmx.Event{Type: "Counted", Data: json.RawMessage(`{}`)})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	events, err := stores[1].ReadAll(ctx, meowmx.Start, &meowmx.ReadOpts{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 160 {
+		t.Fatalf("read %d events, want 160", len(events))
+	}
+	next := map[meowmx.Stream]int64{}
+	for _, e := range events {
+		if e.Version != next[e.Stream] {
+			t.Fatalf("%s: version %d where %d was next", e.Stream, e.Version, next[e.Stream])
+		}
+		next[e.Stream]++
+	}
+}
