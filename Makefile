@@ -1,0 +1,18 @@
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+
+.PHONY: test vet race demo fmt
+
+# The README's test command: vet, then every test with the race detector,
+# against the local PostgreSQL (started first if it is down) and SQLite.
+test: vet
+	./scripts/ensure-postgres.sh
+	$(GO) test -race -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+
+demo:
+	$(GO) run ./examples/quickstart
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
