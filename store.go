@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"sync/atomic"
 	"time"
 
@@ -64,9 +65,11 @@ func (c *Config) withDefaults() *Config {
 	return &out
 }
 
-func (c *Config) validate(schemaCheck func(string) error) error {
-	if err := schemaCheck(c.Schema); err != nil {
-		return fmt.Errorf("meowmx: Config.Schema: %w", err)
+var schemaPattern = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+func (c *Config) validate() error {
+	if !schemaPattern.MatchString(c.Schema) {
+		return fmt.Errorf("meowmx: Config.Schema %q: want lower-case letters, digits and underscores, starting with a letter or underscore, at most 63 characters", c.Schema)
 	}
 	if c.MaxEventSize < 0 {
 		return fmt.Errorf("meowmx: Config.MaxEventSize must not be negative, got %d", c.MaxEventSize)
@@ -93,7 +96,7 @@ func New[TTx any](driver meowmxdriver.Driver[TTx], config *Config) (*Store[TTx],
 		return nil, errors.New("meowmx: nil driver")
 	}
 	cfg := config.withDefaults()
-	if err := cfg.validate(driver.ValidateSchema); err != nil {
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	return &Store[TTx]{driver: driver, config: cfg}, nil

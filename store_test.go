@@ -5,12 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"go.uber.org/goleak"
 
 	"github.com/meowmx/meowmx"
 	"github.com/meowmx/meowmx/internal/storetest"
@@ -19,17 +17,7 @@ import (
 	"github.com/meowmx/meowmx/meowmxsqlite"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testdb.Close()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			os.Stderr.WriteString("goroutine leak: " + err.Error() + "\n")
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testdb.Main(m) }
 
 func TestPostgres(t *testing.T) {
 	t.Parallel()

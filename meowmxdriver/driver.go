@@ -29,9 +29,6 @@ type Driver[TTx any] interface {
 	// Migrate brings the schema up to date. It is safe to call from several
 	// processes at once.
 	Migrate(ctx context.Context, schema string) (*MigrateResult, error)
-
-	// ValidateSchema reports whether name is usable as a schema name.
-	ValidateSchema(name string) error
 }
 
 // Executor runs meowmx's statements.

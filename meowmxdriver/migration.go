@@ -56,3 +56,19 @@ func LoadMigrations(fsys fs.FS, dir string, vars map[string]string) ([]Migration
 	}
 	return migrations, nil
 }
+
+// ApplyPending calls apply, in order, for each migration whose version is not
+// among applied, and returns the versions it applied.
+func ApplyPending(migrations []Migration, applied []int, apply func(Migration) error) ([]int, error) {
+	var done []int
+	for _, m := range migrations {
+		if slices.Contains(applied, m.Version) {
+			continue
+		}
+		if err := apply(m); err != nil {
+			return done, fmt.Errorf("migration %03d_%s: %w", m.Version, m.Name, err)
+		}
+		done = append(done, m.Version)
+	}
+	return done, nil
+}

@@ -12,7 +12,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"regexp"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -54,16 +53,6 @@ func (d *Driver) UnwrapExecutor(tx pgx.Tx) meowmxdriver.Executor {
 	return &executor{driver: d, db: tx}
 }
 
-var schemaPattern = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
-
-// ValidateSchema accepts lower-case SQL identifiers of up to 63 characters.
-func (d *Driver) ValidateSchema(name string) error {
-	if !schemaPattern.MatchString(name) {
-		return fmt.Errorf("schema %q: want lower-case letters, digits and underscores, starting with a letter or underscore, at most 63 characters", name)
-	}
-	return nil
-}
-
 // Migrate applies the embedded migrations that schema lacks, in one
 // transaction under an advisory lock, so that concurrent calls are safe and
 // an up-to-date schema is left untouched.
@@ -84,31 +73,22 @@ func (d *Driver) Migrate(ctx context.Context, schema string) (*meowmxdriver.Migr
 		if _, err := tx.Exec(ctx, st.createMigrations); err != nil {
 			return err
 		}
-		applied := map[int]bool{}
 		rows, err := tx.Query(ctx, st.appliedMigrations)
 		if err != nil {
 			return err
 		}
-		versions, err := pgx.CollectRows(rows, pgx.RowTo[int])
+		applied, err := pgx.CollectRows(rows, pgx.RowTo[int])
 		if err != nil {
 			return err
 		}
-		for _, v := range versions {
-			applied[v] = true
-		}
-		for _, m := range migrations {
-			if applied[m.Version] {
-				continue
-			}
+		result.Applied, err = meowmxdriver.ApplyPending(migrations, applied, func(m meowmxdriver.Migration) error {
 			if _, err := tx.Exec(ctx, m.SQL); err != nil {
-				return fmt.Errorf("migration %03d_%s: %w", m.Version, m.Name, err)
-			}
-			if _, err := tx.Exec(ctx, st.recordMigration, m.Version, m.Name); err != nil {
 				return err
 			}
-			result.Applied = append(result.Applied, m.Version)
-		}
-		return nil
+			_, err := tx.Exec(ctx, st.recordMigration, m.Version, m.Name)
+			return err
+		})
+		return err
 	})
 	if err != nil {
 		return nil, mapError(err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -12,24 +11,13 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"go.uber.org/goleak"
 
 	"github.com/meowmx/meowmx"
 	"github.com/meowmx/meowmx/internal/testdb"
 	"github.com/meowmx/meowmx/meowmxpgxv5"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testdb.Close()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			os.Stderr.WriteString("goroutine leak: " + err.Error() + "\n")
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testdb.Main(m) }
 
 func newStore(t *testing.T, pool *pgxpool.Pool) *meowmx.Store[pgx.Tx] {
 	t.Helper()

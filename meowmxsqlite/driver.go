@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"regexp"
 	"strings"
 	"sync"
 
@@ -100,16 +99,6 @@ func (d *Driver) UnwrapExecutor(tx *sql.Tx) meowmxdriver.Executor {
 	return &executor{driver: d, tx: tx}
 }
 
-var schemaPattern = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
-
-// ValidateSchema accepts lower-case identifiers of up to 63 characters.
-func (d *Driver) ValidateSchema(name string) error {
-	if !schemaPattern.MatchString(name) {
-		return fmt.Errorf("schema %q: want lower-case letters, digits and underscores, starting with a letter or underscore, at most 63 characters", name)
-	}
-	return nil
-}
-
 // Migrate applies the migrations the schema lacks in one immediate
 // transaction, which also serializes concurrent migrating processes.
 func (d *Driver) Migrate(ctx context.Context, schema string) (*meowmxdriver.MigrateResult, error) {
@@ -127,32 +116,27 @@ func (d *Driver) Migrate(ctx context.Context, schema string) (*meowmxdriver.Migr
 		if err != nil {
 			return err
 		}
-		applied := map[int]bool{}
+		var applied []int
 		for rows.Next() {
 			var v int
 			if err := rows.Scan(&v); err != nil {
 				rows.Close()
 				return err
 			}
-			applied[v] = true
+			applied = append(applied, v)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		for _, m := range migrations {
-			if applied[m.Version] {
-				continue
-			}
+		result.Applied, err = meowmxdriver.ApplyPending(migrations, applied, func(m meowmxdriver.Migration) error {
 			if _, err := q.ExecContext(ctx, m.SQL); err != nil {
-				return fmt.Errorf("migration %03d_%s: %w", m.Version, m.Name, err)
-			}
-			if _, err := q.ExecContext(ctx, st.recordMigration, m.Version, m.Name); err != nil {
 				return err
 			}
-			result.Applied = append(result.Applied, m.Version)
-		}
-		return nil
+			_, err := q.ExecContext(ctx, st.recordMigration, m.Version, m.Name)
+			return err
+		})
+		return err
 	})
 	if err != nil {
 		return nil, mapError(err)

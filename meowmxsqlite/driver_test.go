@@ -10,8 +10,11 @@ import (
 	"testing"
 
 	"github.com/meowmx/meowmx"
+	"github.com/meowmx/meowmx/internal/testdb"
 	"github.com/meowmx/meowmx/meowmxsqlite"
 )
+
+func TestMain(m *testing.M) { testdb.Main(m) }
 
 func TestOpenSettings(t *testing.T) {
 	t.Parallel()

@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/goleak"
 
 	"github.com/meowmx/meowmx/meowmxsqlite"
 )
@@ -80,11 +82,20 @@ func Unreachable(tb testing.TB, err error) {
 	tb.Skipf("PostgreSQL at %s is unreachable (set MEOWMX_TEST_DATABASE_URL): %v", URL(), err)
 }
 
-// Close closes the shared pool, if it was opened. Call it from TestMain.
-func Close() {
+// Main runs a package's tests, closes the shared pool, and fails the run if
+// goroutines are left behind. Call it from TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
 	if pool != nil {
 		pool.Close()
 	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 // SchemaName returns a fresh schema name and drops the schema when the test
