@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 
@@ -18,6 +19,8 @@ import (
 )
 
 func TestMain(m *testing.M) { testdb.Main(m) }
+
+var quietLogger = slog.New(slog.DiscardHandler)
 
 func TestPostgres(t *testing.T) {
 	t.Parallel()
@@ -38,6 +41,7 @@ func postgresHarness() *storetest.Harness[pgx.Tx] {
 				c = *cfg
 			}
 			c.Schema = testdb.SchemaName(t)
+			c.Logger = quietLogger
 			store, err := meowmx.New(meowmxpgxv5.New(pool), &c)
 			if err != nil {
 				t.Fatal(err)
@@ -108,6 +112,7 @@ func sqliteHarness() *storetest.Harness[*sql.Tx] {
 				c = *cfg
 			}
 			c.Schema = schema
+			c.Logger = quietLogger
 			store, err := meowmx.New(meowmxsqlite.New(db), &c)
 			if err != nil {
 				t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -19,9 +20,9 @@ import (
 
 func TestMain(m *testing.M) { testdb.Main(m) }
 
-func newStore(t *testing.T, pool *pgxpool.Pool) *meowmx.Store[pgx.Tx] {
+func newStore(t testing.TB, pool *pgxpool.Pool) *meowmx.Store[pgx.Tx] {
 	t.Helper()
-	store, err := meowmx.New(meowmxpgxv5.New(pool), &meowmx.Config{Schema: testdb.SchemaName(t)})
+	store, err := meowmx.New(meowmxpgxv5.New(pool), &meowmx.Config{Schema: testdb.SchemaName(t), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
