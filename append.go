@@ -88,11 +88,12 @@ func (s *Store[TTx]) appendParams(ctx context.Context, stream Stream, expected E
 		return nil, invalidf("append to %s: no events", stream)
 	}
 	params := &meowmxdriver.AppendParams{
-		Schema:   s.config.Schema,
-		Category: stream.Category,
-		StreamID: stream.ID,
-		Expected: int64(expected),
-		Events:   make([]meowmxdriver.EventInsert, len(events)),
+		Schema:     s.config.Schema,
+		Category:   stream.Category,
+		StreamID:   stream.ID,
+		StreamHash: StreamHash(stream),
+		Expected:   int64(expected),
+		Events:     make([]meowmxdriver.EventInsert, len(events)),
 	}
 	seen := make(map[uuid.UUID]int, len(events))
 	for i := range events {

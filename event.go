@@ -2,6 +2,7 @@ package meowmx
 
 import (
 	"encoding/json"
+	"hash/fnv"
 	"strconv"
 	"strings"
 	"time"
@@ -71,6 +72,18 @@ func validText(what, s string) error {
 		return invalidf("%s %q contains a NUL byte", what, s)
 	}
 	return nil
+}
+
+// StreamHash is the stable hash of a stream that places it in a partition of
+// a partitioned subscription: partition = StreamHash(s) % partitions. It is
+// the 64-bit FNV-1a hash of the stream's name with the top bit cleared, so
+// it is the same on every driver, process and version of meowmx.
+func StreamHash(s Stream) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(s.Category))
+	h.Write([]byte(StreamSeparator))
+	h.Write([]byte(s.ID))
+	return int64(h.Sum64() & (1<<63 - 1))
 }
 
 // ExpectedVersion is what an append requires of the stream: an exact

@@ -82,3 +82,15 @@ func TestConfigValidation(t *testing.T) {
 		t.Fatalf("default config: %v", err)
 	}
 }
+
+// TestStreamHashStable: partitions of stored subscriptions depend on this
+// value never changing.
+func TestStreamHashStable(t *testing.T) {
+	t.Parallel()
+	if got := meowmx.StreamHash(meowmx.NewStream("order", "1")); got != 6837731555528337517 {
+		t.Fatalf("StreamHash(order-1) = %d: the hash changed, which would move streams between partitions", got)
+	}
+	if meowmx.StreamHash(meowmx.NewStream("a", "b-c")) != meowmx.StreamHash(meowmx.NewStream("a", "b-c")) {
+		t.Fatal("not deterministic")
+	}
+}

@@ -87,8 +87,11 @@ type AppendParams struct {
 	Schema   string
 	Category string
 	StreamID string
-	Expected int64
-	Events   []EventInsert
+	// StreamHash is meowmx.StreamHash of the stream, stored with each event
+	// to split subscriptions into partitions.
+	StreamHash int64
+	Expected   int64
+	Events     []EventInsert
 }
 
 // AppendStatus says what Append did.

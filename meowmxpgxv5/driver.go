@@ -59,8 +59,9 @@ func (d *Driver) UnwrapExecutor(tx pgx.Tx) meowmxdriver.Executor {
 func (d *Driver) Migrate(ctx context.Context, schema string) (*meowmxdriver.MigrateResult, error) {
 	st := d.statements(schema)
 	migrations, err := meowmxdriver.LoadMigrations(migrationFS, "migrations", map[string]string{
-		"schema":         st.ident,
-		"schema_literal": st.literal,
+		"schema":          st.ident,
+		"schema_literal":  st.literal,
+		"channel_literal": quoteLiteral(Channel(schema)),
 	})
 	if err != nil {
 		return nil, err

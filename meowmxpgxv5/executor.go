@@ -33,7 +33,7 @@ func (e *executor) Append(ctx context.Context, p *meowmxdriver.AppendParams) (*m
 	for i, ev := range p.Events {
 		ids[i], types[i], data[i], metadata[i] = ev.ID, ev.Type, ev.Data, ev.Metadata
 	}
-	rows, err := e.db.Query(ctx, st.append, p.Category, p.StreamID, p.Expected, ids, types, data, metadata)
+	rows, err := e.db.Query(ctx, st.append, p.Category, p.StreamID, p.StreamHash, p.Expected, ids, types, data, metadata)
 	if err != nil {
 		return nil, mapError(err)
 	}

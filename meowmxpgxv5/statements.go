@@ -35,7 +35,7 @@ func newStatements(schema string) *statements {
 	r := strings.NewReplacer("{{schema}}", ident).Replace
 	return &statements{
 		ident:   ident,
-		literal: "'" + strings.ReplaceAll(schema, "'", "''") + "'",
+		literal: quoteLiteral(schema),
 
 		createMigrations: r(`CREATE SCHEMA IF NOT EXISTS {{schema}};
 CREATE TABLE IF NOT EXISTS {{schema}}.migrations (
@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS {{schema}}.migrations (
 
 		append: r(`SELECT o_status, o_current, o_transaction_id, o_seq, o_category, o_stream_id, o_version,
        o_id, o_type, o_data, o_metadata, o_recorded_at
-  FROM {{schema}}.append_events($1, $2, $3, $4, $5, $6, $7)`),
+  FROM {{schema}}.append_events($1, $2, $3, $4, $5, $6, $7, $8)`),
 
 		readStreamFwd: r(`SELECT ` + eventColumns + ` FROM {{schema}}.events
  WHERE category = $1 AND stream_id = $2 AND version >= $3::bigint
@@ -86,3 +86,15 @@ const horizonQuery = `SELECT pid, xid::text::bigint, age, coalesce(datname, ''),
   ) h
  ORDER BY age(xid) DESC
  LIMIT 1`
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// Channel is the LISTEN/NOTIFY channel of a schema: an append notifies it
+// with the event's category after commit.
+func Channel(schema string) string {
+	channel := "meowmx_" + schema
+	if len(channel) > 63 {
+		channel = channel[:63]
+	}
+	return channel
+}

@@ -92,7 +92,7 @@ func appendEvents(ctx context.Context, q querier, st *statements, p *meowmxdrive
 			metadata = string(ev.Metadata)
 		}
 		id := uuid.UUID(ev.ID).String()
-		res, err := q.ExecContext(ctx, st.insertEvent, p.Category, p.StreamID, version, id, ev.Type,
+		res, err := q.ExecContext(ctx, st.insertEvent, p.Category, p.StreamID, p.StreamHash, version, id, ev.Type,
 			string(ev.Data), metadata, now.UnixMicro())
 		if err != nil {
 			return nil, uniqueViolation(ctx, q, st, id, err)

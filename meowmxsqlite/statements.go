@@ -44,7 +44,7 @@ func newStatements(schema string) *statements {
  ORDER BY version
  LIMIT ?`),
 		lastVersion:   r(`SELECT coalesce(max(version), -1) FROM {{prefix}}events WHERE category = ? AND stream_id = ?`),
-		insertEvent:   r(`INSERT INTO {{prefix}}events (category, stream_id, version, event_id, type, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+		insertEvent:   r(`INSERT INTO {{prefix}}events (category, stream_id, stream_hash, version, event_id, type, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		eventIDExists: r(`SELECT count(*) FROM {{prefix}}events WHERE event_id = ?`),
 		readStreamFwd: r(`SELECT ` + eventColumns + ` FROM {{prefix}}events
  WHERE category = ? AND stream_id = ? AND version >= ?

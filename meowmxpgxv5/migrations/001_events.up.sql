@@ -7,6 +7,7 @@ CREATE TABLE IF NOT EXISTS {{schema}}.events (
     transaction_id xid8        NOT NULL DEFAULT pg_current_xact_id(),
     category       text        NOT NULL,
     stream_id      text        NOT NULL,
+    stream_hash    bigint      NOT NULL, -- meowmx.StreamHash, for partitioned subscriptions
     version        bigint      NOT NULL,
     event_id       uuid        NOT NULL,
     type           text        NOT NULL,
@@ -35,6 +36,7 @@ CREATE INDEX IF NOT EXISTS events_category_position_idx
 CREATE OR REPLACE FUNCTION {{schema}}.append_events(
     p_category  text,
     p_stream_id text,
+    p_stream_hash bigint,
     p_expected  bigint,
     p_ids       uuid[],
     p_types     text[],
@@ -105,11 +107,15 @@ BEGIN
     END IF;
 
     RETURN QUERY
-        INSERT INTO {{schema}}.events AS e (category, stream_id, version, event_id, type, data, metadata)
-        SELECT p_category, p_stream_id, v_current + i.ord, i.id, i.typ, i.dat, i.meta
+        INSERT INTO {{schema}}.events AS e (category, stream_id, stream_hash, version, event_id, type, data, metadata)
+        SELECT p_category, p_stream_id, p_stream_hash, v_current + i.ord, i.id, i.typ, i.dat, i.meta
           FROM unnest(p_ids, p_types, p_data, p_metadata) WITH ORDINALITY AS i(id, typ, dat, meta, ord)
          ORDER BY i.ord
         RETURNING 0, v_current, e.transaction_id, e.seq, NULL::text, NULL::text, e.version,
                   e.event_id, NULL::text, NULL::jsonb, NULL::jsonb, e.recorded_at;
+
+    -- Wake listening subscriptions after commit. PostgreSQL folds identical
+    -- notifications of one transaction into one.
+    PERFORM pg_notify({{channel_literal}}, p_category);
 END
 $fn$;

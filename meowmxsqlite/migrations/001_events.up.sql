@@ -4,6 +4,7 @@ CREATE TABLE IF NOT EXISTS {{prefix}}events (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
     category    TEXT    NOT NULL,
     stream_id   TEXT    NOT NULL,
+    stream_hash INTEGER NOT NULL, -- meowmx.StreamHash, for partitioned subscriptions
     version     INTEGER NOT NULL,
     event_id    TEXT    NOT NULL,
     type        TEXT    NOT NULL,
