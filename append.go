@@ -34,6 +34,9 @@ func (s *Store[TTx]) Append(ctx context.Context, stream Stream, expected Expecte
 	}
 	for attempt := 0; ; attempt++ {
 		recorded, err := s.appendWith(ctx, s.driver.Executor(), params, events)
+		if err == nil {
+			s.hub.notify(stream.Category)
+		}
 		if err == nil || !IsRetryable(err) || attempt >= s.config.AppendRetries {
 			return recorded, err
 		}

@@ -87,6 +87,7 @@ type Store[TTx any] struct {
 	driver meowmxdriver.Driver[TTx]
 	config *Config
 	closed atomic.Bool
+	hub    *hub
 }
 
 // New returns a store on driver, configured by config (nil for the
@@ -99,7 +100,11 @@ func New[TTx any](driver meowmxdriver.Driver[TTx], config *Config) (*Store[TTx],
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Store[TTx]{driver: driver, config: cfg}, nil
+	store := &Store[TTx]{driver: driver, config: cfg}
+	store.hub = newHub(func(ctx context.Context, wake func(string)) error {
+		return driver.Listen(ctx, cfg.Schema, wake)
+	}, cfg.Logger)
+	return store, nil
 }
 
 // Driver returns the store's driver.

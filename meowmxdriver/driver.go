@@ -26,6 +26,9 @@ type Driver[TTx any] interface {
 	// committing or rolling it back.
 	UnwrapExecutor(tx TTx) Executor
 
+	Transactor[TTx]
+	Listener
+
 	// Migrate brings the schema up to date. It is safe to call from several
 	// processes at once.
 	Migrate(ctx context.Context, schema string) (*MigrateResult, error)
@@ -50,6 +53,8 @@ type Executor interface {
 	// Horizon returns the oldest running transaction holding the visibility
 	// horizon back, or nil when none does (always nil on SQLite).
 	Horizon(ctx context.Context) (*HorizonRow, error)
+
+	SubscriptionExecutor
 }
 
 // Expected-version values below zero. An exact version is >= 0.

@@ -21,6 +21,8 @@ type statements struct {
 	readAll        string
 	readCategory   string
 	streamVersion  string
+
+	sub subscriptionStatements
 }
 
 const eventColumns = `transaction_id, seq, category, stream_id, version, event_id, type, data, metadata, recorded_at`
@@ -69,6 +71,8 @@ CREATE TABLE IF NOT EXISTS {{schema}}.migrations (
  ORDER BY transaction_id, seq
  LIMIT $4`),
 		streamVersion: r(`SELECT coalesce(max(version), -1) FROM {{schema}}.events WHERE category = $1 AND stream_id = $2`),
+
+		sub: newSubscriptionStatements(r),
 	}
 }
 

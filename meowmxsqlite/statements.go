@@ -18,8 +18,10 @@ type statements struct {
 	eventIDExists  string
 	readStreamFwd  string
 	readStreamBack string
-	readAll        string
-	readCategory   string
+
+	sub          subscriptionStatements
+	readAll      string
+	readCategory string
 }
 
 const eventColumns = `seq, category, stream_id, version, event_id, type, data, metadata, recorded_at`
@@ -54,6 +56,8 @@ func newStatements(schema string) *statements {
  WHERE category = ?1 AND stream_id = ?2 AND (?3 < 0 OR version <= ?3)
  ORDER BY version DESC
  LIMIT ?4`),
+		sub: newSubscriptionStatements(r),
+
 		// The position is (0, seq): a position with a transaction id (from
 		// PostgreSQL) is after every SQLite event. types is a JSON array,
 		// empty for all.

@@ -1,0 +1,364 @@
+package meowmxpgxv5
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/meowmx/meowmx/meowmxdriver"
+)
+
+// subscriptionStatements holds the subscription SQL of one schema.
+type subscriptionStatements struct {
+	initLock, initInsert, rows                          string
+	heartbeat, removeWorker, claim, release, advance    string
+	readSubAll, readSubCategory, readSubCategories      string
+	endPosition, reset, list, lag, park, parked, replay string
+	unpark                                              string
+}
+
+const subColumns = `name, partition, partitions, categories, types, transaction_id, seq, generation, coalesce(owner, ''), lease_until, updated_at`
+
+// partitionFilter keeps the events of one partition; $5 partitions, $6 partition.
+const partitionFilter = `($5::int <= 1 OR stream_hash % $5::int = $6::int)`
+
+func newSubscriptionStatements(r func(string) string) subscriptionStatements {
+	readSub := func(categoryFilter string) string {
+		return r(`SELECT ` + eventColumns + ` FROM {{schema}}.events
+ WHERE (transaction_id, seq) > ($1, $2) AND ` + visible + `
+   AND ` + categoryFilter + `
+   AND (cardinality($4::text[]) = 0 OR type = ANY($4::text[]))
+   AND ` + partitionFilter + `
+ ORDER BY transaction_id, seq
+ LIMIT $7`)
+	}
+	return subscriptionStatements{
+		initLock: `SELECT pg_advisory_xact_lock(hashtextextended('meowmx.subscription.' || $1::text || '.' || $2::text, 0))`,
+		initInsert: r(`INSERT INTO {{schema}}.subscriptions (name, partition, partitions, categories, types, transaction_id, seq)
+SELECT $1, p, $2, $3, $4, $5, $6 FROM generate_series(0, $2::int - 1) AS p
+ WHERE NOT EXISTS (SELECT 1 FROM {{schema}}.subscriptions WHERE name = $1)`),
+		rows: r(`SELECT ` + subColumns + `, 0::bigint FROM {{schema}}.subscriptions WHERE name = $1 ORDER BY partition`),
+		heartbeat: r(`WITH up AS (
+    INSERT INTO {{schema}}.subscription_workers (name, worker, alive_until) VALUES ($1, $2, now() + $3::interval)
+    ON CONFLICT (name, worker) DO UPDATE SET alive_until = excluded.alive_until
+), gone AS (
+    DELETE FROM {{schema}}.subscription_workers WHERE name = $1 AND worker <> $2 AND alive_until < now()
+)
+SELECT count(*) + 1 FROM {{schema}}.subscription_workers WHERE name = $1 AND worker <> $2 AND alive_until >= now()`),
+		removeWorker: r(`WITH gone AS (
+    DELETE FROM {{schema}}.subscription_workers WHERE name = $1 AND worker = $2
+)
+UPDATE {{schema}}.subscriptions SET owner = NULL, lease_until = NULL WHERE name = $1 AND owner = $2`),
+		claim: r(`WITH renewed AS (
+    UPDATE {{schema}}.subscriptions SET lease_until = now() + $4::interval
+     WHERE name = $1 AND owner = $2
+    RETURNING ` + subColumns + `
+), free AS (
+    SELECT partition FROM {{schema}}.subscriptions
+     WHERE name = $1 AND (owner IS NULL OR (owner <> $2 AND lease_until < now()))
+     ORDER BY partition
+     LIMIT greatest($3::int - (SELECT count(*) FROM renewed), 0)
+     FOR UPDATE SKIP LOCKED
+), taken AS (
+    UPDATE {{schema}}.subscriptions s SET owner = $2, lease_until = now() + $4::interval
+      FROM free WHERE s.name = $1 AND s.partition = free.partition
+    RETURNING ` + subColumnsOf("s") + `
+)
+SELECT *, 0::bigint FROM renewed UNION ALL SELECT *, 0::bigint FROM taken`),
+		release: r(`UPDATE {{schema}}.subscriptions SET owner = NULL, lease_until = NULL
+ WHERE name = $1 AND owner = $2 AND partition = ANY($3::int[])`),
+		advance: r(`UPDATE {{schema}}.subscriptions
+   SET transaction_id = $5, seq = $6, lease_until = now() + $7::interval, updated_at = now()
+ WHERE name = $1 AND partition = $2 AND owner = $3 AND generation = $4`),
+		readSubAll:        readSub(`($3::text[] IS NOT NULL)`),
+		readSubCategory:   readSub(`category = ($3::text[])[1]`),
+		readSubCategories: readSub(`category = ANY($3::text[])`),
+		endPosition: r(`SELECT transaction_id, seq FROM {{schema}}.events WHERE ` + visible + `
+ ORDER BY transaction_id DESC, seq DESC LIMIT 1`),
+		reset: r(`UPDATE {{schema}}.subscriptions
+   SET transaction_id = $2, seq = $3, generation = generation + 1, updated_at = now()
+ WHERE name = $1`),
+		list: r(`SELECT ` + subColumnsOf("s") + `,
+       (SELECT count(*) FROM {{schema}}.parked_events p WHERE p.subscription = s.name AND p.partition = s.partition)
+  FROM {{schema}}.subscriptions s
+ WHERE $1 = '' OR s.name = $1
+ ORDER BY s.name, s.partition`),
+		lag: r(`SELECT count(*), min(recorded_at) FROM {{schema}}.events
+ WHERE (transaction_id, seq) > ($1, $2)
+   AND (cardinality($3::text[]) = 0 OR category = ANY($3::text[]))
+   AND (cardinality($4::text[]) = 0 OR type = ANY($4::text[]))
+   AND ` + partitionFilter),
+		park: r(`INSERT INTO {{schema}}.parked_events (subscription, partition, event_id, error, attempts)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (subscription, event_id) DO UPDATE
+   SET error = excluded.error, attempts = parked_events.attempts + excluded.attempts,
+       replay = false, parked_at = now()`),
+		parked: r(`SELECT p.subscription, p.partition, p.error, p.attempts, p.replay, p.parked_at,
+       e.transaction_id, e.seq, e.category, e.stream_id, e.version, e.event_id, e.type, e.data, e.metadata, e.recorded_at
+  FROM {{schema}}.parked_events p
+  JOIN {{schema}}.events e ON e.event_id = p.event_id
+ WHERE p.subscription = $1 AND (NOT $2::bool OR (p.replay AND p.partition = $3))
+ ORDER BY e.transaction_id, e.seq
+ LIMIT $4::bigint`),
+		replay: r(`UPDATE {{schema}}.parked_events SET replay = true WHERE subscription = $1`),
+		unpark: r(`DELETE FROM {{schema}}.parked_events WHERE subscription = $1 AND event_id = $2`),
+	}
+}
+
+func subColumnsOf(alias string) string {
+	a := alias + "."
+	return a + "name, " + a + "partition, " + a + "partitions, " + a + "categories, " + a + "types, " +
+		a + "transaction_id, " + a + "seq, " + a + "generation, coalesce(" + a + "owner, ''), " +
+		a + "lease_until, " + a + "updated_at"
+}
+
+func scanSubscriptions(rows pgx.Rows) ([]*meowmxdriver.SubscriptionRow, error) {
+	defer rows.Close()
+	var out []*meowmxdriver.SubscriptionRow
+	for rows.Next() {
+		row := &meowmxdriver.SubscriptionRow{}
+		var lease *time.Time
+		if err := rows.Scan(&row.Name, &row.Partition, &row.Partitions, &row.Categories, &row.Types,
+			&row.TransactionID, &row.Seq, &row.Generation, &row.Owner, &lease, &row.UpdatedAt, &row.Parked); err != nil {
+			return nil, mapError(err)
+		}
+		if lease != nil {
+			row.LeaseUntil = *lease
+		}
+		out = append(out, row)
+	}
+	return out, mapError(rows.Err())
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func (e *executor) InitSubscription(ctx context.Context, p *meowmxdriver.InitSubscriptionParams) ([]*meowmxdriver.SubscriptionRow, error) {
+	st := &e.driver.statements(p.Schema).sub
+	var out []*meowmxdriver.SubscriptionRow
+	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, st.initLock, p.Schema, p.Name); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, st.initInsert, p.Name, p.Partitions, nonNil(p.Categories), nonNil(p.Types), p.AfterTxID, p.AfterSeq); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, st.rows, p.Name)
+		if err != nil {
+			return err
+		}
+		out, err = scanSubscriptions(rows)
+		return err
+	})
+	return out, mapError(err)
+}
+
+func (e *executor) Heartbeat(ctx context.Context, schema, name, worker string, ttl time.Duration) (int, error) {
+	var n int
+	err := e.db.QueryRow(ctx, e.driver.statements(schema).sub.heartbeat, name, worker, ttl).Scan(&n)
+	return n, mapError(err)
+}
+
+func (e *executor) RemoveWorker(ctx context.Context, schema, name, worker string) error {
+	_, err := e.db.Exec(ctx, e.driver.statements(schema).sub.removeWorker, name, worker)
+	return mapError(err)
+}
+
+func (e *executor) Claim(ctx context.Context, p *meowmxdriver.ClaimParams) ([]*meowmxdriver.SubscriptionRow, error) {
+	rows, err := e.db.Query(ctx, e.driver.statements(p.Schema).sub.claim, p.Name, p.Worker, p.Want, p.Lease)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return scanSubscriptions(rows)
+}
+
+func (e *executor) Release(ctx context.Context, schema, name, worker string, partitions []int) error {
+	_, err := e.db.Exec(ctx, e.driver.statements(schema).sub.release, name, worker, partitions)
+	return mapError(err)
+}
+
+func (e *executor) Advance(ctx context.Context, p *meowmxdriver.AdvanceParams) (bool, error) {
+	tag, err := e.db.Exec(ctx, e.driver.statements(p.Schema).sub.advance,
+		p.Name, p.Partition, p.Worker, p.Generation, p.TxID, p.Seq, p.Lease)
+	if err != nil {
+		return false, mapError(err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+func (e *executor) ReadSubscription(ctx context.Context, p *meowmxdriver.ReadSubscriptionParams) ([]*meowmxdriver.EventRow, error) {
+	st := &e.driver.statements(p.Schema).sub
+	query := st.readSubAll
+	switch len(p.Categories) {
+	case 0:
+	case 1:
+		query = st.readSubCategory
+	default:
+		query = st.readSubCategories
+	}
+	return e.queryEvents(ctx, query, p.AfterTxID, p.AfterSeq, nonNil(p.Categories), nonNil(p.Types), p.Partitions, p.Partition, p.Limit)
+}
+
+func (e *executor) EndPosition(ctx context.Context, schema string) (uint64, int64, error) {
+	var (
+		txID uint64
+		seq  int64
+	)
+	err := e.db.QueryRow(ctx, e.driver.statements(schema).sub.endPosition).Scan(&txID, &seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, 0, nil
+	}
+	return txID, seq, mapError(err)
+}
+
+func (e *executor) Reset(ctx context.Context, schema, name string, txID uint64, seq int64) (int, error) {
+	tag, err := e.db.Exec(ctx, e.driver.statements(schema).sub.reset, name, txID, seq)
+	if err != nil {
+		return 0, mapError(err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+func (e *executor) Subscriptions(ctx context.Context, schema, name string) ([]*meowmxdriver.SubscriptionRow, error) {
+	rows, err := e.db.Query(ctx, e.driver.statements(schema).sub.list, name)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return scanSubscriptions(rows)
+}
+
+func (e *executor) Lag(ctx context.Context, schema string, row *meowmxdriver.SubscriptionRow) (int64, time.Time, error) {
+	var (
+		count  int64
+		oldest *time.Time
+	)
+	err := e.db.QueryRow(ctx, e.driver.statements(schema).sub.lag, row.TransactionID, row.Seq,
+		nonNil(row.Categories), nonNil(row.Types), row.Partitions, row.Partition).Scan(&count, &oldest)
+	if err != nil || oldest == nil {
+		return count, time.Time{}, mapError(err)
+	}
+	return count, *oldest, nil
+}
+
+func (e *executor) Park(ctx context.Context, p *meowmxdriver.ParkParams) error {
+	_, err := e.db.Exec(ctx, e.driver.statements(p.Schema).sub.park, p.Name, p.Partition, p.EventID, p.Error, p.Attempts)
+	return mapError(err)
+}
+
+func (e *executor) Parked(ctx context.Context, p *meowmxdriver.ParkedParams) ([]*meowmxdriver.ParkedRow, error) {
+	var limit any
+	if p.Limit > 0 {
+		limit = p.Limit
+	}
+	rows, err := e.db.Query(ctx, e.driver.statements(p.Schema).sub.parked, p.Name, p.OnlyReplay, p.Partition, limit)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	defer rows.Close()
+	var out []*meowmxdriver.ParkedRow
+	for rows.Next() {
+		r := &meowmxdriver.ParkedRow{}
+		ev := &r.Event
+		if err := rows.Scan(&r.Subscription, &r.Partition, &r.Error, &r.Attempts, &r.Replay, &r.ParkedAt,
+			&ev.TransactionID, &ev.Seq, &ev.Category, &ev.StreamID, &ev.Version, &ev.ID, &ev.Type, &ev.Data, &ev.Metadata, &ev.RecordedAt); err != nil {
+			return nil, mapError(err)
+		}
+		out = append(out, r)
+	}
+	return out, mapError(rows.Err())
+}
+
+func (e *executor) RequestReplay(ctx context.Context, schema, name string) (int, error) {
+	tag, err := e.db.Exec(ctx, e.driver.statements(schema).sub.replay, name)
+	if err != nil {
+		return 0, mapError(err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+func (e *executor) Unpark(ctx context.Context, schema, name string, eventID [16]byte) error {
+	_, err := e.db.Exec(ctx, e.driver.statements(schema).sub.unpark, name, eventID)
+	return mapError(err)
+}
+
+// Begin starts a transaction on the pool.
+func (d *Driver) Begin(ctx context.Context) (pgx.Tx, error) {
+	tx, err := d.pool.Begin(ctx)
+	return tx, mapError(err)
+}
+
+// Commit commits tx.
+func (d *Driver) Commit(ctx context.Context, tx pgx.Tx) error { return mapError(tx.Commit(ctx)) }
+
+// Rollback rolls tx back.
+func (d *Driver) Rollback(ctx context.Context, tx pgx.Tx) error {
+	err := tx.Rollback(ctx)
+	if errors.Is(err, pgx.ErrTxClosed) {
+		return nil
+	}
+	return err
+}
+
+// listenKeepalive is how long Listen waits for a notification before it
+// pings the connection to find out whether it is still there.
+const listenKeepalive = 15 * time.Second
+
+// Listen holds one connection, outside the pool, listening on the schema's
+// channel, and calls wake with each notification's category. It reconnects
+// with jittered exponential backoff when the connection drops, calling
+// wake("") after each reconnect because notifications sent meanwhile are
+// lost.
+func (d *Driver) Listen(ctx context.Context, schema string, wake func(category string)) error {
+	channel := pgx.Identifier{Channel(schema)}.Sanitize()
+	for attempt := 0; ; attempt++ {
+		err := d.listenOnce(ctx, channel, func() { attempt = 0 }, wake)
+		if ctx.Err() != nil {
+			return nil
+		}
+		wait := time.Duration(rand.Int64N(int64(min(100*time.Millisecond<<min(attempt, 8), 10*time.Second)))) + 10*time.Millisecond
+		_ = err // the caller learns of outages through wake("") and its polls
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (d *Driver) listenOnce(ctx context.Context, channel string, connected func(), wake func(string)) error {
+	conn, err := pgx.ConnectConfig(ctx, d.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	connected()
+	wake("") // anything appended while this process was not listening
+	for {
+		waitCtx, cancel := context.WithTimeout(ctx, listenKeepalive)
+		n, err := conn.WaitForNotification(waitCtx)
+		cancel()
+		switch {
+		case err == nil:
+			wake(n.Payload)
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, context.DeadlineExceeded):
+			if err := conn.Ping(ctx); err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+	}
+}

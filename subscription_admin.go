@@ -1,0 +1,162 @@
+package meowmx
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/meowmx/meowmx/meowmxdriver"
+)
+
+// HorizonWarnAge is how old the oldest running transaction must be for
+// SubscriptionStatus.HorizonHeld to report it.
+const HorizonWarnAge = 5 * time.Second
+
+// SubscriptionStatus describes one partition of a subscription.
+type SubscriptionStatus struct {
+	Name       string
+	Partition  int
+	Partitions int
+	Categories []string
+	Types      []string
+	// Checkpoint is the position of the last event handled.
+	Checkpoint Position
+	// Lag is how many events of the partition are not handled yet.
+	Lag int64
+	// TimeBehind is how long ago the oldest of them was recorded (zero
+	// when Lag is 0).
+	TimeBehind time.Duration
+	// Owner is the worker holding the partition ("" when free) until
+	// LeaseUntil.
+	Owner      string
+	LeaseUntil time.Time
+	// Parked counts the partition's parked events.
+	Parked    int64
+	UpdatedAt time.Time
+	// Horizon is the oldest running transaction, which holds back every
+	// global reader (nil when none), and HorizonHeld says whether it has
+	// been running for over HorizonWarnAge.
+	Horizon     *Horizon
+	HorizonHeld bool
+}
+
+// SubscriptionStatuses returns the status of every partition of the
+// subscription name, or of every subscription when name is empty.
+func (s *Store[TTx]) SubscriptionStatuses(ctx context.Context, name string) ([]SubscriptionStatus, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	exec := s.driver.Executor()
+	rows, err := exec.Subscriptions(ctx, s.config.Schema, name)
+	if err != nil {
+		return nil, fmt.Errorf("meowmx: subscriptions: %w", mapDriverError(err))
+	}
+	horizon, err := s.Horizon(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	out := make([]SubscriptionStatus, len(rows))
+	for i, row := range rows {
+		lag, oldest, err := exec.Lag(ctx, s.config.Schema, row)
+		if err != nil {
+			return nil, fmt.Errorf("meowmx: subscription %s lag: %w", row.Name, mapDriverError(err))
+		}
+		st := SubscriptionStatus{
+			Name: row.Name, Partition: row.Partition, Partitions: row.Partitions,
+			Categories: row.Categories, Types: row.Types,
+			Checkpoint: Position{TransactionID: row.TransactionID, Seq: row.Seq},
+			Lag:        lag, Owner: row.Owner, LeaseUntil: row.LeaseUntil, Parked: row.Parked,
+			UpdatedAt: row.UpdatedAt, Horizon: horizon,
+			HorizonHeld: horizon != nil && horizon.Age > HorizonWarnAge,
+		}
+		if lag > 0 && !oldest.IsZero() {
+			st.TimeBehind = max(now.Sub(oldest), 0)
+		}
+		if !st.LeaseUntil.IsZero() && st.LeaseUntil.Before(now) {
+			st.Owner = "" // the lease has run out
+		}
+		out[i] = st
+	}
+	return out, nil
+}
+
+// ResetSubscription moves every partition of the subscription name to from
+// (FromStart to handle everything again, for example to rebuild a read
+// model). Workers running it notice at their next batch: a batch in flight
+// at the moment of the reset is rolled back, not committed past it.
+func (s *Store[TTx]) ResetSubscription(ctx context.Context, name string, from SubscriptionFrom) error {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	exec := s.driver.Executor()
+	after := from.after
+	if from.end {
+		txID, seq, err := exec.EndPosition(ctx, s.config.Schema)
+		if err != nil {
+			return fmt.Errorf("meowmx: reset %s: %w", name, mapDriverError(err))
+		}
+		after = Position{TransactionID: txID, Seq: seq}
+	}
+	n, err := exec.Reset(ctx, s.config.Schema, name, after.TransactionID, after.Seq)
+	if err != nil {
+		return fmt.Errorf("meowmx: reset %s: %w", name, mapDriverError(err))
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: %s", ErrSubscriptionNotFound, name)
+	}
+	return nil
+}
+
+// ErrSubscriptionNotFound: no subscription has that name.
+var ErrSubscriptionNotFound = fmt.Errorf("meowmx: subscription not found")
+
+// ParkedEvent is an event a subscription's handler kept failing on.
+type ParkedEvent struct {
+	Subscription string
+	Partition    int
+	Event        RecordedEvent
+	// Error is the handler's last error.
+	Error    string
+	Attempts int
+	ParkedAt time.Time
+	// Replay is true while the event waits to be replayed.
+	Replay bool
+}
+
+// ParkedEvents lists the parked events of the subscription name, in global
+// order.
+func (s *Store[TTx]) ParkedEvents(ctx context.Context, name string) ([]ParkedEvent, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := s.driver.Executor().Parked(ctx, &meowmxdriver.ParkedParams{Schema: s.config.Schema, Name: name})
+	if err != nil {
+		return nil, fmt.Errorf("meowmx: parked events of %s: %w", name, mapDriverError(err))
+	}
+	out := make([]ParkedEvent, len(rows))
+	for i, row := range rows {
+		out[i] = ParkedEvent{
+			Subscription: row.Subscription, Partition: row.Partition, Event: recordedFromRow(&row.Event),
+			Error: row.Error, Attempts: row.Attempts, ParkedAt: row.ParkedAt, Replay: row.Replay,
+		}
+	}
+	return out, nil
+}
+
+// ReplayParked asks the workers of the subscription name to handle its
+// parked events again and returns how many there are. Each is handled once
+// more, by the worker holding its partition, in a transaction that also
+// removes it from the parked events; one that fails again stays parked with
+// its new error. Replayed events come after the events their stream has had
+// since: a handler must not assume version order for them.
+func (s *Store[TTx]) ReplayParked(ctx context.Context, name string) (int, error) {
+	if err := s.begin(ctx); err != nil {
+		return 0, err
+	}
+	n, err := s.driver.Executor().RequestReplay(ctx, s.config.Schema, name)
+	if err != nil {
+		return 0, fmt.Errorf("meowmx: replay parked events of %s: %w", name, mapDriverError(err))
+	}
+	return n, nil
+}

@@ -1,0 +1,325 @@
+package meowmx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/meowmx/meowmx/meowmxdriver"
+)
+
+// partitionRunner processes one partition while its worker holds it. It
+// holds no transaction while it waits: each batch is read outside any
+// transaction, then handled and checkpointed in one short transaction.
+type partitionRunner[TTx any] struct {
+	sub        *Subscription[TTx]
+	partition  int
+	generation int64
+	checkpoint Position
+
+	wakeC chan struct{}
+
+	mu              sync.Mutex
+	leaseEnd        time.Time
+	stopC           chan struct{}
+	stopOnce        sync.Once
+	releaseWhenDone bool // guarded by sub.mu
+}
+
+func newPartitionRunner[TTx any](sub *Subscription[TTx], row *meowmxdriver.SubscriptionRow, leaseEnd time.Time) *partitionRunner[TTx] {
+	return &partitionRunner[TTx]{
+		sub:        sub,
+		partition:  row.Partition,
+		generation: row.Generation,
+		checkpoint: Position{TransactionID: row.TransactionID, Seq: row.Seq},
+		wakeC:      make(chan struct{}, 1),
+		leaseEnd:   leaseEnd,
+		stopC:      make(chan struct{}),
+	}
+}
+
+func (r *partitionRunner[TTx]) wake() {
+	select {
+	case r.wakeC <- struct{}{}:
+	default:
+	}
+}
+
+func (r *partitionRunner[TTx]) stop() { r.stopOnce.Do(func() { close(r.stopC) }) }
+
+func (r *partitionRunner[TTx]) stopped() bool {
+	select {
+	case <-r.stopC:
+		return true
+	default:
+		return false
+	}
+}
+
+func (r *partitionRunner[TTx]) extendLease(end time.Time) {
+	r.mu.Lock()
+	if end.After(r.leaseEnd) {
+		r.leaseEnd = end
+	}
+	r.mu.Unlock()
+}
+
+func (r *partitionRunner[TTx]) leaseValid() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return time.Now().Before(r.leaseEnd)
+}
+
+// sleep waits for d, a wake-up, or the end; it reports false at the end.
+func (r *partitionRunner[TTx]) sleep(ctx context.Context, d time.Duration, wakeable bool) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	var wakeC chan struct{}
+	if wakeable {
+		wakeC = r.wakeC
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-r.stopC:
+		return false
+	case <-wakeC:
+		return true
+	case <-timer.C:
+		return true
+	}
+}
+
+func (r *partitionRunner[TTx]) run(ctx, workCtx context.Context) {
+	sub := r.sub
+	cfg := sub.config
+	store := sub.store
+	exec := store.driver.Executor()
+	logger := sub.logger.With(slog.Int("partition", r.partition))
+	logger.DebugContext(ctx, "meowmx: partition claimed", slog.String("checkpoint", r.checkpoint.String()))
+	defer logger.DebugContext(ctx, "meowmx: partition left")
+
+	failures := 0
+	lastReplayCheck := time.Time{}
+	quickRetry := false // after a wake-up that found nothing yet
+	for !r.stopped() && ctx.Err() == nil {
+		if !r.leaseValid() {
+			// The lease could not be renewed (database unreachable?):
+			// another worker may hold the partition by now.
+			if !r.sleep(ctx, cfg.Lease/10, false) {
+				return
+			}
+			continue
+		}
+		if time.Since(lastReplayCheck) >= cfg.PollInterval {
+			lastReplayCheck = time.Now()
+			if err := r.replayParked(ctx, workCtx, exec); err != nil {
+				if errors.Is(err, errLeaseLost) || ctx.Err() != nil {
+					return
+				}
+				logger.WarnContext(ctx, "meowmx: replaying parked events failed", slog.String("err", err.Error()))
+			}
+		}
+		rows, err := exec.ReadSubscription(ctx, &meowmxdriver.ReadSubscriptionParams{
+			Schema: store.config.Schema, Categories: cfg.Categories, Types: cfg.Types,
+			Partitions: cfg.Partitions, Partition: r.partition,
+			AfterTxID: r.checkpoint.TransactionID, AfterSeq: r.checkpoint.Seq, Limit: cfg.BatchSize,
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			wait := backoff(cfg.RetryBackoff, cfg.RetryBackoffMax, failures)
+			logger.WarnContext(ctx, "meowmx: reading events failed", slog.String("err", mapDriverError(err).Error()), slog.Duration("retry_in", wait))
+			if !r.sleep(ctx, wait, false) {
+				return
+			}
+			continue
+		}
+		failures = 0
+		if len(rows) == 0 {
+			wait := jitter(cfg.PollInterval)
+			if quickRetry {
+				// Woken by a commit the horizon may still hide for an
+				// instant: look again soon, then fall back to polling.
+				wait = min(wait, 20*time.Millisecond)
+				quickRetry = false
+			} else {
+				quickRetry = true
+			}
+			if !r.sleep(ctx, wait, true) {
+				return
+			}
+			continue
+		}
+		quickRetry = false
+		if err := r.process(ctx, workCtx, recordedFromRows(rows)); err != nil {
+			if !errors.Is(err, errLeaseLost) && ctx.Err() == nil && workCtx.Err() == nil {
+				sub.fail(err)
+			}
+			return
+		}
+	}
+}
+
+// process handles a batch, retrying with backoff; once it has failed, the
+// events are retried one at a time so that only the failing one is parked.
+func (r *partitionRunner[TTx]) process(ctx, workCtx context.Context, events []RecordedEvent) error {
+	cfg := r.sub.config
+	for attempt := 1; ; attempt++ {
+		err := r.commitBatch(workCtx, events, nil)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, errLeaseLost) || workCtx.Err() != nil {
+			return err
+		}
+		if ctx.Err() != nil || r.stopped() {
+			return errLeaseLost // stopping: the batch rolled back; leave it for later
+		}
+		if len(events) > 1 {
+			r.sub.logger.InfoContext(ctx, "meowmx: batch failed; handling its events one at a time",
+				slog.Int("partition", r.partition), slog.Int("events", len(events)), slog.String("err", err.Error()))
+			for _, ev := range events {
+				if err := r.process(ctx, workCtx, []RecordedEvent{ev}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		ev := events[0]
+		if attempt >= cfg.MaxAttempts {
+			if cfg.OnFailure == StopSubscription {
+				r.sub.logger.ErrorContext(ctx, "meowmx: stopping subscription on a failing event",
+					slog.Int("partition", r.partition), slog.String("event_id", ev.ID.String()), slog.String("err", err.Error()))
+				return fmt.Errorf("%w: event %s (%s version %d) failed %d times: %w", ErrSubscriptionStopped, ev.ID, ev.Stream, ev.Version, attempt, err)
+			}
+			r.sub.logger.ErrorContext(ctx, "meowmx: parking a failing event",
+				slog.Int("partition", r.partition), slog.String("event_id", ev.ID.String()),
+				slog.String("stream", ev.Stream.String()), slog.Int("attempts", attempt), slog.String("err", err.Error()))
+			return r.commitBatch(workCtx, events, &meowmxdriver.ParkParams{
+				Schema: r.sub.store.config.Schema, Name: cfg.Name, Partition: r.partition,
+				EventID: ev.ID, Error: err.Error(), Attempts: attempt,
+			})
+		}
+		wait := backoff(cfg.RetryBackoff, cfg.RetryBackoffMax, attempt)
+		r.sub.logger.WarnContext(ctx, "meowmx: handler failed; retrying",
+			slog.Int("partition", r.partition), slog.String("event_id", ev.ID.String()),
+			slog.Int("attempt", attempt), slog.Duration("retry_in", wait), slog.String("err", err.Error()))
+		if !r.sleep(ctx, wait, false) {
+			return errLeaseLost
+		}
+	}
+}
+
+// commitBatch runs the handler on events (or, with park, records the event
+// as parked instead) and advances the checkpoint past them, in one
+// transaction.
+func (r *partitionRunner[TTx]) commitBatch(ctx context.Context, events []RecordedEvent, park *meowmxdriver.ParkParams) (err error) {
+	sub := r.sub
+	store := sub.store
+	driver := store.driver
+	tx, err := driver.Begin(ctx)
+	if err != nil {
+		return mapDriverError(err)
+	}
+	defer func() {
+		if err != nil {
+			_ = driver.Rollback(context.WithoutCancel(ctx), tx)
+		}
+	}()
+	exec := driver.UnwrapExecutor(tx)
+	if park == nil {
+		if err := callHandler(ctx, sub.config.Handler, tx, events); err != nil {
+			return err
+		}
+	} else if err := exec.Park(ctx, park); err != nil {
+		return mapDriverError(err)
+	}
+	last := events[len(events)-1].Position
+	ok, err := exec.Advance(ctx, &meowmxdriver.AdvanceParams{
+		Schema: store.config.Schema, Name: sub.config.Name, Partition: r.partition,
+		Worker: sub.worker, Generation: r.generation,
+		TxID: last.TransactionID, Seq: last.Seq, Lease: sub.config.Lease,
+	})
+	if err != nil {
+		return mapDriverError(err)
+	}
+	if !ok {
+		return errLeaseLost
+	}
+	renewed := time.Now()
+	if err := driver.Commit(ctx, tx); err != nil {
+		return mapDriverError(err)
+	}
+	r.checkpoint = last
+	r.extendLease(renewed.Add(sub.config.Lease - sub.config.Lease/10))
+	return nil
+}
+
+// replayParked handles again the parked events of this partition that were
+// asked to be replayed, each in its own transaction that also unparks it.
+// One that fails again stays parked with the new error.
+func (r *partitionRunner[TTx]) replayParked(ctx, workCtx context.Context, exec meowmxdriver.Executor) error {
+	sub := r.sub
+	store := sub.store
+	parked, err := exec.Parked(ctx, &meowmxdriver.ParkedParams{
+		Schema: store.config.Schema, Name: sub.config.Name, OnlyReplay: true, Partition: r.partition, Limit: sub.config.BatchSize,
+	})
+	if err != nil || len(parked) == 0 {
+		return mapDriverError(err)
+	}
+	for _, p := range parked {
+		event := recordedFromRow(&p.Event)
+		err := r.inTx(workCtx, func(tx TTx) error {
+			if err := callHandler(workCtx, sub.config.Handler, tx, []RecordedEvent{event}); err != nil {
+				return err
+			}
+			return mapDriverError(store.driver.UnwrapExecutor(tx).Unpark(workCtx, store.config.Schema, sub.config.Name, event.ID))
+		})
+		if err == nil {
+			sub.logger.InfoContext(ctx, "meowmx: replayed a parked event", slog.Int("partition", r.partition), slog.String("event_id", event.ID.String()))
+			continue
+		}
+		if workCtx.Err() != nil {
+			return err
+		}
+		sub.logger.WarnContext(ctx, "meowmx: a replayed parked event failed again", slog.Int("partition", r.partition),
+			slog.String("event_id", event.ID.String()), slog.String("err", err.Error()))
+		if err := exec.Park(ctx, &meowmxdriver.ParkParams{
+			Schema: store.config.Schema, Name: sub.config.Name, Partition: r.partition,
+			EventID: event.ID, Error: err.Error(), Attempts: 1,
+		}); err != nil {
+			return mapDriverError(err)
+		}
+	}
+	return nil
+}
+
+func (r *partitionRunner[TTx]) inTx(ctx context.Context, fn func(tx TTx) error) (err error) {
+	driver := r.sub.store.driver
+	tx, err := driver.Begin(ctx)
+	if err != nil {
+		return mapDriverError(err)
+	}
+	if err := fn(tx); err != nil {
+		_ = driver.Rollback(context.WithoutCancel(ctx), tx)
+		return err
+	}
+	return mapDriverError(driver.Commit(ctx, tx))
+}
+
+// callHandler runs the handler, turning a panic into an error.
+func callHandler[TTx any](ctx context.Context, handler Handler[TTx], tx TTx, events []RecordedEvent) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panicked: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return handler(ctx, tx, events)
+}
