@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 
@@ -79,6 +80,28 @@ func postgresHarness() *storetest.Harness[pgx.Tx] {
 			}
 			return put, get
 		},
+		Table: func(s *meowmx.Store[pgx.Tx], name string) string {
+			return pgx.Identifier{s.Schema(), name}.Sanitize()
+		},
+		Exec: func(ctx context.Context, tx pgx.Tx, query string, args ...any) (int64, error) {
+			tag, err := tx.Exec(ctx, dollarPlaceholders(query), args...)
+			return tag.RowsAffected(), err
+		},
+		ExecDB: func(ctx context.Context, s *meowmx.Store[pgx.Tx], query string) error {
+			_, err := s.Driver().(*meowmxpgxv5.Driver).Pool().Exec(ctx, query)
+			return err
+		},
+		QueryPairs: func(ctx context.Context, s *meowmx.Store[pgx.Tx], query string) ([][2]string, error) {
+			rows, err := s.Driver().(*meowmxpgxv5.Driver).Pool().Query(ctx, query)
+			if err != nil {
+				return nil, err
+			}
+			return pgx.CollectRows(rows, func(row pgx.CollectableRow) ([2]string, error) {
+				var pair [2]string
+				err := row.Scan(&pair[0], &pair[1])
+				return pair, err
+			})
+		},
 		ConcurrentWriters: true,
 	}
 }
@@ -124,6 +147,34 @@ func sqliteHarness() *storetest.Harness[*sql.Tx] {
 			}
 			return store
 		},
+		Table: func(s *meowmx.Store[*sql.Tx], name string) string { return s.Schema() + "_" + name },
+		Exec: func(ctx context.Context, tx *sql.Tx, query string, args ...any) (int64, error) {
+			res, err := tx.ExecContext(ctx, query, args...)
+			if err != nil {
+				return 0, err
+			}
+			return res.RowsAffected()
+		},
+		ExecDB: func(ctx context.Context, s *meowmx.Store[*sql.Tx], query string) error {
+			_, err := s.Driver().(*meowmxsqlite.Driver).DB().ExecContext(ctx, query)
+			return err
+		},
+		QueryPairs: func(ctx context.Context, s *meowmx.Store[*sql.Tx], query string) ([][2]string, error) {
+			rows, err := s.Driver().(*meowmxsqlite.Driver).DB().QueryContext(ctx, query)
+			if err != nil {
+				return nil, err
+			}
+			defer rows.Close()
+			var out [][2]string
+			for rows.Next() {
+				var pair [2]string
+				if err := rows.Scan(&pair[0], &pair[1]); err != nil {
+					return nil, err
+				}
+				out = append(out, pair)
+			}
+			return out, rows.Err()
+		},
 		Begin: func(ctx context.Context, s *meowmx.Store[*sql.Tx]) (*sql.Tx, error) {
 			return s.Driver().(*meowmxsqlite.Driver).DB().BeginTx(ctx, nil)
 		},
@@ -151,4 +202,19 @@ func sqliteHarness() *storetest.Harness[*sql.Tx] {
 			return put, get
 		},
 	}
+}
+
+// dollarPlaceholders turns ? placeholders into PostgreSQL's $1, $2...
+func dollarPlaceholders(query string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

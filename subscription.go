@@ -125,7 +125,10 @@ type SubscriptionConfig[TTx any] struct {
 	// Defaults to BatchSizeDefault.
 	BatchSize int
 	// Lease is how long a worker's claim on a partition lasts without
-	// renewal; workers renew at a third of it. Defaults to LeaseDefault.
+	// renewal; workers renew at a third of it. A batch must also finish
+	// within it: a worker whose handler runs longer gives the partition up
+	// (to another worker, or to itself later) and the batch cannot commit.
+	// Raise it for slow handlers. Defaults to LeaseDefault.
 	Lease time.Duration
 	// PollInterval is how often a worker looks for new events when nothing
 	// woke it. Defaults to PollIntervalDefault.
@@ -242,6 +245,7 @@ type Subscription[TTx any] struct {
 	err       error
 	rebalance chan struct{}
 	runners   map[int]*partitionRunner[TTx]
+	suspended bool // a batch overran its lease: out of the subscription until its runners return
 }
 
 // Subscribe returns a worker of the subscription config describes. Start it
@@ -441,11 +445,49 @@ func (sub *Subscription[TTx]) run(ctx, workCtx context.Context) {
 func (sub *Subscription[TTx]) balance(ctx, workCtx context.Context, exec meowmxdriver.Executor, wg *sync.WaitGroup) error {
 	cfg := sub.config
 	schema := sub.store.config.Schema
-	live, err := exec.Heartbeat(ctx, schema, cfg.Name, sub.worker, cfg.Lease)
+
+	// A batch that runs longer than the lease is taken for a hung handler:
+	// the worker then acts as a crashed one would. It cancels its batches
+	// (their transactions roll back, and cannot commit anyway once the
+	// partitions are gone), leaves the subscription so that the other
+	// workers share its partitions, and comes back once its runners have
+	// all returned.
+	sub.mu.Lock()
+	if sub.suspended && len(sub.runners) > 0 {
+		sub.mu.Unlock()
+		return nil
+	}
+	sub.suspended = false
+	for partition, r := range sub.runners {
+		if r.overran(cfg.Lease - cfg.Lease/10) {
+			sub.logger.ErrorContext(ctx, "meowmx: a batch has run longer than the lease; leaving the subscription to the other workers until it returns",
+				slog.Int("partition", partition), slog.Duration("lease", cfg.Lease))
+			sub.suspended = true
+		}
+	}
+	if sub.suspended {
+		for _, r := range sub.runners {
+			r.stop()
+			r.abortBatch()
+		}
+		sub.mu.Unlock()
+		return mapDriverError(exec.RemoveWorker(ctx, schema, cfg.Name, sub.worker))
+	}
+	sub.mu.Unlock()
+
+	workers, err := exec.Heartbeat(ctx, schema, cfg.Name, sub.worker, cfg.Lease)
 	if err != nil {
 		return mapDriverError(err)
 	}
-	share := (cfg.Partitions + live - 1) / max(live, 1)
+	// Shares sum to the partition count: every live worker gets
+	// partitions/workers, and the first partitions%workers of them (in
+	// name order) one more.
+	live := max(len(workers), 1)
+	rank := max(slices.Index(workers, sub.worker), 0)
+	share := cfg.Partitions / live
+	if rank < cfg.Partitions%live {
+		share++
+	}
 	claimedAt := time.Now()
 	rows, err := exec.Claim(ctx, &meowmxdriver.ClaimParams{Schema: schema, Name: cfg.Name, Worker: sub.worker, Lease: cfg.Lease, Want: share})
 	if err != nil {

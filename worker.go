@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meowmx/meowmx/meowmxdriver"
@@ -22,6 +23,10 @@ type partitionRunner[TTx any] struct {
 	checkpoint Position
 
 	wakeC chan struct{}
+	// busySince is when the batch in flight began (UnixNano), 0 when idle.
+	busySince atomic.Int64
+	// cancelBatch cancels the batch in flight.
+	cancelBatch atomic.Pointer[context.CancelFunc]
 
 	mu              sync.Mutex
 	leaseEnd        time.Time
@@ -66,6 +71,19 @@ func (r *partitionRunner[TTx]) extendLease(end time.Time) {
 		r.leaseEnd = end
 	}
 	r.mu.Unlock()
+}
+
+// abortBatch cancels the batch in flight, if any: its transaction rolls back.
+func (r *partitionRunner[TTx]) abortBatch() {
+	if cancel := r.cancelBatch.Load(); cancel != nil {
+		(*cancel)()
+	}
+}
+
+// overran reports whether the batch in flight has run longer than limit.
+func (r *partitionRunner[TTx]) overran(limit time.Duration) bool {
+	since := r.busySince.Load()
+	return since != 0 && time.Since(time.Unix(0, since)) > limit
 }
 
 func (r *partitionRunner[TTx]) leaseValid() bool {
@@ -158,7 +176,7 @@ func (r *partitionRunner[TTx]) run(ctx, workCtx context.Context) {
 			continue
 		}
 		quickRetry = false
-		if err := r.process(ctx, workCtx, recordedFromRows(rows)); err != nil {
+		if err := r.process(ctx, workCtx, recordedFromRows(rows), 1); err != nil {
 			if !errors.Is(err, errLeaseLost) && ctx.Err() == nil && workCtx.Err() == nil {
 				sub.fail(err)
 			}
@@ -167,11 +185,13 @@ func (r *partitionRunner[TTx]) run(ctx, workCtx context.Context) {
 	}
 }
 
-// process handles a batch, retrying with backoff; once it has failed, the
-// events are retried one at a time so that only the failing one is parked.
-func (r *partitionRunner[TTx]) process(ctx, workCtx context.Context, events []RecordedEvent) error {
+// process handles a batch, retrying with backoff. Once a batch has failed,
+// its events are handled one at a time, so that only the failing one is
+// parked: the batch's failure counts as the first attempt of each, and each
+// is tried alone at least once. firstAttempt is 1 for a batch.
+func (r *partitionRunner[TTx]) process(ctx, workCtx context.Context, events []RecordedEvent, firstAttempt int) error {
 	cfg := r.sub.config
-	for attempt := 1; ; attempt++ {
+	for attempt := firstAttempt; ; attempt++ {
 		err := r.commitBatch(workCtx, events, nil)
 		if err == nil {
 			return nil
@@ -186,7 +206,7 @@ func (r *partitionRunner[TTx]) process(ctx, workCtx context.Context, events []Re
 			r.sub.logger.InfoContext(ctx, "meowmx: batch failed; handling its events one at a time",
 				slog.Int("partition", r.partition), slog.Int("events", len(events)), slog.String("err", err.Error()))
 			for _, ev := range events {
-				if err := r.process(ctx, workCtx, []RecordedEvent{ev}); err != nil {
+				if err := r.process(ctx, workCtx, []RecordedEvent{ev}, 2); err != nil {
 					return err
 				}
 			}
@@ -224,6 +244,14 @@ func (r *partitionRunner[TTx]) commitBatch(ctx context.Context, events []Recorde
 	sub := r.sub
 	store := sub.store
 	driver := store.driver
+	ctx, cancel := context.WithCancel(ctx)
+	r.cancelBatch.Store(&cancel)
+	r.busySince.Store(time.Now().UnixNano())
+	defer func() {
+		r.busySince.Store(0)
+		r.cancelBatch.Store(nil)
+		cancel()
+	}()
 	tx, err := driver.Begin(ctx)
 	if err != nil {
 		return mapDriverError(err)

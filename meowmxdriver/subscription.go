@@ -37,8 +37,8 @@ type SubscriptionExecutor interface {
 	InitSubscription(ctx context.Context, p *InitSubscriptionParams) ([]*SubscriptionRow, error)
 
 	// Heartbeat records that worker is alive for ttl, forgets workers whose
-	// time is up, and returns how many are alive.
-	Heartbeat(ctx context.Context, schema, name, worker string, ttl time.Duration) (int, error)
+	// time is up, and returns the live workers, sorted.
+	Heartbeat(ctx context.Context, schema, name, worker string, ttl time.Duration) ([]string, error)
 
 	// RemoveWorker forgets worker and frees the partitions it owns.
 	RemoveWorker(ctx context.Context, schema, name, worker string) error

@@ -48,7 +48,9 @@ SELECT $1, p, $2, $3, $4, $5, $6 FROM generate_series(0, $2::int - 1) AS p
 ), gone AS (
     DELETE FROM {{schema}}.subscription_workers WHERE name = $1 AND worker <> $2 AND alive_until < now()
 )
-SELECT count(*) + 1 FROM {{schema}}.subscription_workers WHERE name = $1 AND worker <> $2 AND alive_until >= now()`),
+SELECT worker FROM {{schema}}.subscription_workers WHERE name = $1 AND worker <> $2 AND alive_until >= now()
+UNION ALL SELECT $2
+ORDER BY 1`),
 		removeWorker: r(`WITH gone AS (
     DELETE FROM {{schema}}.subscription_workers WHERE name = $1 AND worker = $2
 )
@@ -161,10 +163,13 @@ func (e *executor) InitSubscription(ctx context.Context, p *meowmxdriver.InitSub
 	return out, mapError(err)
 }
 
-func (e *executor) Heartbeat(ctx context.Context, schema, name, worker string, ttl time.Duration) (int, error) {
-	var n int
-	err := e.db.QueryRow(ctx, e.driver.statements(schema).sub.heartbeat, name, worker, ttl).Scan(&n)
-	return n, mapError(err)
+func (e *executor) Heartbeat(ctx context.Context, schema, name, worker string, ttl time.Duration) ([]string, error) {
+	rows, err := e.db.Query(ctx, e.driver.statements(schema).sub.heartbeat, name, worker, ttl)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	workers, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return workers, mapError(err)
 }
 
 func (e *executor) RemoveWorker(ctx context.Context, schema, name, worker string) error {

@@ -44,7 +44,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?)`),
 		heartbeat: r(`INSERT INTO {{prefix}}subscription_workers (name, worker, alive_until) VALUES (?1, ?2, ?3)
 ON CONFLICT (name, worker) DO UPDATE SET alive_until = excluded.alive_until`),
 		prune:        r(`DELETE FROM {{prefix}}subscription_workers WHERE name = ?1 AND alive_until < ?2`),
-		countWorkers: r(`SELECT count(*) FROM {{prefix}}subscription_workers WHERE name = ?1`),
+		countWorkers: r(`SELECT worker FROM {{prefix}}subscription_workers WHERE name = ?1 ORDER BY worker`),
 		removeWorker: r(`DELETE FROM {{prefix}}subscription_workers WHERE name = ?1 AND worker = ?2`),
 		freeOwned:    r(`UPDATE {{prefix}}subscriptions SET owner = NULL, lease_until = NULL WHERE name = ?1 AND owner = ?2`),
 		renew:        r(`UPDATE {{prefix}}subscriptions SET lease_until = ?3 WHERE name = ?1 AND owner = ?2`),
@@ -172,9 +172,9 @@ func (e *executor) InitSubscription(ctx context.Context, p *meowmxdriver.InitSub
 	return out, err
 }
 
-func (e *executor) Heartbeat(ctx context.Context, schema, name, worker string, ttl time.Duration) (int, error) {
+func (e *executor) Heartbeat(ctx context.Context, schema, name, worker string, ttl time.Duration) ([]string, error) {
 	st := &e.driver.statements(schema).sub
-	var n int
+	var workers []string
 	err := e.writeQ(ctx, func(q querier) error {
 		now := time.Now()
 		if _, err := q.ExecContext(ctx, st.heartbeat, name, worker, micros(now.Add(ttl))); err != nil {
@@ -183,9 +183,22 @@ func (e *executor) Heartbeat(ctx context.Context, schema, name, worker string, t
 		if _, err := q.ExecContext(ctx, st.prune, name, micros(now)); err != nil {
 			return err
 		}
-		return q.QueryRowContext(ctx, st.countWorkers, name).Scan(&n)
+		rows, err := q.QueryContext(ctx, st.countWorkers, name)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		workers = nil
+		for rows.Next() {
+			var w string
+			if err := rows.Scan(&w); err != nil {
+				return err
+			}
+			workers = append(workers, w)
+		}
+		return rows.Err()
 	})
-	return n, err
+	return workers, err
 }
 
 func (e *executor) RemoveWorker(ctx context.Context, schema, name, worker string) error {

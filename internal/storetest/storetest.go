@@ -30,6 +30,15 @@ type Harness[TTx any] struct {
 	// ReadModel creates a key/value table for the store's test and returns
 	// functions to write a row in a transaction and to read a row.
 	ReadModel func(t *testing.T, s *meowmx.Store[TTx]) (put func(ctx context.Context, tx TTx, key string, value int) error, get func(ctx context.Context, key string) (int, bool, error))
+	// Table returns the qualified name of a test table of the store's.
+	Table func(s *meowmx.Store[TTx], name string) string
+	// Exec runs a statement (with ? placeholders) in tx and returns the
+	// number of rows it affected.
+	Exec func(ctx context.Context, tx TTx, query string, args ...any) (int64, error)
+	// ExecDB runs a statement (with ? placeholders) outside transactions.
+	ExecDB func(ctx context.Context, s *meowmx.Store[TTx], query string) error
+	// QueryPairs runs a query of two text columns outside transactions.
+	QueryPairs func(ctx context.Context, s *meowmx.Store[TTx], query string) ([][2]string, error)
 	// ConcurrentWriters is true when a writer can commit while another
 	// transaction that has written is still open (PostgreSQL), false when
 	// writers are serialized (SQLite).
@@ -66,6 +75,9 @@ func Exercise[TTx any](t *testing.T, h *Harness[TTx]) {
 		"MetadataOptional":        testMetadataOptional[TTx],
 		"ReadTxVariants":          testReadTxVariants[TTx],
 		"PositionsIncreaseInPage": testPositionsIncrease[TTx],
+	}
+	for name, fn := range subscriptionTests[TTx]() {
+		tests["Subscription/"+name] = fn
 	}
 	names := make([]string, 0, len(tests))
 	for name := range tests {
