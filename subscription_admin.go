@@ -83,8 +83,9 @@ func (s *Store[TTx]) SubscriptionStatuses(ctx context.Context, name string) ([]S
 
 // ResetSubscription moves every partition of the subscription name to from
 // (FromStart to handle everything again, for example to rebuild a read
-// model). Workers running it notice at their next batch: a batch in flight
-// at the moment of the reset is rolled back, not committed past it.
+// model). Workers running it notice at their next commit or lease renewal
+// (a third of the lease): a batch in flight at the moment of the reset is
+// rolled back, not committed past it.
 func (s *Store[TTx]) ResetSubscription(ctx context.Context, name string, from SubscriptionFrom) error {
 	if err := s.begin(ctx); err != nil {
 		return err

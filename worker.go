@@ -92,8 +92,9 @@ func (r *partitionRunner[TTx]) leaseValid() bool {
 	return time.Now().Before(r.leaseEnd)
 }
 
-// sleep waits for d, a wake-up, or the end; it reports false at the end.
-func (r *partitionRunner[TTx]) sleep(ctx context.Context, d time.Duration, wakeable bool) bool {
+// sleep waits for d, a wake-up (if wakeable), or the end; ok is false at the
+// end, woken true after a wake-up.
+func (r *partitionRunner[TTx]) sleep(ctx context.Context, d time.Duration, wakeable bool) (ok, woken bool) {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	var wakeC chan struct{}
@@ -102,13 +103,13 @@ func (r *partitionRunner[TTx]) sleep(ctx context.Context, d time.Duration, wakea
 	}
 	select {
 	case <-ctx.Done():
-		return false
+		return false, false
 	case <-r.stopC:
-		return false
+		return false, false
 	case <-wakeC:
-		return true
+		return true, true
 	case <-timer.C:
-		return true
+		return true, false
 	}
 }
 
@@ -123,12 +124,17 @@ func (r *partitionRunner[TTx]) run(ctx, workCtx context.Context) {
 
 	failures := 0
 	lastReplayCheck := time.Time{}
-	quickRetry := false // after a wake-up that found nothing yet
+	// chase counts reads since a wake-up that found nothing: the commit
+	// that woke us may still be hidden behind the visibility horizon (a
+	// transaction of any database of the cluster still running), so look
+	// again with a backoff from 10 ms up to 1 s, for about 10 s, before
+	// falling back to PollInterval.
+	chase := 0
 	for !r.stopped() && ctx.Err() == nil {
 		if !r.leaseValid() {
 			// The lease could not be renewed (database unreachable?):
 			// another worker may hold the partition by now.
-			if !r.sleep(ctx, cfg.Lease/10, false) {
+			if ok, _ := r.sleep(ctx, cfg.Lease/10, false); !ok {
 				return
 			}
 			continue
@@ -154,7 +160,7 @@ func (r *partitionRunner[TTx]) run(ctx, workCtx context.Context) {
 			failures++
 			wait := backoff(cfg.RetryBackoff, cfg.RetryBackoffMax, failures)
 			logger.WarnContext(ctx, "meowmx: reading events failed", slog.String("err", mapDriverError(err).Error()), slog.Duration("retry_in", wait))
-			if !r.sleep(ctx, wait, false) {
+			if ok, _ := r.sleep(ctx, wait, false); !ok {
 				return
 			}
 			continue
@@ -162,20 +168,22 @@ func (r *partitionRunner[TTx]) run(ctx, workCtx context.Context) {
 		failures = 0
 		if len(rows) == 0 {
 			wait := jitter(cfg.PollInterval)
-			if quickRetry {
-				// Woken by a commit the horizon may still hide for an
-				// instant: look again soon, then fall back to polling.
-				wait = min(wait, 20*time.Millisecond)
-				quickRetry = false
-			} else {
-				quickRetry = true
+			if chase > 0 {
+				wait = min(wait, 10*time.Millisecond<<min(chase-1, 7))
+				if chase++; chase > 20 {
+					chase = 0
+				}
 			}
-			if !r.sleep(ctx, wait, true) {
+			ok, woken := r.sleep(ctx, wait, true)
+			if !ok {
 				return
+			}
+			if woken {
+				chase = 1
 			}
 			continue
 		}
-		quickRetry = false
+		chase = 0
 		if err := r.process(ctx, workCtx, recordedFromRows(rows), 1); err != nil {
 			if !errors.Is(err, errLeaseLost) && ctx.Err() == nil && workCtx.Err() == nil {
 				sub.fail(err)
@@ -231,7 +239,7 @@ func (r *partitionRunner[TTx]) process(ctx, workCtx context.Context, events []Re
 		r.sub.logger.WarnContext(ctx, "meowmx: handler failed; retrying",
 			slog.Int("partition", r.partition), slog.String("event_id", ev.ID.String()),
 			slog.Int("attempt", attempt), slog.Duration("retry_in", wait), slog.String("err", err.Error()))
-		if !r.sleep(ctx, wait, false) {
+		if ok, _ := r.sleep(ctx, wait, false); !ok {
 			return errLeaseLost
 		}
 	}

@@ -30,6 +30,7 @@ func subscriptionTests[TTx any]() map[string]func(t *testing.T, h *Harness[TTx])
 		"Status":             testSubStatus[TTx],
 		"BadConfig":          testSubBadConfig[TTx],
 		"ReadModelOnce":      testSubReadModelOnce[TTx],
+		"ResetDuringBatch":   testSubResetDuringBatch[TTx],
 	}
 }
 
@@ -504,10 +505,14 @@ func testSubWake[TTx any](t *testing.T, h *Harness[TTx]) {
 	cfg.Lease = 30 * time.Second
 	c := ctx(t)
 	stream := meowmx.NewStream("bell", "1")
+	sub := start(t, s, cfg)
+	waitFor(t, 30*time.Second, func() (bool, string) {
+		st := must(s.SubscriptionStatuses(c, "woken"))(t)
+		return len(st) == 1 && st[0].Owner == sub.Worker(), fmt.Sprintf("%+v", st)
+	})
+	time.Sleep(100 * time.Millisecond) // the worker's first read is done: it sleeps for an hour
 	must(s.Append(c, stream, meowmx.NoStream, ev("Rang", `{}`)))(t)
-	start(t, s, cfg)
-	m.waitApplied(t, 1) // the first read finds it
-	time.Sleep(100 * time.Millisecond)
+	m.waitApplied(t, 1)
 	must(s.Append(c, stream, 0, ev("Rang", `{}`)))(t)
 	m.waitApplied(t, 2)
 	if h.ConcurrentWriters {
@@ -653,4 +658,63 @@ func testSubReadModelOnce[TTx any](t *testing.T, h *Harness[TTx]) {
 	}
 	m.waitApplied(t, 60)
 	noParked(t, s, "balance")
+}
+
+// testSubResetDuringBatch: a batch in flight when the subscription is reset
+// cannot commit (its checkpoint is fenced by the reset's generation); the
+// events are then handled again from the reset position, once.
+func testSubResetDuringBatch[TTx any](t *testing.T, h *Harness[TTx]) {
+	s := h.NewStore(t, nil, true)
+	m := newModel(t, h, s, "fenced", false)
+	inHandler := make(chan struct{})
+	resume := make(chan struct{})
+	var first atomic.Bool
+	first.Store(true)
+	var handled, firstBatch atomic.Int64
+	handler := func(ctx context.Context, tx TTx, events []meowmx.RecordedEvent) error {
+		if handled.Add(int64(len(events))) == int64(len(events)) {
+			firstBatch.Store(int64(len(events)))
+		}
+		for _, e := range events {
+			if err := m.apply(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		if first.CompareAndSwap(true, false) {
+			close(inHandler)
+			<-resume
+		}
+		return nil
+	}
+	appendN(t, s, "job", 3, 30)
+	start(t, s, fast("fenced", handler))
+	<-inHandler
+	resetDone := make(chan error, 1)
+	go func() { resetDone <- s.ResetSubscription(context.Background(), "fenced", meowmx.FromStart) }()
+	if !h.ConcurrentWriters {
+		close(resume) // SQLite: the reset waits for the batch's write lock
+	}
+	if err := <-resetDone; err != nil {
+		t.Fatal(err)
+	}
+	if h.ConcurrentWriters {
+		close(resume)
+	}
+	// On SQLite the batch committed before the reset could start: the
+	// reset then has every event handled again.
+	want := 30
+	if !h.ConcurrentWriters {
+		want = 30 + int(firstBatch.Load())
+	}
+	m.waitTotal(t, want)
+	time.Sleep(200 * time.Millisecond)
+	if total, distinct := m.applied(t); total != want || distinct != 30 {
+		t.Fatalf("%d events applied (%d distinct) after a reset during a batch, want %d", total, distinct, want)
+	}
+	// The batch in flight was handled, then refused (PostgreSQL) or
+	// committed before the reset (SQLite); either way every event was
+	// handled again after the reset.
+	if n, first := handled.Load(), firstBatch.Load(); n != first+30 {
+		t.Fatalf("handler saw %d events, a first batch of %d then 30: the reset was not honoured", n, first)
+	}
 }
