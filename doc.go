@@ -69,6 +69,20 @@
 // before the stream's previous writer would break that order, and fails with
 // ErrTransactionTooOld (IsRetryable) instead.
 //
+// # Subscriptions
+//
+// Store.Subscribe returns a worker of a named, durable subscription: it
+// reads a filter (categories, event types) in global order and hands batches
+// to a Handler together with the transaction that then records the
+// checkpoint, so a read model written through it changes exactly once per
+// event (effects outside the transaction are at least once). Any number of
+// workers can run one subscription: partitions (SubscriptionConfig.Partitions,
+// by StreamHash) are shared among them under leases, and a dead worker's
+// share is taken over when its lease runs out. Failing events are retried,
+// then parked (Store.ParkedEvents, Store.ReplayParked) or stop the
+// subscription. On PostgreSQL appends wake workers through LISTEN/NOTIFY,
+// with polling as the fallback.
+//
 // # Errors
 //
 // Bad input (an empty category or ID, invalid JSON, an empty type, an event
