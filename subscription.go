@@ -143,6 +143,14 @@ type SubscriptionConfig[TTx any] struct {
 	RetryBackoffMax time.Duration
 	// OnFailure is what happens after MaxAttempts failures. Defaults to Park.
 	OnFailure FailurePolicy
+	// SynchronousCommit makes each batch's commit wait until it is durable.
+	// By default, on PostgreSQL, batches commit with synchronous_commit =
+	// off: a database crash can lose the last batches' commits, and since
+	// each batch's writes and its checkpoint are one transaction, they are
+	// lost together and the events are handled again; exactly once still
+	// holds for what the handler writes through the transaction. Set it if
+	// others must never see a read model go back in time after a crash.
+	SynchronousCommit bool
 	// Logger receives the subscription's logs. Defaults to the store's.
 	Logger *slog.Logger
 }

@@ -260,7 +260,7 @@ func (r *partitionRunner[TTx]) commitBatch(ctx context.Context, events []Recorde
 		r.cancelBatch.Store(nil)
 		cancel()
 	}()
-	tx, err := driver.Begin(ctx)
+	tx, err := driver.Begin(ctx, sub.config.SynchronousCommit)
 	if err != nil {
 		return mapDriverError(err)
 	}
@@ -339,7 +339,7 @@ func (r *partitionRunner[TTx]) replayParked(ctx, workCtx context.Context, exec m
 
 func (r *partitionRunner[TTx]) inTx(ctx context.Context, fn func(tx TTx) error) (err error) {
 	driver := r.sub.store.driver
-	tx, err := driver.Begin(ctx)
+	tx, err := driver.Begin(ctx, r.sub.config.SynchronousCommit)
 	if err != nil {
 		return mapDriverError(err)
 	}

@@ -9,7 +9,10 @@ import (
 // Transactor begins, commits and rolls back the driver's transactions, for
 // the subscription workers' batches.
 type Transactor[TTx any] interface {
-	Begin(ctx context.Context) (TTx, error)
+	// Begin starts a transaction. Unless synchronous, the driver may commit
+	// it without waiting for durability, where a crash loses the whole
+	// transaction or nothing of it.
+	Begin(ctx context.Context, synchronous bool) (TTx, error)
 	Commit(ctx context.Context, tx TTx) error
 	Rollback(ctx context.Context, tx TTx) error
 }

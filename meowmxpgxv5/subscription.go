@@ -294,10 +294,21 @@ func (e *executor) Unpark(ctx context.Context, schema, name string, eventID [16]
 	return mapError(err)
 }
 
-// Begin starts a transaction on the pool.
-func (d *Driver) Begin(ctx context.Context) (pgx.Tx, error) {
+// Begin starts a transaction on the pool. Unless synchronous, its commit
+// does not wait for the WAL flush (synchronous_commit = off): a crash can
+// lose the last such commits, all of whose writes then vanish together.
+func (d *Driver) Begin(ctx context.Context, synchronous bool) (pgx.Tx, error) {
 	tx, err := d.pool.Begin(ctx)
-	return tx, mapError(err)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	if !synchronous {
+		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+			_ = tx.Rollback(ctx)
+			return nil, mapError(err)
+		}
+	}
+	return tx, nil
 }
 
 // Commit commits tx.

@@ -417,8 +417,8 @@ func (e *executor) Unpark(ctx context.Context, schema, name string, eventID [16]
 }
 
 // Begin starts an immediate write transaction (with a database opened by
-// Open).
-func (d *Driver) Begin(ctx context.Context) (*sql.Tx, error) {
+// Open). Its commits are always synchronous (the connection's setting).
+func (d *Driver) Begin(ctx context.Context, _ bool) (*sql.Tx, error) {
 	tx, err := d.db.BeginTx(ctx, nil)
 	return tx, mapError(err)
 }
