@@ -197,10 +197,18 @@ func (r *partitionRunner[TTx]) run(ctx, workCtx context.Context) {
 // its events are handled one at a time, so that only the failing one is
 // parked: the batch's failure counts as the first attempt of each, and each
 // is tried alone at least once. firstAttempt is 1 for a batch.
+//
+// Only the handler's own failures count as attempts. When the database
+// cannot begin or commit the batch (it is down, a serialization failure),
+// or the handler fails with a retryable database error, the batch is
+// retried with backoff for as long as it takes: an event is never parked or
+// skipped because of an outage.
 func (r *partitionRunner[TTx]) process(ctx, workCtx context.Context, events []RecordedEvent, firstAttempt int) error {
 	cfg := r.sub.config
-	for attempt := firstAttempt; ; attempt++ {
-		err := r.commitBatch(workCtx, events, nil)
+	attempt, outages := firstAttempt, 0
+	var park *meowmxdriver.ParkParams
+	for {
+		err := r.commitBatch(workCtx, events, park)
 		if err == nil {
 			return nil
 		}
@@ -210,40 +218,59 @@ func (r *partitionRunner[TTx]) process(ctx, workCtx context.Context, events []Re
 		if ctx.Err() != nil || r.stopped() {
 			return errLeaseLost // stopping: the batch rolled back; leave it for later
 		}
-		if len(events) > 1 {
-			r.sub.logger.InfoContext(ctx, "meowmx: batch failed; handling its events one at a time",
-				slog.Int("partition", r.partition), slog.Int("events", len(events)), slog.String("err", err.Error()))
-			for _, ev := range events {
-				if err := r.process(ctx, workCtx, []RecordedEvent{ev}, 2); err != nil {
-					return err
+		var handlerErr *handlerError
+		var wait time.Duration
+		if park == nil && errors.As(err, &handlerErr) && !IsRetryable(handlerErr.err) {
+			if len(events) > 1 {
+				r.sub.logger.InfoContext(ctx, "meowmx: batch failed; handling its events one at a time",
+					slog.Int("partition", r.partition), slog.Int("events", len(events)), slog.String("err", err.Error()))
+				for _, ev := range events {
+					if err := r.process(ctx, workCtx, []RecordedEvent{ev}, 2); err != nil {
+						return err
+					}
 				}
+				return nil
 			}
-			return nil
-		}
-		ev := events[0]
-		if attempt >= cfg.MaxAttempts {
-			if cfg.OnFailure == StopSubscription {
-				r.sub.logger.ErrorContext(ctx, "meowmx: stopping subscription on a failing event",
-					slog.Int("partition", r.partition), slog.String("event_id", ev.ID.String()), slog.String("err", err.Error()))
-				return fmt.Errorf("%w: event %s (%s version %d) failed %d times: %w", ErrSubscriptionStopped, ev.ID, ev.Stream, ev.Version, attempt, err)
+			ev := events[0]
+			if attempt >= cfg.MaxAttempts {
+				if cfg.OnFailure == StopSubscription {
+					r.sub.logger.ErrorContext(ctx, "meowmx: stopping subscription on a failing event",
+						slog.Int("partition", r.partition), slog.String("event_id", ev.ID.String()), slog.String("err", err.Error()))
+					return fmt.Errorf("%w: event %s (%s version %d) failed %d times: %w", ErrSubscriptionStopped, ev.ID, ev.Stream, ev.Version, attempt, handlerErr.err)
+				}
+				r.sub.logger.ErrorContext(ctx, "meowmx: parking a failing event",
+					slog.Int("partition", r.partition), slog.String("event_id", ev.ID.String()),
+					slog.String("stream", ev.Stream.String()), slog.Int("attempts", attempt), slog.String("err", err.Error()))
+				park = &meowmxdriver.ParkParams{
+					Schema: r.sub.store.config.Schema, Name: cfg.Name, Partition: r.partition,
+					EventID: ev.ID, Error: err.Error(), Attempts: attempt,
+				}
+				continue
 			}
-			r.sub.logger.ErrorContext(ctx, "meowmx: parking a failing event",
+			wait = backoff(cfg.RetryBackoff, cfg.RetryBackoffMax, attempt)
+			r.sub.logger.WarnContext(ctx, "meowmx: handler failed; retrying",
 				slog.Int("partition", r.partition), slog.String("event_id", ev.ID.String()),
-				slog.String("stream", ev.Stream.String()), slog.Int("attempts", attempt), slog.String("err", err.Error()))
-			return r.commitBatch(workCtx, events, &meowmxdriver.ParkParams{
-				Schema: r.sub.store.config.Schema, Name: cfg.Name, Partition: r.partition,
-				EventID: ev.ID, Error: err.Error(), Attempts: attempt,
-			})
+				slog.Int("attempt", attempt), slog.Duration("retry_in", wait), slog.String("err", err.Error()))
+			attempt++
+		} else {
+			outages++
+			wait = backoff(cfg.RetryBackoff, cfg.RetryBackoffMax, outages)
+			r.sub.logger.WarnContext(ctx, "meowmx: could not commit a batch; retrying",
+				slog.Int("partition", r.partition), slog.Int("events", len(events)),
+				slog.Duration("retry_in", wait), slog.String("err", err.Error()))
 		}
-		wait := backoff(cfg.RetryBackoff, cfg.RetryBackoffMax, attempt)
-		r.sub.logger.WarnContext(ctx, "meowmx: handler failed; retrying",
-			slog.Int("partition", r.partition), slog.String("event_id", ev.ID.String()),
-			slog.Int("attempt", attempt), slog.Duration("retry_in", wait), slog.String("err", err.Error()))
 		if ok, _ := r.sleep(ctx, wait, false); !ok {
 			return errLeaseLost
 		}
 	}
 }
+
+// handlerError is a failure of the handler itself, as opposed to the
+// database's around it.
+type handlerError struct{ err error }
+
+func (e *handlerError) Error() string { return e.err.Error() }
+func (e *handlerError) Unwrap() error { return e.err }
 
 // commitBatch runs the handler on events (or, with park, records the event
 // as parked instead) and advances the checkpoint past them, in one
@@ -272,7 +299,7 @@ func (r *partitionRunner[TTx]) commitBatch(ctx context.Context, events []Recorde
 	exec := driver.UnwrapExecutor(tx)
 	if park == nil {
 		if err := callHandler(ctx, sub.config.Handler, tx, events); err != nil {
-			return err
+			return &handlerError{err: err}
 		}
 	} else if err := exec.Park(ctx, park); err != nil {
 		return mapDriverError(err)

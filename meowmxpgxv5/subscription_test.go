@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -203,5 +204,51 @@ func TestWorkerBackendTerminatedMidBatch(t *testing.T) {
 	parked, err := store.ParkedEvents(context.Background(), "killed")
 	if err != nil || len(parked) != 0 {
 		t.Fatalf("parked %d events (%v)", len(parked), err)
+	}
+}
+
+// TestOutageIsNotAFailedAttempt: when the database connection dies after the
+// handler succeeded (the checkpoint cannot commit), the batch is retried
+// without counting an attempt, so even with MaxAttempts 1 nothing is parked.
+func TestOutageIsNotAFailedAttempt(t *testing.T) {
+	t.Parallel()
+	pool, _ := appPool(t)
+	store, err := meowmx.New(meowmxpgxv5.New(pool), &meowmx.Config{Schema: testdb.SchemaName(t), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, handle, count := handledTable(t, store)
+	appendEvents(t, store, 10)
+	var kills atomic.Int32
+	handler := func(ctx context.Context, tx pgx.Tx, events []meowmx.RecordedEvent) error {
+		if err := handle(ctx, tx, events); err != nil {
+			return err
+		}
+		if kills.Load() < 3 {
+			kills.Add(1)
+			var pid int
+			if err := tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+				return err
+			}
+			if _, err := testdb.Pool(t).Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
+				return err
+			}
+		}
+		return nil // the handler succeeded; its transaction cannot commit
+	}
+	startSub(t, store, meowmx.SubscriptionConfig[pgx.Tx]{
+		Name: "outage", Handler: handler, MaxAttempts: 1, Lease: 2 * time.Second,
+		PollInterval: 100 * time.Millisecond, RetryBackoff: 5 * time.Millisecond, RetryBackoffMax: 50 * time.Millisecond,
+	})
+	waitCount(t, count, 10)
+	if kills.Load() != 3 {
+		t.Fatalf("%d connections killed, want 3", kills.Load())
+	}
+	parked, err := store.ParkedEvents(context.Background(), "outage")
+	if err != nil || len(parked) != 0 {
+		t.Fatalf("an outage parked %d events (%v)", len(parked), err)
 	}
 }
