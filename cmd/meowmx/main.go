@@ -1,0 +1,244 @@
+// Command meowmx runs the demo and inspects and operates a meowmx event
+// store: migrate, append, read, work, subscriptions, demo, version.
+//
+// The database is --db URL or $MEOWMX_DB: postgres://... or postgresql://...
+// for PostgreSQL, sqlite:PATH or a plain path for SQLite, sqlite:meowmx.db by
+// default. --schema (or $MEOWMX_SCHEMA) chooses the schema. Both are accepted
+// before and after the command name.
+//
+// Exit codes: 0 success, 1 error, 2 usage error or bad input, 3 version
+// conflict.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// version is the command's version, set at build time with
+// -ldflags "-X main.version=...".
+var version = "devel"
+
+const (
+	exitOK       = 0
+	exitError    = 1
+	exitUsage    = 2
+	exitConflict = 3
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// env is what a command gets: its arguments, the streams, and the database
+// settings.
+type env struct {
+	ctx    context.Context
+	args   []string
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	db     string
+	schema string
+}
+
+// usageError is bad usage or input: exit status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{msg: fmt.Sprintf(format, args...)} }
+
+type command struct {
+	name    string
+	summary string
+	run     func(e *env) error
+}
+
+var commands []command
+
+func init() {
+	commands = []command{
+		{"migrate", "create or upgrade the schema", cmdMigrate},
+		{"append", "append events to a stream", cmdAppend},
+		{"read", "read a stream, a category or everything", cmdRead},
+		{"work", "run a subscription worker that prints what it handles", cmdWork},
+		{"subscriptions", "list, reset and repair subscriptions", cmdSubscriptions},
+		{"demo", "run the order workflow demo (the main job)", cmdDemo},
+		{"version", "print the version", cmdVersion},
+	}
+}
+
+const mainUsage = `meowmx: an event store on PostgreSQL and SQLite.
+
+Usage:
+  meowmx [--db URL] [--schema NAME] COMMAND [ARGS] [FLAGS]
+
+Commands:
+%s
+Global flags (before or after the command):
+  --db URL        postgres://..., postgresql://..., sqlite:PATH or PATH
+                  (default $MEOWMX_DB, else sqlite:meowmx.db)
+  --schema NAME   schema (PostgreSQL) or table prefix (SQLite)
+                  (default $MEOWMX_SCHEMA, else meowmx)
+
+Run "meowmx COMMAND --help" for a command's flags and examples.
+`
+
+func printMainUsage(w io.Writer) {
+	var b strings.Builder
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  %-14s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, mainUsage, b.String())
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr,
+		db: os.Getenv("MEOWMX_DB"), schema: os.Getenv("MEOWMX_SCHEMA")}
+	rest, err := extractGlobals(args, e)
+	if err != nil {
+		fmt.Fprintln(stderr, "meowmx:", err)
+		return exitUsage
+	}
+	if e.db == "" {
+		e.db = "sqlite:meowmx.db"
+	}
+	if len(rest) == 0 {
+		printMainUsage(stderr)
+		return exitUsage
+	}
+	name := rest[0]
+	if name == "-h" || name == "--help" || name == "help" {
+		printMainUsage(stdout)
+		return exitOK
+	}
+	e.args = rest[1:]
+	for _, c := range commands {
+		if c.name == name {
+			return exitCode(stderr, c.name, c.run(e))
+		}
+	}
+	fmt.Fprintf(stderr, "meowmx: unknown command %q (run \"meowmx --help\")\n", name)
+	return exitUsage
+}
+
+// exitCode prints err as one line and turns it into the exit status.
+func exitCode(stderr io.Writer, name string, err error) int {
+	if err == nil {
+		return exitOK
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	msg := strings.Join(strings.Fields(err.Error()), " ")
+	msg = strings.ReplaceAll(msg, "meowmx: ", "")
+	fmt.Fprintf(stderr, "meowmx %s: %s\n", name, msg)
+	var ue *usageError
+	switch {
+	case errors.As(err, &ue):
+		return exitUsage
+	case isConflict(err):
+		return exitConflict
+	case isInvalidInput(err):
+		return exitUsage
+	}
+	return exitError
+}
+
+// extractGlobals takes --db and --schema out of args, wherever they are.
+func extractGlobals(args []string, e *env) ([]string, error) {
+	var rest []string
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		name, value, hasValue := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+		if !strings.HasPrefix(arg, "-") || (name != "db" && name != "schema") {
+			rest = append(rest, arg)
+			continue
+		}
+		if !hasValue {
+			if i+1 >= len(args) {
+				return nil, fmt.Errorf("flag --%s needs a value", name)
+			}
+			i++
+			value = args[i]
+		}
+		if name == "db" {
+			e.db = value
+		} else {
+			e.schema = value
+		}
+	}
+	return rest, nil
+}
+
+// parse parses a command's flags, allowing them before, between and after
+// positional arguments, and returns the positional ones.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				printUsage(fs)
+				return nil, err
+			}
+			return nil, &usageError{msg: err.Error()}
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}
+
+func newFlagSet(e *env, name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {} // errors are reported in one line; --help prints usage
+	usagesMu.Lock()
+	defer usagesMu.Unlock()
+	usages[fs] = func() {
+		fmt.Fprintf(e.stdout, "%s\n\nFlags:\n", strings.TrimSpace(usage))
+		fs.SetOutput(e.stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	return fs
+}
+
+// usages holds each flag set's help text printer.
+var (
+	usagesMu sync.Mutex
+	usages   = map[*flag.FlagSet]func(){}
+)
+
+func printUsage(fs *flag.FlagSet) {
+	usagesMu.Lock()
+	u, ok := usages[fs]
+	usagesMu.Unlock()
+	if ok {
+		u()
+	}
+}
+
+func cmdVersion(e *env) error {
+	fs := newFlagSet(e, "version", "Usage: meowmx version\n\nPrints the version of meowmx.")
+	if _, err := parse(fs, e.args); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "meowmx %s\n", version)
+	return nil
+}

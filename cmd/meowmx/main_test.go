@@ -1,0 +1,241 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/meowmx/meowmx/internal/testdb"
+)
+
+func TestMain(m *testing.M) { testdb.Main(m) }
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func runCLI(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), args, strings.NewReader(stdin), &stdout, &stderr)
+	return result{code, stdout.String(), stderr.String()}
+}
+
+func mustRun(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	r := runCLI(t, stdin, args...)
+	if r.code != 0 {
+		t.Fatalf("meowmx %s: exit %d, stderr %q", strings.Join(args, " "), r.code, r.stderr)
+	}
+	return r
+}
+
+func sqliteDB(t *testing.T) string {
+	return "sqlite:" + filepath.Join(t.TempDir(), "cli.db")
+}
+
+func lines(s string) []string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+func decodeLines(t *testing.T, s string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, l := range lines(s) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("not a JSON line: %q", l)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestAppendAndRead(t *testing.T) {
+	t.Parallel()
+	db := sqliteDB(t)
+	mustRun(t, "", "migrate", "--db", db)
+	mustRun(t, "", "--db", db, "migrate") // idempotent, --db before the command
+
+	r := mustRun(t, "", "append", "order", "1001", "--type", "OrderPlaced", "--data", `{"total":42}`, "--metadata", `{"correlation_id":"c1"}`, "--expect", "none", "--db", db)
+	ev := decodeLines(t, r.stdout)
+	if len(ev) != 1 {
+		t.Fatalf("append printed %q", r.stdout)
+	}
+	for _, field := range []string{"position", "category", "stream_id", "version", "type", "data", "metadata", "event_id", "recorded_at"} {
+		if _, ok := ev[0][field]; !ok {
+			t.Errorf("append output lacks %q: %v", field, ev[0])
+		}
+	}
+	if ev[0]["category"] != "order" || ev[0]["stream_id"] != "1001" || ev[0]["version"] != float64(0) || ev[0]["type"] != "OrderPlaced" {
+		t.Fatalf("recorded %v", ev[0])
+	}
+
+	// A batch from stdin, atomic.
+	r = mustRun(t, `{"type":"OrderPaid","data":{"amount":42}}
+{"type":"OrderShipped","data":{"carrier":"cat"},"metadata":{"m":1},"id":"0b9d3e84-7d6c-4a5e-9c1e-1a2b3c4d5e6f"}
+`, "--db", db, "append", "order", "1001", "--data", "-", "--expect", "0")
+	if got := decodeLines(t, r.stdout); len(got) != 2 || got[1]["event_id"] != "0b9d3e84-7d6c-4a5e-9c1e-1a2b3c4d5e6f" || got[1]["version"] != float64(2) {
+		t.Fatalf("batch printed %q", r.stdout)
+	}
+
+	// A version conflict: exit 3, one line.
+	r = runCLI(t, "", "--db", db, "append", "order", "1001", "--type", "OrderCancelled", "--data", `{}`, "--expect", "0")
+	if r.code != 3 || len(lines(r.stderr)) != 1 || !strings.Contains(r.stderr, "version conflict") {
+		t.Fatalf("conflict: exit %d, stderr %q", r.code, r.stderr)
+	}
+
+	// Reading by stream, by category, globally, after a position.
+	r = mustRun(t, "", "--db", db, "read", "order", "1001")
+	all := decodeLines(t, r.stdout)
+	if len(all) != 3 {
+		t.Fatalf("read printed %d events", len(all))
+	}
+	r = mustRun(t, "", "--db", db, "read", "order", "1001", "--backward", "--limit", "1")
+	if got := decodeLines(t, r.stdout); len(got) != 1 || got[0]["type"] != "OrderShipped" {
+		t.Fatalf("backward read printed %q", r.stdout)
+	}
+	r = mustRun(t, "", "--db", db, "read", "--category", "order", "--after", all[0]["position"].(string))
+	if got := decodeLines(t, r.stdout); len(got) != 2 {
+		t.Fatalf("read after %s printed %q", all[0]["position"], r.stdout)
+	}
+	r = mustRun(t, "", "--db", db, "read", "--all", "--format", "text")
+	if !strings.Contains(r.stdout, "POSITION") || !strings.Contains(r.stdout, "order-1001") {
+		t.Fatalf("text read printed %q", r.stdout)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	t.Parallel()
+	db := sqliteDB(t)
+	missing := runCLI(t, "", "--db", db, "read", "--all")
+	if missing.code != 1 || !strings.Contains(missing.stderr, `run "meowmx migrate"`) || len(lines(missing.stderr)) != 1 {
+		t.Fatalf("missing schema: exit %d, stderr %q", missing.code, missing.stderr)
+	}
+	mustRun(t, "", "--db", db, "migrate")
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"bad JSON", []string{"append", "order", "1", "--type", "A", "--data", `{"a":`}, 2, "not valid JSON"},
+		{"bad JSON on stdin", []string{"append", "order", "1", "--data", "-"}, 2, "line 1"},
+		{"unknown flag", []string{"append", "order", "1", "--colour", "red"}, 2, "flag provided but not defined: -colour"},
+		{"non-numeric --expect", []string{"append", "order", "1", "--type", "A", "--data", "{}", "--expect", "seven"}, 2, "--expect"},
+		{"separator in category", []string{"append", "or-der", "1", "--type", "A", "--data", "{}"}, 2, "separator"},
+		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
+		{"bad position", []string{"read", "--all", "--after", "12"}, 2, "TX/SEQ"},
+	}
+	for _, tc := range cases {
+		stdin := ""
+		if tc.name == "bad JSON on stdin" {
+			stdin = "{nope\n"
+		}
+		r := runCLI(t, stdin, append([]string{"--db", db}, tc.args...)...)
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) || len(lines(r.stderr)) != 1 || r.stdout != "" {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit %d and one line with %q", tc.name, r.code, r.stdout, r.stderr, tc.code, tc.want)
+		}
+	}
+	// Nothing was written by the bad input.
+	if r := mustRun(t, "", "--db", db, "read", "--all"); r.stdout != "" {
+		t.Fatalf("bad input wrote %q", r.stdout)
+	}
+
+	// An unreachable database, with its password masked.
+	r := runCLI(t, "", "--db", "postgres://alice:hunter2@127.0.0.1:1/app?connect_timeout=2", "read", "--all")
+	if r.code != 1 || strings.Contains(r.stderr, "hunter2") || !strings.Contains(r.stderr, "alice:xxxxx@127.0.0.1:1") || len(lines(r.stderr)) != 1 {
+		t.Fatalf("unreachable database: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	for _, cmd := range []string{"migrate", "append", "read", "work", "subscriptions", "demo", "version"} {
+		r := runCLI(t, "", cmd, "--help")
+		if r.code != 0 || !strings.Contains(r.stdout, "Usage: meowmx "+cmd) {
+			t.Errorf("%s --help: exit %d, stdout %q", cmd, r.code, r.stdout)
+		}
+		if cmd != "version" && cmd != "migrate" && !strings.Contains(r.stdout, "Examples:") {
+			t.Errorf("%s --help has no examples", cmd)
+		}
+	}
+	if r := runCLI(t, "", "--help"); r.code != 0 || !strings.Contains(r.stdout, "demo") {
+		t.Fatalf("--help: %+v", r)
+	}
+	if r := mustRun(t, "", "version"); !strings.HasPrefix(r.stdout, "meowmx ") {
+		t.Fatalf("version printed %q", r.stdout)
+	}
+}
+
+func TestWorkAndSubscriptions(t *testing.T) {
+	t.Parallel()
+	db := sqliteDB(t)
+	mustRun(t, "", "--db", db, "migrate")
+	for i := range 5 {
+		mustRun(t, "", "--db", db, "append", "job", string(rune('a'+i)), "--type", "Queued", "--data", "{}")
+	}
+	r := mustRun(t, "", "--db", db, "work", "--subscription", "printer", "--category", "job", "--until-idle", "300ms")
+	if got := decodeLines(t, r.stdout); len(got) != 5 {
+		t.Fatalf("work printed %d events: %q", len(got), r.stdout)
+	}
+	// Its checkpoint is committed: a second run prints nothing new.
+	r = mustRun(t, "", "--db", db, "work", "--subscription", "printer", "--category", "job", "--until-idle", "300ms")
+	if r.stdout != "" {
+		t.Fatalf("second run printed %q", r.stdout)
+	}
+	r = mustRun(t, "", "--db", db, "subscriptions")
+	if !strings.Contains(r.stdout, "printer") || !strings.Contains(r.stdout, "LAG") {
+		t.Fatalf("subscriptions printed %q", r.stdout)
+	}
+	mustRun(t, "", "--db", db, "subscriptions", "reset", "printer", "--to", "start")
+	r = mustRun(t, "", "--db", db, "work", "--subscription", "printer", "--category", "job", "--until-idle", "300ms")
+	if got := decodeLines(t, r.stdout); len(got) != 5 {
+		t.Fatalf("after reset, work printed %d events", len(got))
+	}
+	if r := mustRun(t, "", "--db", db, "subscriptions", "parked", "printer"); r.stdout != "" {
+		t.Fatalf("parked printed %q", r.stdout)
+	}
+	if r := mustRun(t, "", "--db", db, "subscriptions", "replay", "printer"); !strings.Contains(r.stdout, "0 parked events") {
+		t.Fatalf("replay printed %q", r.stdout)
+	}
+	if r := runCLI(t, "", "--db", db, "subscriptions", "reset", "nobody", "--to", "start"); r.code != 1 || !strings.Contains(r.stderr, "not found") {
+		t.Fatalf("reset of an unknown subscription: %+v", r)
+	}
+	if r := runCLI(t, "", "--db", db, "work", "--subscription", "x"); r.code != 2 {
+		t.Fatalf("work without --category or --all: %+v", r)
+	}
+}
+
+func TestDemoSQLite(t *testing.T) {
+	t.Parallel()
+	db := sqliteDB(t)
+	for run := range 2 {
+		r := runCLI(t, "", "--db", db, "demo", "--events", "150", "--writers", "3")
+		if r.code != 0 || !strings.Contains(r.stdout, "orders match their event streams") {
+			t.Fatalf("demo run %d: exit %d, stdout %q, stderr %q", run, r.code, r.stdout, r.stderr)
+		}
+	}
+	r := mustRun(t, "", "--db", db, "read", "--category", "shipment")
+	if got := decodeLines(t, r.stdout); len(got) != 100 {
+		t.Fatalf("two demo runs scheduled %d shipments, want 100", len(got))
+	}
+}
+
+func TestDemoPostgres(t *testing.T) {
+	t.Parallel()
+	testdb.Pool(t) // reachable, or skip / fail
+	schema := testdb.SchemaName(t)
+	r := runCLI(t, "", "--db", testdb.URL(), "--schema", schema, "demo", "--events", "300")
+	if r.code != 0 || !strings.Contains(r.stdout, "all 100 orders match") {
+		t.Fatalf("demo: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}

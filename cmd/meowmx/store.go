@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/meowmx/meowmx"
+	"github.com/meowmx/meowmx/meowmxpgxv5"
+	"github.com/meowmx/meowmx/meowmxsqlite"
+)
+
+// storeAPI is what every command needs of a store, whatever its driver.
+type storeAPI interface {
+	Migrate(ctx context.Context) error
+	Append(ctx context.Context, stream meowmx.Stream, expected meowmx.ExpectedVersion, events ...meowmx.Event) ([]meowmx.RecordedEvent, error)
+	ReadStream(ctx context.Context, stream meowmx.Stream, opts *meowmx.ReadStreamOpts) ([]meowmx.RecordedEvent, error)
+	ReadCategory(ctx context.Context, category string, after meowmx.Position, opts *meowmx.ReadOpts) ([]meowmx.RecordedEvent, error)
+	ReadAll(ctx context.Context, after meowmx.Position, opts *meowmx.ReadOpts) ([]meowmx.RecordedEvent, error)
+	StreamVersion(ctx context.Context, stream meowmx.Stream) (int64, error)
+	SubscriptionStatuses(ctx context.Context, name string) ([]meowmx.SubscriptionStatus, error)
+	ResetSubscription(ctx context.Context, name string, from meowmx.SubscriptionFrom) error
+	ParkedEvents(ctx context.Context, name string) ([]meowmx.ParkedEvent, error)
+	ReplayParked(ctx context.Context, name string) (int, error)
+	Horizon(ctx context.Context) (*meowmx.Horizon, error)
+	Schema() string
+}
+
+// backend is an open store: api for everything, and the typed store of its
+// driver for what needs the transaction type.
+type backend struct {
+	api    storeAPI
+	pg     *meowmx.Store[pgx.Tx]
+	lite   *meowmx.Store[*sql.Tx]
+	liteDB *sql.DB
+	pool   *pgxpool.Pool
+	label  string // the database, password masked
+	close  func()
+}
+
+// quietLogger keeps the library's info logs (a migration applied) off the
+// command's output; warnings and errors still reach stderr.
+func logger(e *env) *slog.Logger {
+	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// open connects to the database --db names.
+func open(e *env) (*backend, error) {
+	cfg := &meowmx.Config{Schema: e.schema, Logger: logger(e)}
+	switch {
+	case strings.HasPrefix(e.db, "postgres://") || strings.HasPrefix(e.db, "postgresql://"):
+		label := redact(e.db)
+		poolCfg, err := pgxpool.ParseConfig(e.db)
+		if err != nil {
+			return nil, &usageError{msg: fmt.Sprintf("bad database URL %s: %s", label, redactIn(err.Error(), e.db))}
+		}
+		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+		defer cancel()
+		pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+		if err == nil {
+			err = pool.Ping(ctx)
+			if err != nil {
+				pool.Close()
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cannot connect to %s: %s", label, redactIn(err.Error(), e.db))
+		}
+		store, err := meowmx.New(meowmxpgxv5.New(pool), cfg)
+		if err != nil {
+			pool.Close()
+			return nil, &usageError{msg: err.Error()}
+		}
+		return &backend{api: store, pg: store, pool: pool, label: label, close: pool.Close}, nil
+	default:
+		path := strings.TrimPrefix(e.db, "sqlite:")
+		if path == "" {
+			return nil, usagef("empty SQLite path in --db %q", e.db)
+		}
+		db, err := meowmxsqlite.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("cannot open %s: %w", path, err)
+		}
+		store, err := meowmx.New(meowmxsqlite.New(db), cfg)
+		if err != nil {
+			db.Close()
+			return nil, &usageError{msg: err.Error()}
+		}
+		return &backend{api: store, lite: store, liteDB: db, label: "sqlite:" + path, close: func() { db.Close() }}, nil
+	}
+}
+
+// openMigrated opens the store and checks that its schema exists, with the
+// hint to run "meowmx migrate" when it does not.
+func openMigrated(e *env) (*backend, error) {
+	b, err := open(e)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := b.api.StreamVersion(e.ctx, meowmx.NewStream("meowmx", "probe")); err != nil {
+		b.close()
+		if errors.Is(err, meowmx.ErrSchemaMissing) {
+			return nil, fmt.Errorf("schema %q is missing in %s: run \"meowmx migrate\" first", b.api.Schema(), b.label)
+		}
+		return nil, err
+	}
+	return b, nil
+}
+
+// redact masks the password of a database URL.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "the database URL"
+	}
+	return u.Redacted()
+}
+
+// redactIn masks the password of raw wherever it appears in s.
+func redactIn(s, raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return s
+	}
+	if password, ok := u.User.Password(); ok && password != "" {
+		s = strings.ReplaceAll(s, password, "xxxxx")
+	}
+	return s
+}
+
+func isConflict(err error) bool { return errors.Is(err, meowmx.ErrVersionConflict) }
+
+func isInvalidInput(err error) bool { return errors.Is(err, meowmx.ErrInvalidInput) }
