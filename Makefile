@@ -12,7 +12,7 @@ vet:
 	$(GO) vet ./...
 
 demo:
-	$(GO) run ./examples/quickstart
+	$(GO) run ./cmd/meowmx demo
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

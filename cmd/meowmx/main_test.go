@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/meowmx/meowmx/internal/testdb"
 )
@@ -237,5 +239,55 @@ func TestDemoPostgres(t *testing.T) {
 	r := runCLI(t, "", "--db", testdb.URL(), "--schema", schema, "demo", "--events", "300")
 	if r.code != 0 || !strings.Contains(r.stdout, "all 100 orders match") {
 		t.Fatalf("demo: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a command writes it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestFollowAndInterrupt: read --follow prints events appended after it
+// started, and it and a worker stop cleanly (status 0) when interrupted.
+func TestFollowAndInterrupt(t *testing.T) {
+	t.Parallel()
+	db := sqliteDB(t)
+	mustRun(t, "", "--db", db, "migrate")
+	for _, args := range [][]string{
+		{"read", "--all", "--follow"},
+		{"work", "--subscription", "tail", "--all"},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		var stdout, stderr syncBuffer
+		done := make(chan int)
+		go func() {
+			done <- run(ctx, append([]string{"--db", db}, args...), strings.NewReader(""), &stdout, &stderr)
+		}()
+		id := args[0]
+		mustRun(t, "", "--db", db, "append", "live", id, "--type", "Happened", "--data", `{}`)
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(stdout.String(), `"stream_id":"`+id+`"`) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not print the new event: %q %q", args[0], stdout.String(), stderr.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel() // as SIGINT does
+		if code := <-done; code != 0 {
+			t.Fatalf("%s exited %d after an interrupt: %q", args[0], code, stderr.String())
+		}
 	}
 }
