@@ -55,6 +55,26 @@ type Executor interface {
 	Horizon(ctx context.Context) (*HorizonRow, error)
 
 	SubscriptionExecutor
+
+	// SaveSnapshot stores a snapshot unless one exists for the same stream,
+	// schema version and version; it reports whether it stored it.
+	SaveSnapshot(ctx context.Context, p *SnapshotRow) (bool, error)
+	// LoadSnapshot returns the snapshot of the highest version of a stream
+	// in a schema version, or nil.
+	LoadSnapshot(ctx context.Context, schema, category, streamID string, schemaVersion int) (*SnapshotRow, error)
+	// DeleteSnapshots deletes a stream's snapshots, of every schema version,
+	// and returns how many there were.
+	DeleteSnapshots(ctx context.Context, schema, category, streamID string) (int, error)
+}
+
+// SnapshotRow is a stored snapshot.
+type SnapshotRow struct {
+	Schema        string
+	Category      string
+	StreamID      string
+	Version       int64
+	SchemaVersion int
+	State         []byte
 }
 
 // Expected-version values below zero. An exact version is >= 0.

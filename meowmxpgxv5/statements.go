@@ -23,6 +23,9 @@ type statements struct {
 	streamVersion  string
 
 	sub subscriptionStatements
+
+	// r puts the schema into a statement.
+	r func(string) string
 }
 
 const eventColumns = `transaction_id, seq, category, stream_id, version, event_id, type, data, metadata, recorded_at`
@@ -73,6 +76,7 @@ CREATE TABLE IF NOT EXISTS {{schema}}.migrations (
 		streamVersion: r(`SELECT coalesce(max(version), -1) FROM {{schema}}.events WHERE category = $1 AND stream_id = $2`),
 
 		sub: newSubscriptionStatements(r),
+		r:   r,
 	}
 }
 

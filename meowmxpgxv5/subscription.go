@@ -378,3 +378,40 @@ func (d *Driver) listenOnce(ctx context.Context, channel string, connected func(
 		}
 	}
 }
+
+const (
+	saveSnapshotSQL = `INSERT INTO {{schema}}.snapshots (category, stream_id, version, schema_version, state)
+VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`
+	loadSnapshotSQL = `SELECT version, state FROM {{schema}}.snapshots
+ WHERE category = $1 AND stream_id = $2 AND schema_version = $3
+ ORDER BY version DESC LIMIT 1`
+	deleteSnapshotsSQL = `DELETE FROM {{schema}}.snapshots WHERE category = $1 AND stream_id = $2`
+)
+
+func (e *executor) SaveSnapshot(ctx context.Context, p *meowmxdriver.SnapshotRow) (bool, error) {
+	tag, err := e.db.Exec(ctx, e.driver.statements(p.Schema).r(saveSnapshotSQL), p.Category, p.StreamID, p.Version, p.SchemaVersion, p.State)
+	if err != nil {
+		return false, mapError(err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+func (e *executor) LoadSnapshot(ctx context.Context, schema, category, streamID string, schemaVersion int) (*meowmxdriver.SnapshotRow, error) {
+	row := &meowmxdriver.SnapshotRow{Schema: schema, Category: category, StreamID: streamID, SchemaVersion: schemaVersion}
+	err := e.db.QueryRow(ctx, e.driver.statements(schema).r(loadSnapshotSQL), category, streamID, schemaVersion).Scan(&row.Version, &row.State)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return row, nil
+}
+
+func (e *executor) DeleteSnapshots(ctx context.Context, schema, category, streamID string) (int, error) {
+	tag, err := e.db.Exec(ctx, e.driver.statements(schema).r(deleteSnapshotsSQL), category, streamID)
+	if err != nil {
+		return 0, mapError(err)
+	}
+	return int(tag.RowsAffected()), nil
+}

@@ -19,7 +19,10 @@ type statements struct {
 	readStreamFwd  string
 	readStreamBack string
 
-	sub          subscriptionStatements
+	sub subscriptionStatements
+
+	// r puts the table prefix into a statement.
+	r            func(string) string
 	readAll      string
 	readCategory string
 }
@@ -57,6 +60,7 @@ func newStatements(schema string) *statements {
  ORDER BY version DESC
  LIMIT ?4`),
 		sub: newSubscriptionStatements(r),
+		r:   r,
 
 		// The position is (0, seq): a position with a transaction id (from
 		// PostgreSQL) is after every SQLite event. types is a JSON array,

@@ -441,3 +441,52 @@ func (d *Driver) Rollback(_ context.Context, tx *sql.Tx) error {
 func (d *Driver) Listen(context.Context, string, func(string)) error {
 	return meowmxdriver.ErrNoListen
 }
+
+const (
+	saveSnapshotSQL = `INSERT INTO {{prefix}}snapshots (category, stream_id, version, schema_version, state, created_at)
+VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	loadSnapshotSQL = `SELECT version, state FROM {{prefix}}snapshots
+ WHERE category = ? AND stream_id = ? AND schema_version = ?
+ ORDER BY version DESC LIMIT 1`
+	deleteSnapshotsSQL = `DELETE FROM {{prefix}}snapshots WHERE category = ? AND stream_id = ?`
+)
+
+func (e *executor) SaveSnapshot(ctx context.Context, p *meowmxdriver.SnapshotRow) (bool, error) {
+	st := e.driver.statements(p.Schema)
+	var n int64
+	err := e.writeQ(ctx, func(q querier) error {
+		res, err := q.ExecContext(ctx, st.r(saveSnapshotSQL), p.Category, p.StreamID, p.Version, p.SchemaVersion, string(p.State), micros(time.Now()))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n == 1, err
+}
+
+func (e *executor) LoadSnapshot(ctx context.Context, schema, category, streamID string, schemaVersion int) (*meowmxdriver.SnapshotRow, error) {
+	row := &meowmxdriver.SnapshotRow{Schema: schema, Category: category, StreamID: streamID, SchemaVersion: schemaVersion}
+	err := e.reader().QueryRowContext(ctx, e.driver.statements(schema).r(loadSnapshotSQL), category, streamID, schemaVersion).Scan(&row.Version, &row.State)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, mapError(err)
+	}
+	return row, nil
+}
+
+func (e *executor) DeleteSnapshots(ctx context.Context, schema, category, streamID string) (int, error) {
+	st := e.driver.statements(schema)
+	var n int64
+	err := e.writeQ(ctx, func(q querier) error {
+		res, err := q.ExecContext(ctx, st.r(deleteSnapshotsSQL), category, streamID)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
+}
