@@ -82,3 +82,67 @@ SELECT $1, v, $2, $3 FROM generate_series(0, 99) AS v`
 		}
 	}
 }
+
+type benchDeposited struct {
+	Amount int `json:"amount"`
+}
+
+type benchAccount struct {
+	Balance int `json:"balance"`
+	Ops     int `json:"ops"`
+}
+
+// BenchmarkAggregateLoad: loading a 10,000-event stream by replaying every
+// event, against loading it from the snapshot taken at its last version.
+func BenchmarkAggregateLoad(b *testing.B) {
+	ctx := context.Background()
+	store := newStore(b, testdb.Pool(b))
+	registry := meowmx.NewRegistry()
+	if err := meowmx.Register[benchDeposited](registry, "Deposited"); err != nil {
+		b.Fatal(err)
+	}
+	evolve := func(a benchAccount, ev any) benchAccount {
+		a.Balance += ev.(benchDeposited).Amount
+		a.Ops++
+		return a
+	}
+	batch := make([]meowmx.Event, 1000)
+	for i := range batch {
+		batch[i] = meowmx.Event{Type: "Deposited", Data: []byte(`{"amount":1}`)}
+	}
+	for i := range 10 {
+		events := batch
+		if i == 9 {
+			events = batch[:999] // 9,999 events; Execute adds the 10,000th
+		}
+		if _, err := store.Append(ctx, meowmx.NewStream("account", "big"), meowmx.Any, events...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	plain, err := meowmx.NewAggregate(store, meowmx.AggregateConfig[benchAccount]{Category: "account", Registry: registry, Evolve: evolve})
+	if err != nil {
+		b.Fatal(err)
+	}
+	snapshotted, err := meowmx.NewAggregate(store, meowmx.AggregateConfig[benchAccount]{Category: "account", Registry: registry, Evolve: evolve, SnapshotEvery: 1000, SnapshotVersion: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The 10,000th event, through Execute, completes a multiple of 1,000:
+	// a snapshot at version 9,999.
+	if _, _, err := snapshotted.Execute(ctx, "big", func(benchAccount, int64) ([]any, error) {
+		return []any{benchDeposited{Amount: 1}}, nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	for name, agg := range map[string]*meowmx.Aggregate[pgx.Tx, benchAccount]{"replay-all": plain, "from-snapshot": snapshotted} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				state, version, err := agg.Load(ctx, "big")
+				if err != nil || state.Balance != 10000 || version != 9999 {
+					b.Fatalf("loaded %+v at %d (%v)", state, version, err)
+				}
+			}
+		})
+	}
+}

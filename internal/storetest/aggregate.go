@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,6 +23,7 @@ func aggregateTests[TTx any]() map[string]func(t *testing.T, h *Harness[TTx]) {
 		"Upcasting":         testAggUpcasting[TTx],
 		"UnknownTypes":      testAggUnknown[TTx],
 		"ExecuteTx":         testAggExecuteTx[TTx],
+		"SnapshotFailure":   testAggSnapshotFailure[TTx],
 	}
 }
 
@@ -291,5 +294,56 @@ func testAggExecuteTx[TTx any](t *testing.T, h *Harness[TTx]) {
 	}
 	if state, version, err := agg.Load(c, "t1"); err != nil || state.Balance != 7 || version != 1 {
 		t.Fatalf("after commit: %+v at %d (%v)", state, version, err)
+	}
+}
+
+// stateless is a codec that cannot encode account states.
+type stateless struct{ meowmx.JSONCodec }
+
+func (c stateless) Marshal(v any) ([]byte, error) {
+	if _, ok := v.(account); ok {
+		return nil, errors.New("no snapshots today")
+	}
+	return c.JSONCodec.Marshal(v)
+}
+
+// lines collects log records.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, string(p))
+	return len(p), nil
+}
+
+func testAggSnapshotFailure[TTx any](t *testing.T, h *Harness[TTx]) {
+	s := h.NewStore(t, nil, true)
+	logs := &logLines{}
+	r := registry(t).WithCodec(stateless{})
+	agg := accounts(t, s, meowmx.AggregateConfig[account]{
+		Registry: r, SnapshotEvery: 2, Logger: slog.New(slog.NewTextHandler(logs, nil)),
+	})
+	c := ctx(t)
+	must3(agg.Execute(c, "a1", open))(t)
+	for range 3 {
+		if _, _, err := agg.Execute(c, "a1", deposit(1)); err != nil {
+			t.Fatalf("a failing snapshot broke an append: %v", err)
+		}
+	}
+	logs.mu.Lock()
+	logged := strings.Join(logs.lines, "")
+	logs.mu.Unlock()
+	if !strings.Contains(logged, "snapshot not saved") || !strings.Contains(logged, "no snapshots today") {
+		t.Fatalf("the snapshot failure was not logged: %q", logged)
+	}
+	if n := must(agg.DeleteSnapshots(c, "a1"))(t); n != 0 {
+		t.Fatalf("%d snapshots stored", n)
+	}
+	if state, version, err := agg.Load(c, "a1"); err != nil || state.Balance != 3 || version != 3 {
+		t.Fatalf("load: %+v at %d (%v)", state, version, err)
 	}
 }
