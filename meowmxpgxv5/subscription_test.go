@@ -41,6 +41,21 @@ func appPool(t *testing.T) (*pgxpool.Pool, string) {
 	return pool, app
 }
 
+// appStore returns a migrated store, in a schema of its own, on a pool of
+// its own (see appPool).
+func appStore(t *testing.T) (*meowmx.Store[pgx.Tx], string) {
+	t.Helper()
+	pool, app := appPool(t)
+	store, err := meowmx.New(meowmxpgxv5.New(pool), &meowmx.Config{Schema: testdb.SchemaName(t), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return store, app
+}
+
 func terminate(t *testing.T, app string) int {
 	t.Helper()
 	var n int
@@ -161,14 +176,7 @@ func TestSubscriptionSurvivesDroppedConnections(t *testing.T) {
 // is handled again, exactly once.
 func TestWorkerBackendTerminatedMidBatch(t *testing.T) {
 	t.Parallel()
-	pool, app := appPool(t)
-	store, err := meowmx.New(meowmxpgxv5.New(pool), &meowmx.Config{Schema: testdb.SchemaName(t), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	store, app := appStore(t)
 	_, handle, count := handledTable(t, store)
 	appendEvents(t, store, 40)
 
@@ -212,14 +220,7 @@ func TestWorkerBackendTerminatedMidBatch(t *testing.T) {
 // without counting an attempt, so even with MaxAttempts 1 nothing is parked.
 func TestOutageIsNotAFailedAttempt(t *testing.T) {
 	t.Parallel()
-	pool, _ := appPool(t)
-	store, err := meowmx.New(meowmxpgxv5.New(pool), &meowmx.Config{Schema: testdb.SchemaName(t), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	store, _ := appStore(t)
 	_, handle, count := handledTable(t, store)
 	appendEvents(t, store, 10)
 	var kills atomic.Int32

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -576,19 +577,12 @@ func cmdSubscriptionsParked(e *env) error {
 
 Prints the subscription's parked events as JSON lines: the event's fields,
 plus partition, attempts, error and parked_at.`)
-	args, err := parse(fs, e.args[1:])
-	if err != nil {
-		return err
-	}
-	if len(args) != 1 {
-		return usagef("want the subscription NAME")
-	}
-	b, err := openMigrated(e)
+	b, name, err := openForSubscription(e, fs)
 	if err != nil {
 		return err
 	}
 	defer b.close()
-	parked, err := b.api.ParkedEvents(e.ctx, args[0])
+	parked, err := b.api.ParkedEvents(e.ctx, name)
 	if err != nil {
 		return err
 	}
@@ -613,22 +607,32 @@ func cmdSubscriptionsReplay(e *env) error {
 	fs := newFlagSet(e, "subscriptions replay", `Usage: meowmx subscriptions replay NAME
 
 Asks the subscription's running workers to handle its parked events again.`)
-	args, err := parse(fs, e.args[1:])
-	if err != nil {
-		return err
-	}
-	if len(args) != 1 {
-		return usagef("want the subscription NAME")
-	}
-	b, err := openMigrated(e)
+	b, name, err := openForSubscription(e, fs)
 	if err != nil {
 		return err
 	}
 	defer b.close()
-	n, err := b.api.ReplayParked(e.ctx, args[0])
+	n, err := b.api.ReplayParked(e.ctx, name)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "%d parked events of %s will be replayed by its workers\n", n, args[0])
+	fmt.Fprintf(e.stdout, "%d parked events of %s will be replayed by its workers\n", n, name)
 	return nil
+}
+
+// openForSubscription parses a subscriptions subcommand that takes one NAME
+// and opens the store.
+func openForSubscription(e *env, fs *flag.FlagSet) (*backend, string, error) {
+	args, err := parse(fs, e.args[1:])
+	if err != nil {
+		return nil, "", err
+	}
+	if len(args) != 1 {
+		return nil, "", usagef("want the subscription NAME")
+	}
+	b, err := openMigrated(e)
+	if err != nil {
+		return nil, "", err
+	}
+	return b, args[0], nil
 }
