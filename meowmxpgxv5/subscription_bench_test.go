@@ -36,14 +36,8 @@ func BenchmarkCatchUp(b *testing.B) {
 	ctx := context.Background()
 	pool := testdb.Pool(b)
 	quiet := slog.New(slog.DiscardHandler)
-	schema := testdb.SchemaName(b)
-	store, err := meowmx.New(meowmxpgxv5.New(pool), &meowmx.Config{Schema: schema, Logger: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := store.Migrate(ctx); err != nil {
-		b.Fatal(err)
-	}
+	store := newStore(b, pool)
+	schema := store.Schema()
 	total := benchEvents()
 	batch := make([]meowmx.Event, 1000)
 	for i := range batch {
@@ -155,14 +149,8 @@ func benchmarkDeliveryLatency(b *testing.B, synchronous bool) {
 	ctx := context.Background()
 	pool := testdb.Pool(b)
 	quiet := slog.New(slog.DiscardHandler)
-	schema := testdb.SchemaName(b)
-	store, err := meowmx.New(meowmxpgxv5.New(pool), &meowmx.Config{Schema: schema, Logger: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := store.Migrate(ctx); err != nil {
-		b.Fatal(err)
-	}
+	store := newStore(b, pool)
+	schema := store.Schema()
 	writer, err := meowmx.New(meowmxpgxv5.New(pool), &meowmx.Config{Schema: schema, Logger: quiet})
 	if err != nil {
 		b.Fatal(err)

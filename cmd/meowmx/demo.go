@@ -70,18 +70,9 @@ Examples:
 				_, err := tx.Exec(ctx, q, args...)
 				return err
 			},
-			query: func(ctx context.Context, q string, scan func(func(...any) error) error) error {
-				rows, err := pool.Query(ctx, q)
-				if err != nil {
-					return err
-				}
-				defer rows.Close()
-				for rows.Next() {
-					if err := scan(rows.Scan); err != nil {
-						return err
-					}
-				}
-				return rows.Err()
+			query: func(ctx context.Context, q string) (rows, error) {
+				r, err := pool.Query(ctx, q)
+				return pgxRows{r}, err
 			},
 		})
 	}
@@ -98,18 +89,8 @@ Examples:
 			_, err := tx.ExecContext(ctx, numbered.ReplaceAllString(q, "?$1"), args...)
 			return err
 		},
-		query: func(ctx context.Context, q string, scan func(func(...any) error) error) error {
-			rows, err := db.QueryContext(ctx, q)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				if err := scan(rows.Scan); err != nil {
-					return err
-				}
-			}
-			return rows.Err()
+		query: func(ctx context.Context, q string) (rows, error) {
+			return db.QueryContext(ctx, q)
 		},
 	})
 }
@@ -120,7 +101,23 @@ type sqlAdapter[TTx any] struct {
 	table  func(name string) string
 	execDB func(ctx context.Context, q string) error
 	exec   func(ctx context.Context, tx TTx, q string, args ...any) error
-	query  func(ctx context.Context, q string, scan func(func(...any) error) error) error
+	query  func(ctx context.Context, q string) (rows, error)
+}
+
+// rows is what pgx.Rows and *sql.Rows have in common.
+type rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close() error
+}
+
+// pgxRows gives pgx.Rows the Close of *sql.Rows.
+type pgxRows struct{ pgx.Rows }
+
+func (r pgxRows) Close() error {
+	r.Rows.Close()
+	return nil
 }
 
 type demo struct {
@@ -400,26 +397,30 @@ func (d *demo) waitCaughtUp(ctx context.Context, store interface {
 // stream's last event.
 func (d *demo) verify(ctx context.Context, store interface {
 	LastEvent(context.Context, meowmx.Stream) (meowmx.RecordedEvent, error)
-}, query func(context.Context, string, func(func(...any) error) error) error, summary string) (mismatches, orders int, err error) {
+}, query func(context.Context, string) (rows, error), summary string) (mismatches, orders int, err error) {
 	type row struct {
 		id, status string
 		version    int64
 	}
-	var rows []row
-	q := `SELECT order_id, status, version FROM ` + summary
-	scan := func(s func(...any) error) error {
-		var r row
-		if err := s(&r.id, &r.status, &r.version); err != nil {
-			return err
-		}
-		rows = append(rows, r)
-		return nil
+	rs, err := query(ctx, `SELECT order_id, status, version FROM `+summary)
+	if err != nil {
+		return 0, 0, err
 	}
-	if err := query(ctx, q, scan); err != nil {
+	var stored []row
+	for rs.Next() {
+		var r row
+		if err := rs.Scan(&r.id, &r.status, &r.version); err != nil {
+			rs.Close()
+			return 0, 0, err
+		}
+		stored = append(stored, r)
+	}
+	rs.Close()
+	if err := rs.Err(); err != nil {
 		return 0, 0, err
 	}
 	status := map[string]string{"OrderPlaced": "placed", "OrderPaid": "paid", "OrderShipped": "shipped"}
-	for _, r := range rows {
+	for _, r := range stored {
 		last, err := store.LastEvent(ctx, meowmx.NewStream("order", r.id))
 		if err != nil {
 			return 0, 0, err
@@ -430,7 +431,7 @@ func (d *demo) verify(ctx context.Context, store interface {
 				r.id, r.status, r.version, last.Type, last.Version)
 		}
 	}
-	return mismatches, len(rows), nil
+	return mismatches, len(stored), nil
 }
 
 // progress shows a live counter on a terminal, plain lines otherwise.
