@@ -239,10 +239,13 @@ func (a *Aggregate[TTx, S]) apply(ctx context.Context, exec meowmxdriver.Executo
 	if err != nil {
 		return state, nil, err
 	}
-	recorded, err := a.store.appendWith(ctx, exec, params, events)
+	// A lost race is a version conflict here: Execute loads the stream
+	// again and decides again.
+	recorded, err := a.store.appendWith(ctx, exec, params, events, true)
 	if err != nil {
 		return state, nil, err
 	}
+	a.store.announce(stream.Category)
 	for _, v := range values {
 		state = a.cfg.Evolve(state, v)
 	}

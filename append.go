@@ -32,18 +32,35 @@ func (s *Store[TTx]) Append(ctx context.Context, stream Stream, expected Expecte
 	if err != nil {
 		return nil, err
 	}
-	for attempt := 0; ; attempt++ {
-		recorded, err := s.appendWith(ctx, s.driver.Executor(), params, events)
+	races, duplicateRetried := 0, false
+	for attempt := 0; ; {
+		recorded, err := s.appendWith(ctx, s.driver.Executor(), params, events, false)
 		if err == nil {
-			s.hub.notify(stream.Category)
+			s.announce(stream.Category)
+			return recorded, nil
 		}
-		if err == nil || !IsRetryable(err) || attempt >= s.config.AppendRetries {
-			return recorded, err
+		var wait time.Duration
+		switch {
+		case errors.Is(err, errStreamRace) && races < raceRetries:
+			// Another writer recorded the versions this append read as
+			// free: read the stream again at once (after a moment's jitter),
+			// to append after it (Any, StreamExists) or to report the
+			// conflict or recognise an idempotent retry with a fresh view.
+			races++
+			wait = time.Duration(randInt64N(int64(time.Millisecond) * int64(min(races, 10))))
+		case errors.Is(err, errDuplicateRace) && !duplicateRetried:
+			// An event ID was recorded by another writer since this
+			// append's snapshot: look again, to tell an idempotent retry
+			// from a duplicate.
+			duplicateRetried = true
+		case IsRetryable(err) && attempt < s.config.AppendRetries:
+			wait = retryBackoff(attempt)
+			attempt++
+		default:
+			return nil, err
 		}
-		wait := retryBackoff(attempt)
 		s.config.Logger.DebugContext(ctx, "meowmx: retrying append",
-			slog.String("stream", stream.String()), slog.Int("attempt", attempt+1),
-			slog.Duration("wait", wait), slog.String("err", err.Error()))
+			slog.String("stream", stream.String()), slog.Duration("wait", wait), slog.String("err", err.Error()))
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("meowmx: append to %s: %w (after: %w)", stream, ctx.Err(), err)
@@ -51,6 +68,11 @@ func (s *Store[TTx]) Append(ctx context.Context, stream Stream, expected Expecte
 		}
 	}
 }
+
+// raceRetries bounds how often Append reads a stream again after losing a
+// race for its next version with an append expecting Any or StreamExists,
+// which cannot conflict.
+const raceRetries = 50
 
 // AppendTx is Append inside the caller's transaction tx, which it never
 // commits or rolls back: the events commit or roll back together with
@@ -66,7 +88,11 @@ func (s *Store[TTx]) AppendTx(ctx context.Context, tx TTx, stream Stream, expect
 	if err != nil {
 		return nil, err
 	}
-	return s.appendWith(ctx, s.driver.UnwrapExecutor(tx), params, events)
+	recorded, err := s.appendWith(ctx, s.driver.UnwrapExecutor(tx), params, events, true)
+	if err == nil {
+		s.announce(stream.Category)
+	}
+	return recorded, err
 }
 
 // retryBackoff is an exponential wait with full jitter: up to 10 ms, 20 ms,
@@ -141,18 +167,28 @@ func (s *Store[TTx]) validateEvent(ev *Event) error {
 	return nil
 }
 
-func (s *Store[TTx]) appendWith(ctx context.Context, exec meowmxdriver.Executor, params *meowmxdriver.AppendParams, events []Event) ([]RecordedEvent, error) {
+// appendWith runs one append. inTx says the append is in the caller's
+// transaction, which a lost race has aborted, so that it cannot be retried
+// here.
+func (s *Store[TTx]) appendWith(ctx context.Context, exec meowmxdriver.Executor, params *meowmxdriver.AppendParams, events []Event, inTx bool) ([]RecordedEvent, error) {
 	stream := Stream{Category: params.Category, ID: params.StreamID}
 	result, err := exec.Append(ctx, params)
 	if err != nil {
 		if errors.Is(err, meowmxdriver.ErrVersionTaken) {
-			// Another writer took the version despite the stream lock
-			// (only possible if something writes to the table directly).
+			// Another writer recorded the versions after this append read
+			// the stream.
+			switch expected := ExpectedVersion(params.Expected); {
+			case !inTx, expected == Any, expected == StreamExists:
+				return nil, fmt.Errorf("meowmx: append to %s: %w", stream, errStreamRace)
+			}
 			actual, verr := s.driver.Executor().StreamVersion(context.WithoutCancel(ctx), params.Schema, params.Category, params.StreamID)
 			if verr != nil {
 				actual = -1
 			}
 			return nil, &VersionConflictError{Stream: stream, Expected: ExpectedVersion(params.Expected), Actual: actual}
+		}
+		if errors.Is(err, meowmxdriver.ErrDuplicateEventID) {
+			return nil, fmt.Errorf("meowmx: append to %s: %w: %w", stream, errDuplicateRace, mapDriverError(err))
 		}
 		return nil, fmt.Errorf("meowmx: append to %s: %w", stream, mapDriverError(err))
 	}

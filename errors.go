@@ -73,6 +73,17 @@ func IsRetryable(err error) bool {
 	return errors.Is(err, ErrTransactionTooOld) || errors.Is(err, ErrSerialization)
 }
 
+// errStreamRace: an append expecting Any or StreamExists read the stream's
+// version, and another writer recorded the next one before it could. It is
+// ErrSerialization to callers of AppendTx (retry the transaction); Append
+// retries it by itself.
+var errStreamRace = fmt.Errorf("%w: another writer appended to the stream at the same time", ErrSerialization)
+
+// errDuplicateRace marks an event ID found taken by the insert rather than by
+// the append's probe: recorded by a writer that committed since the append
+// read. Append looks again once.
+var errDuplicateRace = errors.New("recorded concurrently")
+
 // mapDriverError turns the driver package's sentinels into meowmx's errors.
 func mapDriverError(err error) error {
 	switch {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/meowmx/meowmx/meowmxdriver"
 )
@@ -92,3 +94,94 @@ func (h *hub) notify(category string) {
 		wake()
 	}
 }
+
+// announce tells the subscriptions of category that an append was made: at
+// once those of this process, and through the driver's notifications those
+// of every process. After AppendTx the notification may arrive before the
+// caller commits; subscriptions that find nothing new look again shortly
+// after (see the worker's chase), so the early notice costs a re-read, not a
+// missed event.
+func (s *Store[TTx]) announce(category string) {
+	s.hub.notify(category)
+	s.out.add(category)
+}
+
+// announcer sends the driver's notifications outside the appends'
+// transactions, so that appends do not wait for one another: on PostgreSQL a
+// NOTIFY inside a transaction holds a lock, cluster-wide, from before its
+// commit until after its commit record is flushed, which serializes every
+// notifying commit and defeats group commit. Categories announced while a
+// notification is being sent are gathered into the next one: one statement
+// in flight per store, whatever the rate of appends.
+type announcer struct {
+	send   func(ctx context.Context, categories []string) error
+	logger *slog.Logger
+
+	mu       sync.Mutex
+	pending  map[string]struct{}
+	running  bool
+	disabled bool // the driver has no notifications
+	failing  bool
+	wg       sync.WaitGroup
+}
+
+// notifyTimeout bounds one notification statement.
+const notifyTimeout = 5 * time.Second
+
+func newAnnouncer(send func(ctx context.Context, categories []string) error, logger *slog.Logger) *announcer {
+	return &announcer{send: send, logger: logger, pending: map[string]struct{}{}}
+}
+
+func (a *announcer) add(category string) {
+	a.mu.Lock()
+	if a.disabled {
+		a.mu.Unlock()
+		return
+	}
+	a.pending[category] = struct{}{}
+	if a.running {
+		a.mu.Unlock()
+		return
+	}
+	a.running = true
+	a.wg.Add(1)
+	a.mu.Unlock()
+	go a.flush()
+}
+
+func (a *announcer) flush() {
+	defer a.wg.Done()
+	for {
+		a.mu.Lock()
+		if len(a.pending) == 0 || a.disabled {
+			a.running = false
+			a.mu.Unlock()
+			return
+		}
+		categories := slices.Sorted(maps.Keys(a.pending))
+		clear(a.pending)
+		a.mu.Unlock()
+
+		ctx, cancel := context.WithTimeout(context.Background(), notifyTimeout)
+		err := a.send(ctx, categories)
+		cancel()
+
+		a.mu.Lock()
+		switch {
+		case errors.Is(err, meowmxdriver.ErrNoListen):
+			a.disabled = true
+		case err != nil && !a.failing:
+			// Subscriptions elsewhere still poll; say so once per outage.
+			a.failing = true
+			a.logger.Warn("meowmx: cannot notify other processes of appends; their subscriptions poll until it works again",
+				slog.String("err", err.Error()))
+		case err == nil && a.failing:
+			a.failing = false
+			a.logger.Info("meowmx: notifying other processes of appends again")
+		}
+		a.mu.Unlock()
+	}
+}
+
+// wait returns when no notification is being sent.
+func (a *announcer) wait() { a.wg.Wait() }

@@ -88,6 +88,7 @@ type Store[TTx any] struct {
 	config *Config
 	closed atomic.Bool
 	hub    *hub
+	out    *announcer
 }
 
 // New returns a store on driver, configured by config (nil for the
@@ -104,6 +105,9 @@ func New[TTx any](driver meowmxdriver.Driver[TTx], config *Config) (*Store[TTx],
 	store.hub = newHub(func(ctx context.Context, wake func(string)) error {
 		return driver.Listen(ctx, cfg.Schema, wake)
 	}, cfg.Logger)
+	store.out = newAnnouncer(func(ctx context.Context, categories []string) error {
+		return driver.Notify(ctx, cfg.Schema, categories)
+	}, cfg.Logger)
 	return store, nil
 }
 
@@ -113,10 +117,13 @@ func (s *Store[TTx]) Driver() meowmxdriver.Driver[TTx] { return s.driver }
 // Schema returns the schema the store works in.
 func (s *Store[TTx]) Schema() string { return s.config.Schema }
 
-// Close marks the store closed: later calls return ErrClosed. It does not
-// close the pool or database handed to the driver, which stay the caller's.
+// Close marks the store closed: later calls return ErrClosed. It waits for
+// the notifications of appends already made to be sent (a few milliseconds at
+// most, unless the database is unreachable). It does not close the pool or
+// database handed to the driver, which stay the caller's.
 func (s *Store[TTx]) Close() error {
 	s.closed.Store(true)
+	s.out.wait()
 	return nil
 }
 

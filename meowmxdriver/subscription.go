@@ -25,6 +25,12 @@ type Listener interface {
 	// notifications may have been missed). Drivers without notifications
 	// return ErrNoListen at once.
 	Listen(ctx context.Context, schema string, wake func(category string)) error
+
+	// Notify tells the listeners of every process that events of these
+	// categories were appended. meowmx calls it after an append, outside the
+	// append's transaction, and never has two calls of one store in flight.
+	// Drivers without notifications return ErrNoListen.
+	Notify(ctx context.Context, schema string, categories []string) error
 }
 
 // ErrNoListen: the driver has no cross-process notifications.

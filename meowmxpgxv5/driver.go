@@ -59,9 +59,7 @@ func (d *Driver) UnwrapExecutor(tx pgx.Tx) meowmxdriver.Executor {
 func (d *Driver) Migrate(ctx context.Context, schema string) (*meowmxdriver.MigrateResult, error) {
 	st := d.statements(schema)
 	migrations, err := meowmxdriver.LoadMigrations(migrationFS, "migrations", map[string]string{
-		"schema":          st.ident,
-		"schema_literal":  st.literal,
-		"channel_literal": quoteLiteral(Channel(schema)),
+		"schema": st.ident,
 	})
 	if err != nil {
 		return nil, err

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -130,16 +133,21 @@ func TestHorizonReportsHolder(t *testing.T) {
 	}
 }
 
-type queryCounter struct{ n atomic.Int64 }
+type queryCounter struct{ n, notifies atomic.Int64 }
 
-func (q *queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	q.n.Add(1)
+func (q *queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	if strings.Contains(data.SQL, "pg_notify") {
+		q.notifies.Add(1)
+	} else {
+		q.n.Add(1)
+	}
 	return ctx
 }
 func (q *queryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
 // TestAppendIsOneStatement: Append, even of a large batch with an expected
-// version, sends one statement.
+// version, sends one statement; the notification for other processes goes
+// after it, outside its transaction.
 func TestAppendIsOneStatement(t *testing.T) {
 	t.Parallel()
 	testdb.Pool(t) // reachable, or skip / fail
@@ -170,6 +178,12 @@ func TestAppendIsOneStatement(t *testing.T) {
 		if n := counter.n.Load() - before; n != 1 {
 			t.Fatalf("append %d sent %d statements, want 1", i, n)
 		}
+	}
+	if err := store.Close(); err != nil { // waits for the notifications
+		t.Fatal(err)
+	}
+	if n := counter.notifies.Load(); n < 1 || n > 4 {
+		t.Fatalf("4 appends sent %d notification statements, want 1 to 4", n)
 	}
 }
 
@@ -209,5 +223,104 @@ func TestTerminatedAppendWritesNothing(t *testing.T) {
 	// The pool recovers and the store keeps working.
 	if _, err := store.Append(ctx, stream, meowmx.NoStream, batch...); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAppendRaces: appends racing an uncommitted append to the same stream
+// wait for it, then: Append with Any appends after it; Append of the same
+// event ID at the same place is an idempotent retry; AppendTx, whose
+// transaction the race aborted, returns a retryable error with Any and a
+// version conflict with an exact version.
+func TestAppendRaces(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.Pool(t)
+	store := newStore(t, pool)
+
+	// first appends in a transaction, runs race while it is open, then
+	// commits, and returns what race returned.
+	first := func(t *testing.T, stream meowmx.Stream, ev meowmx.Event, race func() ([]meowmx.RecordedEvent, error)) ([]meowmx.RecordedEvent, []meowmx.RecordedEvent, error) {
+		t.Helper()
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		recorded, err := store.AppendTx(ctx, tx, stream, meowmx.NoStream, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		type outcome struct {
+			got []meowmx.RecordedEvent
+			err error
+		}
+		done := make(chan outcome, 1)
+		go func() {
+			got, err := race()
+			done <- outcome{got, err}
+		}()
+		select {
+		case o := <-done:
+			t.Fatalf("the racing append returned before the first committed: %v, %v", o.got, o.err)
+		case <-time.After(200 * time.Millisecond):
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		o := <-done
+		return recorded, o.got, o.err
+	}
+
+	t.Run("Append with Any", func(t *testing.T) {
+		stream := meowmx.NewStream("race", "any")
+		_, got, err := first(t, stream, meowmx.Event{Type: "A", Data: data}, func() ([]meowmx.RecordedEvent, error) {
+			return store.Append(ctx, stream, meowmx.Any, meowmx.Event{Type: "B", Data: data})
+		})
+		if err != nil || got[0].Version != 1 {
+			t.Fatalf("Append with Any after a race: %v, %+v; want version 1", err, got)
+		}
+	})
+	t.Run("Append of the same event", func(t *testing.T) {
+		stream := meowmx.NewStream("race", "same")
+		ev := meowmx.Event{ID: uuid.New(), Type: "A", Data: data}
+		recorded, got, err := first(t, stream, ev, func() ([]meowmx.RecordedEvent, error) {
+			return store.Append(ctx, stream, meowmx.NoStream, ev)
+		})
+		if err != nil || len(got) != 1 || got[0].Position != recorded[0].Position {
+			t.Fatalf("retry of an append racing it: %v, %+v; want the first's %+v", err, got, recorded)
+		}
+	})
+	t.Run("Append with an exact version", func(t *testing.T) {
+		stream := meowmx.NewStream("race", "exact")
+		_, _, err := first(t, stream, meowmx.Event{Type: "A", Data: data}, func() ([]meowmx.RecordedEvent, error) {
+			return store.Append(ctx, stream, meowmx.NoStream, meowmx.Event{Type: "B", Data: data})
+		})
+		var vc *meowmx.VersionConflictError
+		if !errors.As(err, &vc) || vc.Actual != 0 {
+			t.Fatalf("Append of a version taken meanwhile: %v; want a conflict at version 0", err)
+		}
+	})
+	for _, expected := range []meowmx.ExpectedVersion{meowmx.Any, meowmx.NoStream} {
+		t.Run(fmt.Sprintf("AppendTx expecting %s", expected), func(t *testing.T) {
+			stream := meowmx.NewStream("race", fmt.Sprint("tx", int64(expected)))
+			_, _, err := first(t, stream, meowmx.Event{Type: "A", Data: data}, func() ([]meowmx.RecordedEvent, error) {
+				tx, err := pool.Begin(ctx)
+				if err != nil {
+					return nil, err
+				}
+				defer tx.Rollback(ctx)
+				return store.AppendTx(ctx, tx, stream, expected, meowmx.Event{Type: "B", Data: data})
+			})
+			var vc *meowmx.VersionConflictError
+			switch {
+			case expected == meowmx.Any && !(meowmx.IsRetryable(err) && errors.Is(err, meowmx.ErrSerialization)):
+				t.Fatalf("AppendTx with Any losing a race: %v; want a retryable ErrSerialization", err)
+			case expected != meowmx.Any && (!errors.As(err, &vc) || vc.Actual != 0):
+				t.Fatalf("AppendTx losing a race: %v; want a conflict at version 0", err)
+			}
+		})
+	}
+	if v, err := store.StreamVersion(ctx, meowmx.NewStream("race", "same")); err != nil || v != 0 {
+		t.Fatalf("the idempotent retry wrote: version %d, %v", v, err)
 	}
 }

@@ -3,6 +3,7 @@ package meowmxpgxv5
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -40,47 +41,53 @@ func (e *executor) Append(ctx context.Context, p *meowmxdriver.AppendParams) (*m
 	}
 	defer rows.Close()
 
-	result := &meowmxdriver.AppendResult{}
+	result := &meowmxdriver.AppendResult{Rows: make([]*meowmxdriver.EventRow, 0, n)}
+	var (
+		status  int
+		version int64
+		txID    *uint64
+		seq     *int64
+		at      *time.Time
+	)
 	for rows.Next() {
-		var (
-			status  int
-			current *int64
-			row     meowmxdriver.EventRow
-			txID    *uint64
-			seq     *int64
-			cat     *string
-			sid     *string
-			version *int64
-			id      *[16]byte
-			typ     *string
-			at      *time.Time
-		)
-		if err := rows.Scan(&status, &current, &txID, &seq, &cat, &sid, &version, &id, &typ, &row.Data, &row.Metadata, &at); err != nil {
+		if err := rows.Scan(&status, &version, &txID, &seq, &at); err != nil {
 			return nil, mapError(err)
 		}
 		result.Status = meowmxdriver.AppendStatus(status)
-		if current != nil {
-			result.CurrentVersion = *current
-		}
-		if txID == nil { // conflict or too old: no event row
+		if result.Status != meowmxdriver.AppendRecorded {
+			result.CurrentVersion = version
 			continue
 		}
-		row.TransactionID, row.Seq, row.Version, row.ID, row.RecordedAt = *txID, *seq, *version, *id, *at
-		if cat != nil {
-			row.Category, row.StreamID = *cat, *sid
-		} else {
-			row.Category, row.StreamID = p.Category, p.StreamID
-		}
-		if typ != nil {
-			row.Type = *typ
-		}
-		result.Rows = append(result.Rows, &row)
+		result.Rows = append(result.Rows, &meowmxdriver.EventRow{
+			TransactionID: *txID, Seq: *seq, Category: p.Category, StreamID: p.StreamID,
+			Version: version, RecordedAt: *at,
+		})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, mapError(err)
 	}
-	if result.Status == meowmxdriver.AppendRecorded && len(result.Rows) != n {
-		return nil, errors.New("append returned no rows")
+	switch result.Status {
+	case meowmxdriver.AppendRecorded:
+		if len(result.Rows) != n {
+			return nil, fmt.Errorf("append returned %d rows for %d events", len(result.Rows), n)
+		}
+		// The rows come in insertion order, which is the batch's; the
+		// versions say so.
+		first := result.Rows[0].Version
+		for i, row := range result.Rows {
+			if row.Version != first+int64(i) {
+				return nil, fmt.Errorf("append returned version %d at row %d after version %d", row.Version, i, first)
+			}
+			row.ID = p.Events[i].ID
+		}
+	case meowmxdriver.AppendExisting:
+		result.Rows, err = e.queryEvents(ctx, st.existingFrom, ids[0], n)
+		if err != nil {
+			return nil, err
+		}
+		if len(result.Rows) == 0 {
+			return nil, errors.New("append found the first event ID recorded, then could not read it")
+		}
 	}
 	return result, nil
 }

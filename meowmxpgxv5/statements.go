@@ -8,14 +8,14 @@ import (
 
 // statements holds every SQL statement the driver runs, for one schema.
 type statements struct {
-	ident   string // quoted identifier
-	literal string // quoted string literal
+	ident string // quoted identifier
 
 	createMigrations  string
 	appliedMigrations string
 	recordMigration   string
 
 	append         string
+	existingFrom   string
 	readStreamFwd  string
 	readStreamBack string
 	readAll        string
@@ -35,12 +35,66 @@ const eventColumns = `transaction_id, seq, category, stream_id, version, event_i
 // event can still appear before the returned ones.
 const visible = `transaction_id < pg_snapshot_xmin(pg_current_snapshot())`
 
+// appendSQL records a batch in one statement, with one snapshot:
+// $1 category, $2 stream ID, $3 stream hash, $4 expected version, then the
+// events' IDs, types, data and metadata as arrays ($5 to $8).
+//
+// verdict reads the stream's last version and transaction id and probes the
+// first event ID, and decides: 0 record, 1 version conflict, 2 the first ID is
+// already recorded (the caller reads what is stored, to recognise an
+// idempotent retry), 3 this transaction's id is below the one that wrote the
+// stream's last event (recording would invert the stream's order in the
+// global log). On 0 the events are inserted at the versions after the one
+// read; a writer that recorded them since this statement's snapshot holds
+// the (category, stream_id, version) unique index, so the insert fails
+// (ErrVersionTaken) instead of writing a gap or a fork. A transaction that
+// saw the stream's last event committed takes its id after that event's
+// writer did, so only a transaction that took its id earlier can be refused
+// with 3.
+//
+// The result is one row per recorded event (status 0), or one row with the
+// status and the stream's version.
+const appendSQL = `WITH verdict AS (
+  SELECT cur.version,
+         CASE WHEN EXISTS (SELECT FROM {{schema}}.events x WHERE x.event_id = ($5::uuid[])[1]) THEN 2
+              WHEN NOT (CASE $4::bigint WHEN -2 THEN true
+                                        WHEN -1 THEN cur.version = -1
+                                        WHEN -3 THEN cur.version >= 0
+                                        ELSE cur.version = $4::bigint END) THEN 1
+              WHEN cur.last_tx IS NOT NULL AND pg_current_xact_id() < cur.last_tx THEN 3
+              ELSE 0
+         END AS status
+    FROM (SELECT coalesce(l.version, -1) AS version, l.transaction_id AS last_tx
+            FROM (SELECT) AS one
+            LEFT JOIN LATERAL (SELECT e.version, e.transaction_id FROM {{schema}}.events e
+                                WHERE e.category = $1 AND e.stream_id = $2
+                                ORDER BY e.version DESC LIMIT 1) l ON true) cur
+), recorded AS (
+  INSERT INTO {{schema}}.events AS e (category, stream_id, stream_hash, version, event_id, type, data, metadata)
+  SELECT $1, $2, $3, v.version + i.ord, i.id, i.type, i.data, i.metadata
+    FROM verdict v, unnest($5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[]) WITH ORDINALITY AS i(id, type, data, metadata, ord)
+   WHERE v.status = 0
+   ORDER BY i.ord
+  RETURNING e.transaction_id, e.seq, e.version, e.recorded_at
+)
+SELECT 0, r.version, r.transaction_id, r.seq, r.recorded_at FROM recorded r
+UNION ALL
+SELECT v.status, v.version, NULL, NULL, NULL FROM verdict v WHERE v.status <> 0`
+
+// prefixed qualifies each of a comma-separated column list with prefix.
+func prefixed(prefix, columns string) string {
+	parts := strings.Split(columns, ", ")
+	for i, c := range parts {
+		parts[i] = prefix + c
+	}
+	return strings.Join(parts, ", ")
+}
+
 func newStatements(schema string) *statements {
 	ident := pgx.Identifier{schema}.Sanitize()
 	r := strings.NewReplacer("{{schema}}", ident).Replace
 	return &statements{
-		ident:   ident,
-		literal: quoteLiteral(schema),
+		ident: ident,
 
 		createMigrations: r(`CREATE SCHEMA IF NOT EXISTS {{schema}};
 CREATE TABLE IF NOT EXISTS {{schema}}.migrations (
@@ -51,9 +105,13 @@ CREATE TABLE IF NOT EXISTS {{schema}}.migrations (
 		appliedMigrations: r(`SELECT version FROM {{schema}}.migrations ORDER BY version`),
 		recordMigration:   r(`INSERT INTO {{schema}}.migrations (version, name) VALUES ($1, $2)`),
 
-		append: r(`SELECT o_status, o_current, o_transaction_id, o_seq, o_category, o_stream_id, o_version,
-       o_id, o_type, o_data, o_metadata, o_recorded_at
-  FROM {{schema}}.append_events($1, $2, $3, $4, $5, $6, $7, $8)`),
+		append: r(appendSQL),
+		existingFrom: r(`SELECT ` + prefixed("e.", eventColumns) + `
+  FROM {{schema}}.events f
+  JOIN {{schema}}.events e ON e.category = f.category AND e.stream_id = f.stream_id AND e.version >= f.version
+ WHERE f.event_id = $1
+ ORDER BY e.version
+ LIMIT $2`),
 
 		readStreamFwd: r(`SELECT ` + eventColumns + ` FROM {{schema}}.events
  WHERE category = $1 AND stream_id = $2 AND version >= $3::bigint
@@ -94,8 +152,6 @@ const horizonQuery = `SELECT pid, xid::text::bigint, age, coalesce(datname, ''),
   ) h
  ORDER BY age(xid) DESC
  LIMIT 1`
-
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // Channel is the LISTEN/NOTIFY channel of a schema: an append notifies it
 // with the event's category after commit.

@@ -349,6 +349,17 @@ func (d *Driver) Listen(ctx context.Context, schema string, wake func(category s
 	}
 }
 
+// Notify sends one notification per category on the schema's channel, in a
+// transaction of its own that does not wait for its commit record to be
+// flushed: a notification is a hint, and a lost one is made up for by the
+// subscriptions' polls.
+func (d *Driver) Notify(ctx context.Context, schema string, categories []string) error {
+	_, err := d.pool.Exec(ctx, notifySQL, Channel(schema), categories)
+	return mapError(err)
+}
+
+const notifySQL = `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, c) FROM unnest($2::text[]) AS c`
+
 func (d *Driver) listenOnce(ctx context.Context, channel string, connected func(), wake func(string)) error {
 	conn, err := pgx.ConnectConfig(ctx, d.pool.Config().ConnConfig.Copy())
 	if err != nil {

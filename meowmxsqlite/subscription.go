@@ -438,6 +438,10 @@ func (d *Driver) Rollback(_ context.Context, tx *sql.Tx) error {
 // Listen returns meowmxdriver.ErrNoListen: SQLite has no notifications.
 // meowmx wakes subscriptions of appends made in the same process and polls
 // for the others.
+// Notify returns meowmxdriver.ErrNoListen: SQLite has no notifications
+// between processes.
+func (d *Driver) Notify(context.Context, string, []string) error { return meowmxdriver.ErrNoListen }
+
 func (d *Driver) Listen(context.Context, string, func(string)) error {
 	return meowmxdriver.ErrNoListen
 }
