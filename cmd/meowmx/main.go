@@ -51,6 +51,8 @@ type env struct {
 	stderr io.Writer
 	db     string
 	schema string
+	// dbDefault: neither --db nor $MEOWMX_DB was given.
+	dbDefault bool
 }
 
 // usageError is bad usage or input: exit status 2.
@@ -76,6 +78,7 @@ func init() {
 		{"work", "run a subscription worker that prints what it handles", cmdWork},
 		{"subscriptions", "list, reset and repair subscriptions", cmdSubscriptions},
 		{"demo", "run the order workflow demo (the main job)", cmdDemo},
+		{"bench", "measure meowmx against raw SQL on the same database", cmdBench},
 		{"version", "print the version", cmdVersion},
 	}
 }
@@ -113,7 +116,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitUsage
 	}
 	if e.db == "" {
-		e.db = "sqlite:meowmx.db"
+		e.db, e.dbDefault = "sqlite:meowmx.db", true
 	}
 	if len(rest) == 0 {
 		printMainUsage(stderr)

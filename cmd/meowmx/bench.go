@@ -1,0 +1,161 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/meowmx/meowmx/internal/bench"
+)
+
+// benchDefaultDB is bench's database when neither --db nor $MEOWMX_DB is
+// given: the local PostgreSQL of the tests.
+const benchDefaultDB = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+func cmdBench(e *env) error {
+	fs := newFlagSet(e, "bench", `Usage: meowmx bench [--scenario NAME[,NAME...]|all] [--duration 10s] [--json FILE] [--chart FILE.svg]
+
+Measures meowmx against a baseline of raw SQL on the same database, with the
+same connections, payloads and durability settings, in the same run, and
+prints meowmx's figure, the baseline's and their ratio (above 1: meowmx is
+faster). Scenarios:
+
+  append-1     single-event appends with an exact expected version, to
+               distinct streams, at 1, 8 and 32 writers; baseline: a bare
+               autocommit INSERT into a table with a bigserial key and a
+               unique (stream, version) index (target: ratio ≥ 0.9)
+  append-100   100-event appends; baseline: a 100-row INSERT (target ≥ 0.8)
+  contention   8 writers on 10 hot streams, retrying conflicts; baseline:
+               INSERT, and on a unique violation read the version and retry
+  read-stream  read a 1,000-event stream; baseline: the plain SELECT
+  catch-up     a subscription consumes 1,000,000 stored events; baseline: an
+               ordered keyset scan in pages of the same size (target ≥ 0.3)
+  latency      append to handler at 1,000 events/s, p50/p95/p99; baseline:
+               INSERT with NOTIFY, received by LISTEN (target: p99 ≤ 10 ms)
+  growth       append-1 and read-stream with 0, 1 and 5 million events
+               stored (target: within 10% of the empty table's figures)
+
+The database is --db (default: the local test PostgreSQL,
+postgres://postgres@127.0.0.1:5432/test?sslmode=disable);
+SQLite runs every scenario but latency's baseline. The benchmark drops and
+recreates its schema (--schema, default meowmx_bench; the name must contain
+"bench"), so never point it at data you keep.
+
+Examples:
+  meowmx bench
+  meowmx bench --scenario append-1,append-100 --duration 5s --chart append.svg
+  meowmx bench --scenario all --json results.json --chart results.svg
+  meowmx bench --db sqlite:bench.db --scenario append-1,read-stream`)
+	scenario := fs.String("scenario", "all", "scenarios to run, comma-separated, or all")
+	duration := fs.Duration("duration", 10*time.Second, "measuring time per setting and side")
+	jsonFile := fs.String("json", "", "write the results as JSON to FILE")
+	chartFile := fs.String("chart", "", "write an SVG chart of append throughput against writers to FILE")
+	writers := fs.String("writers", "1,8,32", "append-1's writer counts")
+	batchWriters := fs.String("batch-writers", "1,8", "append-100's writer counts")
+	events := fs.Int("events", 1_000_000, "catch-up's stored events")
+	growth := fs.String("growth", "0,1000000,5000000", "growth's stored event counts")
+	rate := fs.Int("rate", 1000, "latency's events per second")
+	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	args, err := parse(fs, e.args)
+	if err != nil {
+		return err
+	}
+	if len(args) > 0 {
+		return usagef("unexpected argument %q", args[0])
+	}
+	opts := &bench.Options{Duration: *duration, CatchUpEvents: *events, LatencyRate: *rate, Out: e.stdout, Progress: e.stderr}
+	if *quiet {
+		opts.Progress = nil
+	}
+	if *scenario != "all" {
+		opts.Scenarios = strings.Split(*scenario, ",")
+	}
+	for _, list := range []struct {
+		flag string
+		in   string
+		out  *[]int
+	}{{"writers", *writers, &opts.Writers}, {"batch-writers", *batchWriters, &opts.BatchWriters}, {"growth", *growth, &opts.GrowthSizes}} {
+		if *list.out, err = intList(list.in); err != nil {
+			return usagef("--%s: %s", list.flag, err)
+		}
+	}
+	if *duration <= 0 || *events < 1 || *rate < 1 {
+		return usagef("--duration, --events and --rate must be positive")
+	}
+	if err := opts.Validate(); err != nil {
+		return &usageError{msg: err.Error()}
+	}
+	schema := e.schema
+	if schema == "" {
+		schema = "meowmx_bench"
+	}
+	if !strings.Contains(schema, "bench") {
+		return usagef("bench drops and recreates its schema: its name must contain \"bench\", got %q", schema)
+	}
+	url := e.db
+	if e.dbDefault {
+		url = benchDefaultDB
+	}
+
+	var db *bench.Database
+	if strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://") {
+		// Every writer has its connection, plus the subscriptions' and
+		// the notifications'.
+		db, err = bench.OpenPostgres(e.ctx, url, schema, opts.MaxWriters()+4)
+		if err != nil {
+			return fmt.Errorf("cannot connect to %s: %s", redact(url), redactIn(err.Error(), url))
+		}
+	} else {
+		db, err = bench.OpenSQLite(e.ctx, strings.TrimPrefix(url, "sqlite:"), schema)
+		if err != nil {
+			return fmt.Errorf("cannot open %s: %w", url, err)
+		}
+	}
+	defer db.Close()
+
+	report, err := bench.Run(e.ctx, db, opts)
+	if report != nil && *jsonFile != "" {
+		if werr := writeFile(*jsonFile, report.WriteJSON); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	if report != nil && *chartFile != "" && err == nil {
+		if werr := writeFile(*chartFile, report.WriteChart); werr != nil {
+			err = werr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if missed := report.Missed(); len(missed) > 0 {
+		fmt.Fprintf(e.stdout, "\n%d of %d results below target (see BENCHMARKS.md for why)\n", len(missed), len(report.Results))
+	}
+	return nil
+}
+
+func intList(s string) ([]int, error) {
+	var out []int
+	for _, part := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(strings.ReplaceAll(part, "_", "")))
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a number", part)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func writeFile(path string, write func(w io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.Close()
+}

@@ -1,0 +1,577 @@
+package bench
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/meowmx/meowmx"
+	"github.com/meowmx/meowmx/meowmxpgxv5"
+	"github.com/meowmx/meowmx/meowmxsqlite"
+)
+
+// Database is where a benchmark runs: meowmx's store and the raw SQL of the
+// baselines, on the same connections.
+type Database struct {
+	name   string // what it is, with its version
+	driver string // "postgres" or "sqlite"
+	// store makes a store on the database (one per call: the latency
+	// scenario writes through another store, as another process would).
+	store func() (*side, error)
+	raw   raw
+	// reset drops the benchmark's tables and creates them again, empty.
+	reset func(ctx context.Context) error
+	close func()
+}
+
+// Name says what the database is, with its version.
+func (d *Database) Name() string { return d.name }
+
+// Close closes the connections.
+func (d *Database) Close() { d.close() }
+
+// side is what the scenarios need of a meowmx store, whatever its driver.
+type side struct {
+	append     func(ctx context.Context, stream meowmx.Stream, expected meowmx.ExpectedVersion, events ...meowmx.Event) ([]meowmx.RecordedEvent, error)
+	readStream func(ctx context.Context, stream meowmx.Stream) ([]meowmx.RecordedEvent, error)
+	// subscribe starts a subscription from the start (or the end) whose
+	// handler calls handle, and returns the function that stops it.
+	subscribe func(ctx context.Context, name string, fromEnd bool, batch int, handle func([]meowmx.RecordedEvent)) (func(context.Context) error, error)
+	close     func() error
+}
+
+func sideOf[TTx any](s *meowmx.Store[TTx]) *side {
+	return &side{
+		append: s.Append,
+		readStream: func(ctx context.Context, stream meowmx.Stream) ([]meowmx.RecordedEvent, error) {
+			return s.ReadStream(ctx, stream, nil)
+		},
+		subscribe: func(ctx context.Context, name string, fromEnd bool, batch int, handle func([]meowmx.RecordedEvent)) (func(context.Context) error, error) {
+			from := meowmx.FromStart
+			if fromEnd {
+				from = meowmx.FromEnd
+			}
+			sub, err := s.Subscribe(meowmx.SubscriptionConfig[TTx]{
+				Name: name, From: from, BatchSize: batch,
+				Logger: slog.New(slog.DiscardHandler),
+				Handler: func(_ context.Context, _ TTx, events []meowmx.RecordedEvent) error {
+					handle(events)
+					return nil
+				},
+			})
+			if err != nil {
+				return nil, err
+			}
+			if err := sub.Start(ctx); err != nil {
+				return nil, err
+			}
+			return sub.Stop, nil
+		},
+		close: s.Close,
+	}
+}
+
+// raw is the baselines' SQL: a plain table with a bigserial key and a unique
+// (stream, version) index, and plain SELECTs on meowmx's events table.
+type raw interface {
+	// insert writes n rows of stream at versions from version on, in one
+	// autocommit INSERT.
+	insert(ctx context.Context, stream string, version int64, typ string, data []byte, n int) error
+	// lastVersion is the highest version of stream in the plain table, -1
+	// if none.
+	lastVersion(ctx context.Context, stream string) (int64, error)
+	// readStream selects a stream of meowmx's events table, ordered by
+	// version, and returns how many rows it read.
+	readStream(ctx context.Context, category, streamID string) (int, error)
+	// scan reads meowmx's whole events table in global order, in keyset
+	// pages of pageSize, and returns how many rows it read.
+	scan(ctx context.Context, pageSize int) (int, error)
+	// fill adds rows to the plain table, in large server-side batches.
+	fill(ctx context.Context, rows int, typ string, data []byte, progress func(done int)) error
+	// analyze brings both tables' statistics (and visibility) up to date.
+	analyze(ctx context.Context) error
+	// notifyLatency measures the raw push path: an INSERT and a NOTIFY in
+	// one transaction, received by a LISTEN connection. errNoNotify if the
+	// database has none.
+	notifyLatency(ctx context.Context, perSecond int, warmUp, d time.Duration) ([]time.Duration, error)
+}
+
+var errNoNotify = errors.New("no notifications between connections")
+
+// isUniqueViolation reports a duplicate (stream, version) in the plain table.
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "23505"
+	}
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+// OpenPostgres connects to url with a pool of maxConns connections shared by
+// meowmx and the baselines; the benchmark's tables live in schema.
+func OpenPostgres(ctx context.Context, url, schema string, maxConns int) (*Database, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	cfg.MaxConns = int32(maxConns)
+	cfg.MinConns = 0
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	var version string
+	if err := pool.QueryRow(ctx, `SELECT current_setting('server_version')`).Scan(&version); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	var syncCommit string
+	if err := pool.QueryRow(ctx, `SELECT current_setting('synchronous_commit')`).Scan(&syncCommit); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	p := &pgRaw{pool: pool, schema: schema,
+		table:  pgx.Identifier{schema, "baseline"}.Sanitize(),
+		events: pgx.Identifier{schema, "events"}.Sanitize(),
+		multi:  map[int]string{}}
+	newStore := func() (*side, error) {
+		s, err := meowmx.New(meowmxpgxv5.New(pool), &meowmx.Config{Schema: schema, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			return nil, err
+		}
+		return sideOf(s), nil
+	}
+	return &Database{
+		name:   fmt.Sprintf("PostgreSQL %s (synchronous_commit=%s, %d connections)", version, syncCommit, maxConns),
+		driver: "postgres",
+		store:  newStore,
+		raw:    p,
+		reset: func(ctx context.Context) error {
+			if _, err := pool.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`); err != nil {
+				return err
+			}
+			s, err := meowmx.New(meowmxpgxv5.New(pool), &meowmx.Config{Schema: schema, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				return err
+			}
+			if err := s.Migrate(ctx); err != nil {
+				return err
+			}
+			_, err = pool.Exec(ctx, `CREATE TABLE `+p.table+` (
+    id      bigserial PRIMARY KEY,
+    stream  text   NOT NULL,
+    version bigint NOT NULL,
+    type    text   NOT NULL,
+    data    jsonb  NOT NULL,
+    UNIQUE (stream, version)
+)`)
+			return err
+		},
+		close: pool.Close,
+	}, nil
+}
+
+type pgRaw struct {
+	pool          *pgxpool.Pool
+	schema, table string
+	events        string
+
+	mu    sync.Mutex
+	multi map[int]string // the n-row INSERT statements
+}
+
+func (p *pgRaw) insertSQL(n int) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if q, ok := p.multi[n]; ok {
+		return q
+	}
+	var b strings.Builder
+	b.WriteString(`INSERT INTO ` + p.table + ` (stream, version, type, data) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "($1, $%d, $2, $3)", i+4)
+	}
+	p.multi[n] = b.String()
+	return p.multi[n]
+}
+
+func (p *pgRaw) insert(ctx context.Context, stream string, version int64, typ string, data []byte, n int) error {
+	args := make([]any, 3, 3+n)
+	args[0], args[1], args[2] = stream, typ, data
+	for i := range n {
+		args = append(args, version+int64(i))
+	}
+	_, err := p.pool.Exec(ctx, p.insertSQL(n), args...)
+	return err
+}
+
+func (p *pgRaw) lastVersion(ctx context.Context, stream string) (int64, error) {
+	var v int64
+	err := p.pool.QueryRow(ctx, `SELECT coalesce(max(version), -1) FROM `+p.table+` WHERE stream = $1`, stream).Scan(&v)
+	return v, err
+}
+
+// pgRow holds the columns meowmx reads of an event.
+type pgRow struct {
+	tx          uint64
+	seq         int64
+	cat, sid    string
+	version     int64
+	id          [16]byte
+	typ         string
+	data, meta  []byte
+	recordedAt  time.Time
+	destination []any
+}
+
+func newPGRow() *pgRow {
+	r := &pgRow{}
+	r.destination = []any{&r.tx, &r.seq, &r.cat, &r.sid, &r.version, &r.id, &r.typ, &r.data, &r.meta, &r.recordedAt}
+	return r
+}
+
+const eventColumns = `transaction_id, seq, category, stream_id, version, event_id, type, data, metadata, recorded_at`
+
+func (p *pgRaw) readStream(ctx context.Context, category, streamID string) (int, error) {
+	rows, err := p.pool.Query(ctx, `SELECT `+eventColumns+` FROM `+p.events+` WHERE category = $1 AND stream_id = $2 ORDER BY version`, category, streamID)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	n := 0
+	r := newPGRow()
+	for rows.Next() {
+		if err := rows.Scan(r.destination...); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, rows.Err()
+}
+
+func (p *pgRaw) scan(ctx context.Context, pageSize int) (int, error) {
+	query := `SELECT ` + eventColumns + ` FROM ` + p.events + ` WHERE (transaction_id, seq) > ($1, $2) ORDER BY transaction_id, seq LIMIT $3`
+	var (
+		lastTx  uint64
+		lastSeq int64
+		total   int
+	)
+	for {
+		rows, err := p.pool.Query(ctx, query, lastTx, lastSeq, pageSize)
+		if err != nil {
+			return total, err
+		}
+		n := 0
+		r := newPGRow()
+		for rows.Next() {
+			if err := rows.Scan(r.destination...); err != nil {
+				rows.Close()
+				return total, err
+			}
+			lastTx, lastSeq = r.tx, r.seq
+			n++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return total, err
+		}
+		total += n
+		if n < pageSize {
+			return total, nil
+		}
+	}
+}
+
+func (p *pgRaw) fill(ctx context.Context, rows int, typ string, data []byte, progress func(int)) error {
+	const chunk = 100_000
+	var start int64
+	if err := p.pool.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM `+p.table).Scan(&start); err != nil {
+		return err
+	}
+	for done := 0; done < rows; {
+		n := min(chunk, rows-done)
+		// Streams of 1,000 rows, as meowmx's store is loaded.
+		_, err := p.pool.Exec(ctx, `INSERT INTO `+p.table+` (stream, version, type, data)
+SELECT 'fill-' || (g / 1000), g % 1000, $3, $4 FROM generate_series($1::bigint, $2::bigint) AS g`,
+			start+int64(done), start+int64(done+n-1), typ, data)
+		if err != nil {
+			return err
+		}
+		done += n
+		progress(done)
+	}
+	return nil
+}
+
+func (p *pgRaw) analyze(ctx context.Context) error {
+	_, err := p.pool.Exec(ctx, `VACUUM ANALYZE `+p.table+`, `+p.events)
+	return err
+}
+
+func (p *pgRaw) notifyLatency(ctx context.Context, perSecond int, warmUp, d time.Duration) ([]time.Duration, error) {
+	channel := pgx.Identifier{p.schema + "_raw"}.Sanitize()
+	conn, err := pgx.ConnectConfig(ctx, p.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, `LISTEN `+channel); err != nil {
+		return nil, err
+	}
+	send := `WITH i AS (INSERT INTO ` + p.table + ` (stream, version, type, data) VALUES ($1, 0, $2, $3) RETURNING id)
+SELECT pg_notify(` + quoteLiteral(strings.Trim(channel, `"`)) + `, $1) FROM i`
+	return pacedLatency(ctx, perSecond, warmUp, d,
+		func(ctx context.Context, key string, data []byte) error {
+			_, err := p.pool.Exec(ctx, send, key, "Ticked", data)
+			return err
+		},
+		func(received func(key string)) (func() error, error) {
+			ctx, cancel := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() {
+				for {
+					n, err := conn.WaitForNotification(ctx)
+					if err != nil {
+						done <- err
+						return
+					}
+					received(n.Payload)
+				}
+			}()
+			return func() error {
+				cancel()
+				if err := <-done; ctx.Err() == nil {
+					return err
+				}
+				return nil
+			}, nil
+		})
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// OpenSQLite opens the SQLite database at path as meowmxsqlite.Open does;
+// the benchmark's tables are prefixed with schema.
+func OpenSQLite(ctx context.Context, path, schema string) (*Database, error) {
+	db, err := meowmxsqlite.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	var version string
+	if err := db.QueryRowContext(ctx, `SELECT sqlite_version()`).Scan(&version); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s, err := meowmx.New(meowmxsqlite.New(db), &meowmx.Config{Schema: schema, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	one := sideOf(s)
+	l := &liteRaw{db: db, prefix: schema + "_", table: schema + "_baseline", events: schema + "_events"}
+	return &Database{
+		name:   fmt.Sprintf("SQLite %s (WAL, synchronous=FULL)", version),
+		driver: "sqlite",
+		// SQLite has no notifications between processes: its deployments
+		// write and subscribe through one store, woken in-process.
+		store: func() (*side, error) { return one, nil },
+		raw:   l,
+		reset: func(ctx context.Context) error {
+			if err := l.drop(ctx); err != nil {
+				return err
+			}
+			if err := s.Migrate(ctx); err != nil {
+				return err
+			}
+			_, err := db.ExecContext(ctx, `CREATE TABLE `+l.table+` (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream  TEXT    NOT NULL,
+    version INTEGER NOT NULL,
+    type    TEXT    NOT NULL,
+    data    TEXT    NOT NULL,
+    UNIQUE (stream, version)
+)`)
+			return err
+		},
+		close: func() { db.Close() },
+	}, nil
+}
+
+type liteRaw struct {
+	db                    *sql.DB
+	prefix, table, events string
+
+	mu    sync.Mutex
+	multi map[int]string
+}
+
+// drop removes every table of the prefix.
+func (l *liteRaw) drop(ctx context.Context) error {
+	rows, err := l.db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, length(?1)) = ?1`, l.prefix)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return err
+		}
+		names = append(names, name)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, name := range names {
+		if _, err := l.db.ExecContext(ctx, `DROP TABLE "`+strings.ReplaceAll(name, `"`, `""`)+`"`); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *liteRaw) insertSQL(n int) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.multi == nil {
+		l.multi = map[int]string{}
+	}
+	if q, ok := l.multi[n]; ok {
+		return q
+	}
+	var b strings.Builder
+	b.WriteString(`INSERT INTO ` + l.table + ` (stream, version, type, data) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "(?1, ?%d, ?2, ?3)", i+4)
+	}
+	l.multi[n] = b.String()
+	return l.multi[n]
+}
+
+func (l *liteRaw) insert(ctx context.Context, stream string, version int64, typ string, data []byte, n int) error {
+	args := make([]any, 3, 3+n)
+	args[0], args[1], args[2] = stream, typ, string(data)
+	for i := range n {
+		args = append(args, version+int64(i))
+	}
+	_, err := l.db.ExecContext(ctx, l.insertSQL(n), args...)
+	return err
+}
+
+func (l *liteRaw) lastVersion(ctx context.Context, stream string) (int64, error) {
+	var v int64
+	err := l.db.QueryRowContext(ctx, `SELECT coalesce(max(version), -1) FROM `+l.table+` WHERE stream = ?`, stream).Scan(&v)
+	return v, err
+}
+
+const liteColumns = `seq, category, stream_id, version, event_id, type, data, metadata, recorded_at`
+
+type liteRow struct {
+	seq         int64
+	cat, sid    string
+	version     int64
+	id, typ     string
+	data        string
+	meta        sql.NullString
+	recordedAt  int64
+	destination []any
+}
+
+func newLiteRow() *liteRow {
+	r := &liteRow{}
+	r.destination = []any{&r.seq, &r.cat, &r.sid, &r.version, &r.id, &r.typ, &r.data, &r.meta, &r.recordedAt}
+	return r
+}
+
+func (l *liteRaw) readStream(ctx context.Context, category, streamID string) (int, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT `+liteColumns+` FROM `+l.events+` WHERE category = ? AND stream_id = ? ORDER BY version`, category, streamID)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	n := 0
+	r := newLiteRow()
+	for rows.Next() {
+		if err := rows.Scan(r.destination...); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, rows.Err()
+}
+
+func (l *liteRaw) scan(ctx context.Context, pageSize int) (int, error) {
+	query := `SELECT ` + liteColumns + ` FROM ` + l.events + ` WHERE seq > ? ORDER BY seq LIMIT ?`
+	var last int64
+	total := 0
+	for {
+		rows, err := l.db.QueryContext(ctx, query, last, pageSize)
+		if err != nil {
+			return total, err
+		}
+		n := 0
+		r := newLiteRow()
+		for rows.Next() {
+			if err := rows.Scan(r.destination...); err != nil {
+				rows.Close()
+				return total, err
+			}
+			last = r.seq
+			n++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return total, err
+		}
+		total += n
+		if n < pageSize {
+			return total, nil
+		}
+	}
+}
+
+func (l *liteRaw) fill(ctx context.Context, rows int, typ string, data []byte, progress func(int)) error {
+	const chunk = 100_000
+	var start int64
+	if err := l.db.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM `+l.table).Scan(&start); err != nil {
+		return err
+	}
+	for done := 0; done < rows; {
+		n := min(chunk, rows-done)
+		_, err := l.db.ExecContext(ctx, `WITH RECURSIVE g(x) AS (SELECT ?1 UNION ALL SELECT x + 1 FROM g WHERE x < ?2)
+INSERT INTO `+l.table+` (stream, version, type, data) SELECT 'fill-' || (x / 1000), x % 1000, ?3, ?4 FROM g`,
+			start+int64(done), start+int64(done+n-1), typ, string(data))
+		if err != nil {
+			return err
+		}
+		done += n
+		progress(done)
+	}
+	return nil
+}
+
+func (l *liteRaw) analyze(ctx context.Context) error {
+	_, err := l.db.ExecContext(ctx, `ANALYZE`)
+	return err
+}
+
+func (l *liteRaw) notifyLatency(context.Context, int, time.Duration, time.Duration) ([]time.Duration, error) {
+	return nil, errNoNotify
+}
