@@ -112,7 +112,8 @@ func (s *Store[TTx]) announce(category string) {
 // commit until after its commit record is flushed, which serializes every
 // notifying commit and defeats group commit. Categories announced while a
 // notification is being sent are gathered into the next one: one statement
-// in flight per store, whatever the rate of appends.
+// in flight per store, and at most one per notifyInterval, whatever the rate
+// of appends.
 type announcer struct {
 	send   func(ctx context.Context, categories []string) error
 	logger *slog.Logger
@@ -125,8 +126,13 @@ type announcer struct {
 	wg       sync.WaitGroup
 }
 
-// notifyTimeout bounds one notification statement.
-const notifyTimeout = 5 * time.Second
+const (
+	// notifyTimeout bounds one notification statement.
+	notifyTimeout = 5 * time.Second
+	// notifyInterval is the shortest time between the starts of two
+	// notification statements of a store.
+	notifyInterval = time.Millisecond
+)
 
 func newAnnouncer(send func(ctx context.Context, categories []string) error, logger *slog.Logger) *announcer {
 	return &announcer{send: send, logger: logger, pending: map[string]struct{}{}}
@@ -162,9 +168,13 @@ func (a *announcer) flush() {
 		clear(a.pending)
 		a.mu.Unlock()
 
+		began := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), notifyTimeout)
 		err := a.send(ctx, categories)
 		cancel()
+		// Let the next appends gather for a moment: under a steady stream
+		// of appends, one notification per millisecond at most.
+		time.Sleep(notifyInterval - time.Since(began))
 
 		a.mu.Lock()
 		switch {

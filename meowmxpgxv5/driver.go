@@ -50,7 +50,7 @@ func (d *Driver) Executor() meowmxdriver.Executor { return &executor{driver: d, 
 
 // UnwrapExecutor runs calls inside tx.
 func (d *Driver) UnwrapExecutor(tx pgx.Tx) meowmxdriver.Executor {
-	return &executor{driver: d, db: tx}
+	return &executor{driver: d, db: tx, inTx: true}
 }
 
 // Migrate applies the embedded migrations that schema lacks, in one

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -23,6 +22,7 @@ type querier interface {
 type executor struct {
 	driver *Driver
 	db     querier
+	inTx   bool // db is the caller's transaction
 }
 
 func (e *executor) Append(ctx context.Context, p *meowmxdriver.AppendParams) (*meowmxdriver.AppendResult, error) {
@@ -35,61 +35,78 @@ func (e *executor) Append(ctx context.Context, p *meowmxdriver.AppendParams) (*m
 	for i, ev := range p.Events {
 		ids[i], types[i], data[i], metadata[i] = ev.ID, ev.Type, ev.Data, ev.Metadata
 	}
-	rows, err := e.db.Query(ctx, st.append, p.Category, p.StreamID, p.StreamHash, p.Expected, ids, types, data, metadata)
+	query := st.append
+	if e.inTx {
+		query = st.appendTx
+	}
+	// The verdict runs only when the append records nothing; if by then
+	// nothing stands in the way (another writer moved the stream between
+	// the two statements), the append runs again.
+	for attempt := 0; ; attempt++ {
+		rows, err := e.insertEvents(ctx, query, p, ids, types, data, metadata)
+		if err != nil {
+			return nil, err
+		}
+		if len(rows) > 0 {
+			return &meowmxdriver.AppendResult{Status: meowmxdriver.AppendRecorded, Rows: rows}, nil
+		}
+		var status int
+		var current int64
+		if err := e.db.QueryRow(ctx, st.appendVerdict, p.Category, p.StreamID, ids[0], p.Expected, e.inTx).Scan(&status, &current); err != nil {
+			return nil, mapError(err)
+		}
+		result := &meowmxdriver.AppendResult{Status: meowmxdriver.AppendStatus(status), CurrentVersion: current}
+		switch {
+		case result.Status == meowmxdriver.AppendExisting:
+			result.Rows, err = e.queryEvents(ctx, st.existingFrom, ids[0], n)
+			if err != nil {
+				return nil, err
+			}
+			if len(result.Rows) == 0 {
+				return nil, errors.New("append found the first event ID recorded, then could not read it")
+			}
+			return result, nil
+		case result.Status != meowmxdriver.AppendRecorded:
+			return result, nil
+		case attempt >= 10:
+			return nil, errors.New("append recorded nothing, with nothing in its way, 10 times")
+		}
+	}
+}
+
+// insertEvents runs the append statement and returns the recorded rows, in
+// the batch's order (checked by their versions).
+func (e *executor) insertEvents(ctx context.Context, query string, p *meowmxdriver.AppendParams, ids [][16]byte, types []string, data, metadata [][]byte) ([]*meowmxdriver.EventRow, error) {
+	rows, err := e.db.Query(ctx, query, p.Category, p.StreamID, p.StreamHash, p.Expected, ids, types, data, metadata)
 	if err != nil {
 		return nil, mapError(err)
 	}
 	defer rows.Close()
-
-	result := &meowmxdriver.AppendResult{Rows: make([]*meowmxdriver.EventRow, 0, n)}
-	var (
-		status  int
-		version int64
-		txID    *uint64
-		seq     *int64
-		at      *time.Time
-	)
+	var out []*meowmxdriver.EventRow
 	for rows.Next() {
-		if err := rows.Scan(&status, &version, &txID, &seq, &at); err != nil {
+		row := &meowmxdriver.EventRow{Category: p.Category, StreamID: p.StreamID}
+		if err := rows.Scan(&row.TransactionID, &row.Seq, &row.Version, &row.RecordedAt); err != nil {
 			return nil, mapError(err)
 		}
-		result.Status = meowmxdriver.AppendStatus(status)
-		if result.Status != meowmxdriver.AppendRecorded {
-			result.CurrentVersion = version
-			continue
+		if i := len(out); i < len(ids) {
+			row.ID = ids[i]
 		}
-		result.Rows = append(result.Rows, &meowmxdriver.EventRow{
-			TransactionID: *txID, Seq: *seq, Category: p.Category, StreamID: p.StreamID,
-			Version: version, RecordedAt: *at,
-		})
+		out = append(out, row)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, mapError(err)
 	}
-	switch result.Status {
-	case meowmxdriver.AppendRecorded:
-		if len(result.Rows) != n {
-			return nil, fmt.Errorf("append returned %d rows for %d events", len(result.Rows), n)
+	if len(out) > 0 {
+		if len(out) != len(ids) {
+			return nil, fmt.Errorf("append returned %d rows for %d events", len(out), len(ids))
 		}
-		// The rows come in insertion order, which is the batch's; the
-		// versions say so.
-		first := result.Rows[0].Version
-		for i, row := range result.Rows {
-			if row.Version != first+int64(i) {
-				return nil, fmt.Errorf("append returned version %d at row %d after version %d", row.Version, i, first)
+		for i, row := range out {
+			if row.Version != out[0].Version+int64(i) {
+				return nil, fmt.Errorf("append returned version %d at row %d after version %d", row.Version, i, out[0].Version)
 			}
-			row.ID = p.Events[i].ID
-		}
-	case meowmxdriver.AppendExisting:
-		result.Rows, err = e.queryEvents(ctx, st.existingFrom, ids[0], n)
-		if err != nil {
-			return nil, err
-		}
-		if len(result.Rows) == 0 {
-			return nil, errors.New("append found the first event ID recorded, then could not read it")
 		}
 	}
-	return result, nil
+	return out, nil
 }
 
 func (e *executor) ReadStream(ctx context.Context, p *meowmxdriver.ReadStreamParams) ([]*meowmxdriver.EventRow, error) {

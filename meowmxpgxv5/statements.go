@@ -1,6 +1,7 @@
 package meowmxpgxv5
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -15,6 +16,8 @@ type statements struct {
 	recordMigration   string
 
 	append         string
+	appendTx       string
+	appendVerdict  string
 	existingFrom   string
 	readStreamFwd  string
 	readStreamBack string
@@ -37,49 +40,60 @@ const visible = `transaction_id < pg_snapshot_xmin(pg_current_snapshot())`
 
 // appendSQL records a batch in one statement, with one snapshot:
 // $1 category, $2 stream ID, $3 stream hash, $4 expected version, then the
-// events' IDs, types, data and metadata as arrays ($5 to $8).
+// events' IDs, types, data and metadata as arrays ($5 to $8). It inserts the
+// events at the versions after the stream's last one if the expected
+// version matches it and the first event ID is not recorded, and returns
+// one row per event; else it inserts nothing, returns no row, and
+// appendVerdictSQL says why.
 //
-// verdict reads the stream's last version and transaction id and probes the
-// first event ID, and decides: 0 record, 1 version conflict, 2 the first ID is
-// already recorded (the caller reads what is stored, to recognise an
-// idempotent retry), 3 this transaction's id is below the one that wrote the
-// stream's last event (recording would invert the stream's order in the
-// global log). On 0 the events are inserted at the versions after the one
-// read; a writer that recorded them since this statement's snapshot holds
-// the (category, stream_id, version) unique index, so the insert fails
-// (ErrVersionTaken) instead of writing a gap or a fork. A transaction that
-// saw the stream's last event committed takes its id after that event's
-// writer did, so only a transaction that took its id earlier can be refused
-// with 3.
-//
-// The result is one row per recorded event (status 0), or one row with the
-// status and the stream's version.
-const appendSQL = `WITH verdict AS (
-  SELECT cur.version,
-         CASE WHEN EXISTS (SELECT FROM {{schema}}.events x WHERE x.event_id = ($5::uuid[])[1]) THEN 2
-              WHEN NOT (CASE $4::bigint WHEN -2 THEN true
-                                        WHEN -1 THEN cur.version = -1
-                                        WHEN -3 THEN cur.version >= 0
-                                        ELSE cur.version = $4::bigint END) THEN 1
-              WHEN cur.last_tx IS NOT NULL AND pg_current_xact_id() < cur.last_tx THEN 3
-              ELSE 0
-         END AS status
-    FROM (SELECT coalesce(l.version, -1) AS version, l.transaction_id AS last_tx
-            FROM (SELECT) AS one
-            LEFT JOIN LATERAL (SELECT e.version, e.transaction_id FROM {{schema}}.events e
-                                WHERE e.category = $1 AND e.stream_id = $2
-                                ORDER BY e.version DESC LIMIT 1) l ON true) cur
-), recorded AS (
-  INSERT INTO {{schema}}.events AS e (category, stream_id, stream_hash, version, event_id, type, data, metadata)
-  SELECT $1, $2, $3, v.version + i.ord, i.id, i.type, i.data, i.metadata
-    FROM verdict v, unnest($5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[]) WITH ORDINALITY AS i(id, type, data, metadata, ord)
-   WHERE v.status = 0
-   ORDER BY i.ord
-  RETURNING e.transaction_id, e.seq, e.version, e.recorded_at
-)
-SELECT 0, r.version, r.transaction_id, r.seq, r.recorded_at FROM recorded r
-UNION ALL
-SELECT v.status, v.version, NULL, NULL, NULL FROM verdict v WHERE v.status <> 0`
+// A writer that recorded the same versions since this statement's snapshot
+// holds the (category, stream_id, version) unique index, so the insert fails
+// (ErrVersionTaken) instead of writing a gap or a fork. The statement is as
+// small a plan as the checks allow: at high concurrency its executor
+// start-up, not its index probes, is what costs.
+const appendSQL = `INSERT INTO {{schema}}.events AS e (category, stream_id, stream_hash, version, event_id, type, data, metadata)
+SELECT $1, $2, $3, s.version + i.ord, i.id, i.type, i.data, i.metadata
+  FROM (SELECT coalesce(max(x.version), -1) AS version FROM {{schema}}.events x WHERE x.category = $1 AND x.stream_id = $2) s,
+       unnest($5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[]) WITH ORDINALITY AS i(id, type, data, metadata, ord)
+ WHERE ` + expectedMatches + `
+   AND NOT EXISTS (SELECT FROM {{schema}}.events d WHERE d.event_id = ($5::uuid[])[1])` + "%s" + `
+ ORDER BY i.ord
+RETURNING e.transaction_id, e.seq, e.version, e.recorded_at`
+
+// expectedMatches compares the stream's version s.version with the
+// expected one, $4: -2 any, -1 no stream, -3 stream exists, else exact.
+const expectedMatches = `CASE $4::bigint WHEN -2 THEN true
+                         WHEN -1 THEN s.version = -1
+                         WHEN -3 THEN s.version >= 0
+                         ELSE s.version = $4::bigint END`
+
+// notTooOld, in an append inside the caller's transaction, refuses to
+// record after an event written by a transaction with a higher id: the
+// caller's transaction took its id earlier, and the stream's order would
+// invert in the global log. An append in a transaction of its own needs no
+// such check: it takes its id when it inserts, after the last writer it saw
+// committed took its own.
+const notTooOld = `
+   AND coalesce((SELECT t.transaction_id FROM {{schema}}.events t
+                  WHERE t.category = $1 AND t.stream_id = $2
+                  ORDER BY t.version DESC LIMIT 1) <= pg_current_xact_id(), true)`
+
+// appendVerdictSQL says why appendSQL recorded nothing: 1 version conflict,
+// 2 the first event ID is recorded (the caller reads what is stored, to
+// recognise an idempotent retry), 3 the transaction is too old (only asked
+// when $5 is true: in the caller's transaction); and the stream's version.
+// 0 means nothing stands in the way any more (the stream changed between the
+// two statements): append again.
+const appendVerdictSQL = `SELECT CASE WHEN EXISTS (SELECT FROM {{schema}}.events d WHERE d.event_id = $3) THEN 2
+            WHEN NOT (` + expectedMatches + `) THEN 1
+            WHEN $5 AND s.last_tx > pg_current_xact_id() THEN 3
+            ELSE 0 END,
+       s.version
+  FROM (SELECT coalesce(l.version, -1) AS version, l.transaction_id AS last_tx
+          FROM (SELECT) AS one
+          LEFT JOIN LATERAL (SELECT t.version, t.transaction_id FROM {{schema}}.events t
+                              WHERE t.category = $1 AND t.stream_id = $2
+                              ORDER BY t.version DESC LIMIT 1) l ON true) s`
 
 // prefixed qualifies each of a comma-separated column list with prefix.
 func prefixed(prefix, columns string) string {
@@ -105,7 +119,9 @@ CREATE TABLE IF NOT EXISTS {{schema}}.migrations (
 		appliedMigrations: r(`SELECT version FROM {{schema}}.migrations ORDER BY version`),
 		recordMigration:   r(`INSERT INTO {{schema}}.migrations (version, name) VALUES ($1, $2)`),
 
-		append: r(appendSQL),
+		append:        r(fmt.Sprintf(appendSQL, "")),
+		appendTx:      r(fmt.Sprintf(appendSQL, notTooOld)),
+		appendVerdict: r(appendVerdictSQL),
 		existingFrom: r(`SELECT ` + prefixed("e.", eventColumns) + `
   FROM {{schema}}.events f
   JOIN {{schema}}.events e ON e.category = f.category AND e.stream_id = f.stream_id AND e.version >= f.version

@@ -72,7 +72,7 @@ func (r *Report) WriteChart(w io.Writer) error {
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="#555">writers</text>`+"\n", x0+plotW/2, y0+plotH+32)
 		for _, s := range []struct {
 			label, color, dash string
-			value             func(point) float64
+			value              func(point) float64
 		}{
 			{"baseline (raw INSERT)", "#999", "6 4", func(p point) float64 { return p.baseline }},
 			{"meowmx", "#1f6feb", "", func(p point) float64 { return p.meowmx }},

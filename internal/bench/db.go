@@ -201,17 +201,19 @@ func (p *pgRaw) insertSQL(n int) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "($1, $%d, $2, $3)", i+4)
+		fmt.Fprintf(&b, "($1, $%d, $%d, $%d)", 3*i+2, 3*i+3, 3*i+4)
 	}
 	p.multi[n] = b.String()
 	return p.multi[n]
 }
 
 func (p *pgRaw) insert(ctx context.Context, stream string, version int64, typ string, data []byte, n int) error {
-	args := make([]any, 3, 3+n)
-	args[0], args[1], args[2] = stream, typ, data
+	// Each row has its own parameters, as each event of a batch has its
+	// own data.
+	args := make([]any, 1, 1+3*n)
+	args[0] = stream
 	for i := range n {
-		args = append(args, version+int64(i))
+		args = append(args, version+int64(i), typ, data)
 	}
 	_, err := p.pool.Exec(ctx, p.insertSQL(n), args...)
 	return err
@@ -459,17 +461,17 @@ func (l *liteRaw) insertSQL(n int) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "(?1, ?%d, ?2, ?3)", i+4)
+		fmt.Fprintf(&b, "(?1, ?%d, ?%d, ?%d)", 3*i+2, 3*i+3, 3*i+4)
 	}
 	l.multi[n] = b.String()
 	return l.multi[n]
 }
 
 func (l *liteRaw) insert(ctx context.Context, stream string, version int64, typ string, data []byte, n int) error {
-	args := make([]any, 3, 3+n)
-	args[0], args[1], args[2] = stream, typ, string(data)
+	args := make([]any, 1, 1+3*n)
+	args[0] = stream
 	for i := range n {
-		args = append(args, version+int64(i))
+		args = append(args, version+int64(i), typ, string(data))
 	}
 	_, err := l.db.ExecContext(ctx, l.insertSQL(n), args...)
 	return err
