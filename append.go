@@ -26,7 +26,9 @@ import (
 // without recording anything: a retry after a lost reply is safe. An event
 // ID recorded anywhere else is ErrDuplicateEventID.
 //
-// On PostgreSQL an append is one statement: one round trip.
+// On PostgreSQL a successful append is one statement: one round trip. An
+// append that loses a race for its versions to a concurrent writer reads
+// the stream again: with Any or StreamExists it appends after the winner.
 func (s *Store[TTx]) Append(ctx context.Context, stream Stream, expected ExpectedVersion, events ...Event) ([]RecordedEvent, error) {
 	params, err := s.appendParams(ctx, stream, expected, events)
 	if err != nil {

@@ -127,7 +127,7 @@ func (r *partitionRunner[TTx]) run(ctx, workCtx context.Context) {
 	// chase counts reads since a wake-up that found nothing: the commit
 	// that woke us may still be hidden behind the visibility horizon (a
 	// transaction of any database of the cluster still running), so look
-	// again with a backoff from 10 ms up to 1 s, for about 10 s, before
+	// again with a backoff from 1 ms up to 1 s, for about 10 s, before
 	// falling back to PollInterval.
 	chase := 0
 	for !r.stopped() && ctx.Err() == nil {
@@ -169,7 +169,7 @@ func (r *partitionRunner[TTx]) run(ctx, workCtx context.Context) {
 		if len(rows) == 0 {
 			wait := jitter(cfg.PollInterval)
 			if chase > 0 {
-				wait = min(wait, 10*time.Millisecond<<min(chase-1, 7))
+				wait = min(wait, time.Millisecond<<min(chase-1, 10))
 				if chase++; chase > 20 {
 					chase = 0
 				}

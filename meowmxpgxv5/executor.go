@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/meowmx/meowmx/meowmxdriver"
 )
@@ -35,49 +36,85 @@ func (e *executor) Append(ctx context.Context, p *meowmxdriver.AppendParams) (*m
 	for i, ev := range p.Events {
 		ids[i], types[i], data[i], metadata[i] = ev.ID, ev.Type, ev.Data, ev.Metadata
 	}
-	query := st.append
-	if e.inTx {
-		query = st.appendTx
+	recorded := func(rows []*meowmxdriver.EventRow) *meowmxdriver.AppendResult {
+		return &meowmxdriver.AppendResult{Status: meowmxdriver.AppendRecorded, Rows: rows}
 	}
+
+	query := st.append
+	switch {
+	case e.inTx:
+		query = st.appendTx
+	case p.Expected >= -1:
+		// An exact version, in a transaction of its own: the indexes
+		// check, and the verdict says why if they refuse.
+		var rows []*meowmxdriver.EventRow
+		var err error
+		if n == 1 {
+			rows, err = e.scanRecorded(ctx, p, ids, st.appendAt1, p.Category, p.StreamID, p.StreamHash, p.Expected, ids[0], types[0], data[0], metadata[0])
+		} else {
+			rows, err = e.scanRecorded(ctx, p, ids, st.appendAt, p.Category, p.StreamID, p.StreamHash, p.Expected, ids, types, data, metadata)
+		}
+		if err == nil && len(rows) > 0 {
+			return recorded(rows), nil
+		}
+		if err != nil && !errors.Is(err, meowmxdriver.ErrVersionTaken) && !errors.Is(err, meowmxdriver.ErrDuplicateEventID) {
+			return nil, err
+		}
+		result, err := e.appendVerdict(ctx, st, p, ids)
+		if err != nil || result.Status != meowmxdriver.AppendRecorded {
+			return result, err
+		}
+		// Nothing in the way any more, or an event ID after the first is
+		// recorded: the general statement tells.
+	}
+
 	// The verdict runs only when the append records nothing; if by then
 	// nothing stands in the way (another writer moved the stream between
 	// the two statements), the append runs again.
 	for attempt := 0; ; attempt++ {
-		rows, err := e.insertEvents(ctx, query, p, ids, types, data, metadata)
+		rows, err := e.scanRecorded(ctx, p, ids, query, p.Category, p.StreamID, p.StreamHash, p.Expected, ids, types, data, metadata)
 		if err != nil {
 			return nil, err
 		}
 		if len(rows) > 0 {
-			return &meowmxdriver.AppendResult{Status: meowmxdriver.AppendRecorded, Rows: rows}, nil
+			return recorded(rows), nil
 		}
-		var status int
-		var current int64
-		if err := e.db.QueryRow(ctx, st.appendVerdict, p.Category, p.StreamID, ids[0], p.Expected, e.inTx).Scan(&status, &current); err != nil {
-			return nil, mapError(err)
+		result, err := e.appendVerdict(ctx, st, p, ids)
+		if err != nil || result.Status != meowmxdriver.AppendRecorded {
+			return result, err
 		}
-		result := &meowmxdriver.AppendResult{Status: meowmxdriver.AppendStatus(status), CurrentVersion: current}
-		switch {
-		case result.Status == meowmxdriver.AppendExisting:
-			result.Rows, err = e.queryEvents(ctx, st.existingFrom, ids[0], n)
-			if err != nil {
-				return nil, err
-			}
-			if len(result.Rows) == 0 {
-				return nil, errors.New("append found the first event ID recorded, then could not read it")
-			}
-			return result, nil
-		case result.Status != meowmxdriver.AppendRecorded:
-			return result, nil
-		case attempt >= 10:
+		if attempt >= 10 {
 			return nil, errors.New("append recorded nothing, with nothing in its way, 10 times")
 		}
 	}
 }
 
-// insertEvents runs the append statement and returns the recorded rows, in
-// the batch's order (checked by their versions).
-func (e *executor) insertEvents(ctx context.Context, query string, p *meowmxdriver.AppendParams, ids [][16]byte, types []string, data, metadata [][]byte) ([]*meowmxdriver.EventRow, error) {
-	rows, err := e.db.Query(ctx, query, p.Category, p.StreamID, p.StreamHash, p.Expected, ids, types, data, metadata)
+// appendVerdict says why an append recorded nothing. AppendRecorded means
+// nothing stands in the way now.
+func (e *executor) appendVerdict(ctx context.Context, st *statements, p *meowmxdriver.AppendParams, ids [][16]byte) (*meowmxdriver.AppendResult, error) {
+	var status int
+	var current int64
+	if err := e.db.QueryRow(ctx, st.appendVerdict, p.Category, p.StreamID, ids[0], p.Expected, e.inTx).Scan(&status, &current); err != nil {
+		return nil, mapError(err)
+	}
+	result := &meowmxdriver.AppendResult{Status: meowmxdriver.AppendStatus(status), CurrentVersion: current}
+	if result.Status == meowmxdriver.AppendExisting {
+		rows, err := e.queryEvents(ctx, st.existingFrom, ids[0], len(ids))
+		if err != nil {
+			return nil, err
+		}
+		if len(rows) == 0 {
+			return nil, errors.New("append found the first event ID recorded, then could not read it")
+		}
+		result.Rows = rows
+	}
+	return result, nil
+}
+
+// scanRecorded runs an append statement with args and returns the recorded
+// rows, in the batch's order (checked by their versions).
+func (e *executor) scanRecorded(ctx context.Context, p *meowmxdriver.AppendParams, ids [][16]byte, query string, args ...any) ([]*meowmxdriver.EventRow, error) {
+	rows, err := e.db.Query(ctx, query, args...)
 	if err != nil {
 		return nil, mapError(err)
 	}
@@ -134,20 +171,57 @@ func (e *executor) ReadGlobal(ctx context.Context, p *meowmxdriver.ReadGlobalPar
 	return e.queryEvents(ctx, st.readCategory, p.AfterTxID, p.AfterSeq, types, p.Limit, p.Category)
 }
 
+// queryEvents runs a query of eventColumns and returns its rows. The rows
+// of one call share their allocations: the rows themselves in blocks, the
+// repeated category, stream and type strings once each, and the data and
+// metadata in blocks of bytes (so a caller keeping one event keeps its
+// block).
 func (e *executor) queryEvents(ctx context.Context, query string, args ...any) ([]*meowmxdriver.EventRow, error) {
 	rows, err := e.db.Query(ctx, query, args...)
 	if err != nil {
 		return nil, mapError(err)
 	}
 	defer rows.Close()
-	var events []*meowmxdriver.EventRow
+	var (
+		events        []*meowmxdriver.EventRow
+		block         []meowmxdriver.EventRow
+		bytes         []byte
+		strs          = map[string]string{}
+		cat, sid, typ pgtype.DriverBytes
+		data, meta    pgtype.DriverBytes
+		row           meowmxdriver.EventRow
+		dest          = []any{&row.TransactionID, &row.Seq, &cat, &sid, &row.Version, &row.ID, &typ, &data, &meta, &row.RecordedAt}
+		intern        = func(b []byte) string {
+			if s, ok := strs[string(b)]; ok {
+				return s
+			}
+			s := string(b)
+			strs[s] = s
+			return s
+		}
+		keep = func(b []byte) []byte {
+			if b == nil {
+				return nil
+			}
+			if len(bytes)+len(b) > cap(bytes) {
+				bytes = make([]byte, 0, max(len(b), 32<<10))
+			}
+			start := len(bytes)
+			bytes = append(bytes, b...)
+			return bytes[start:len(bytes):len(bytes)]
+		}
+	)
 	for rows.Next() {
-		row := &meowmxdriver.EventRow{}
-		if err := rows.Scan(&row.TransactionID, &row.Seq, &row.Category, &row.StreamID, &row.Version,
-			&row.ID, &row.Type, &row.Data, &row.Metadata, &row.RecordedAt); err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			return nil, mapError(err)
 		}
-		events = append(events, row)
+		row.Category, row.StreamID, row.Type = intern(cat), intern(sid), intern(typ)
+		row.Data, row.Metadata = keep(data), keep(meta)
+		if len(block) == cap(block) {
+			block = make([]meowmxdriver.EventRow, 0, min(max(2*cap(block), 16), 256))
+		}
+		block = append(block, row)
+		events = append(events, &block[len(block)-1])
 	}
 	if err := rows.Err(); err != nil {
 		return nil, mapError(err)

@@ -18,6 +18,8 @@ type statements struct {
 	append         string
 	appendTx       string
 	appendVerdict  string
+	appendAt       string
+	appendAt1      string
 	existingFrom   string
 	readStreamFwd  string
 	readStreamBack string
@@ -59,6 +61,30 @@ SELECT $1, $2, $3, s.version + i.ord, i.id, i.type, i.data, i.metadata
    AND NOT EXISTS (SELECT FROM {{schema}}.events d WHERE d.event_id = ($5::uuid[])[1])` + "%s" + `
  ORDER BY i.ord
 RETURNING e.transaction_id, e.seq, e.version, e.recorded_at`
+
+// appendAtSQL is the append of a transaction of its own with an exact
+// expected version ($4, -1 for a new stream): it inserts the events at the
+// versions after $4, if version $4 exists. It neither reads the stream's last
+// version nor probes the event IDs: a version after $4 already recorded, or
+// an event ID already recorded, fails the insert on its unique index, and
+// the caller asks appendVerdictSQL why. In a transaction of its own the
+// failure aborts nothing else, and the order check is not needed (see
+// notTooOld). The smallest plan of all: at high concurrency the executor's
+// start-up costs more than the index probes.
+const appendAtSQL = `INSERT INTO {{schema}}.events AS e (category, stream_id, stream_hash, version, event_id, type, data, metadata)
+SELECT $1, $2, $3, $4::bigint + i.ord, i.id, i.type, i.data, i.metadata
+  FROM unnest($5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[]) WITH ORDINALITY AS i(id, type, data, metadata, ord)
+ WHERE ` + versionExists + `
+ ORDER BY i.ord
+RETURNING e.transaction_id, e.seq, e.version, e.recorded_at`
+
+// appendAt1SQL is appendAtSQL for one event, without arrays.
+const appendAt1SQL = `INSERT INTO {{schema}}.events AS e (category, stream_id, stream_hash, version, event_id, type, data, metadata)
+SELECT $1, $2, $3, $4::bigint + 1, $5, $6, $7, $8
+ WHERE ` + versionExists + `
+RETURNING e.transaction_id, e.seq, e.version, e.recorded_at`
+
+const versionExists = `($4::bigint = -1 OR EXISTS (SELECT FROM {{schema}}.events x WHERE x.category = $1 AND x.stream_id = $2 AND x.version = $4::bigint))`
 
 // expectedMatches compares the stream's version s.version with the
 // expected one, $4: -2 any, -1 no stream, -3 stream exists, else exact.
@@ -122,6 +148,8 @@ CREATE TABLE IF NOT EXISTS {{schema}}.migrations (
 		append:        r(fmt.Sprintf(appendSQL, "")),
 		appendTx:      r(fmt.Sprintf(appendSQL, notTooOld)),
 		appendVerdict: r(appendVerdictSQL),
+		appendAt:      r(appendAtSQL),
+		appendAt1:     r(appendAt1SQL),
 		existingFrom: r(`SELECT ` + prefixed("e.", eventColumns) + `
   FROM {{schema}}.events f
   JOIN {{schema}}.events e ON e.category = f.category AND e.stream_id = f.stream_id AND e.version >= f.version

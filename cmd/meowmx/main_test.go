@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -161,7 +162,7 @@ func TestErrors(t *testing.T) {
 
 func TestHelp(t *testing.T) {
 	t.Parallel()
-	for _, cmd := range []string{"migrate", "append", "read", "work", "subscriptions", "demo", "version"} {
+	for _, cmd := range []string{"migrate", "append", "read", "work", "subscriptions", "demo", "bench", "version"} {
 		r := runCLI(t, "", cmd, "--help")
 		if r.code != 0 || !strings.Contains(r.stdout, "Usage: meowmx "+cmd) {
 			t.Errorf("%s --help: exit %d, stdout %q", cmd, r.code, r.stdout)
@@ -288,6 +289,57 @@ func TestFollowAndInterrupt(t *testing.T) {
 		cancel() // as SIGINT does
 		if code := <-done; code != 0 {
 			t.Fatalf("%s exited %d after an interrupt: %q", args[0], code, stderr.String())
+		}
+	}
+}
+
+func TestBench(t *testing.T) {
+	t.Parallel()
+	db := sqliteDB(t)
+	dir := t.TempDir()
+	jsonFile, chartFile := filepath.Join(dir, "results.json"), filepath.Join(dir, "chart.svg")
+	r := mustRun(t, "", "bench", "--db", db, "--scenario", "append-1,read-stream", "--duration", "200ms",
+		"--writers", "1,2", "--json", jsonFile, "--chart", chartFile, "--quiet")
+	for _, want := range []string{"append-1", "1 writer", "2 writers", "read-stream", "ratio"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	raw, err := os.ReadFile(jsonFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report struct {
+		Results []struct {
+			Scenario string   `json:"scenario"`
+			Meowmx   float64  `json:"meowmx"`
+			Baseline *float64 `json:"baseline"`
+			Ratio    *float64 `json:"ratio"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(raw, &report); err != nil {
+		t.Fatal(err)
+	}
+	if len(report.Results) != 3 {
+		t.Fatalf("%d results in the JSON, want 3: %s", len(report.Results), raw)
+	}
+	for _, res := range report.Results {
+		if res.Meowmx <= 0 || res.Baseline == nil || res.Ratio == nil {
+			t.Errorf("incomplete result %+v", res)
+		}
+	}
+	if svg, err := os.ReadFile(chartFile); err != nil || !strings.HasPrefix(string(svg), "<svg") {
+		t.Fatalf("chart: %v, %.40q", err, svg)
+	}
+
+	for _, args := range [][]string{
+		{"bench", "--db", db, "--scenario", "nope"},
+		{"bench", "--db", db, "--schema", "meowmx"},
+		{"bench", "--db", db, "--writers", "1,x"},
+		{"bench", "--db", db, "--duration", "0s"},
+	} {
+		if r := runCLI(t, "", args...); r.code != exitUsage {
+			t.Errorf("meowmx %s: exit %d, want %d (stderr %q)", strings.Join(args, " "), r.code, exitUsage, r.stderr)
 		}
 	}
 }

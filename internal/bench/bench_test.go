@@ -1,0 +1,198 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"io"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meowmx/meowmx/internal/testdb"
+)
+
+func TestMain(m *testing.M) { testdb.Main(m) }
+
+// small runs every scenario in a fraction of a second per setting.
+func small(out io.Writer) *Options {
+	return &Options{
+		Duration: 150 * time.Millisecond, Writers: []int{1, 4}, BatchWriters: []int{1, 2},
+		CatchUpEvents: 3000, StreamLength: 50, LatencyRate: 200,
+		GrowthSizes: []int{0, 2500}, GrowthWriters: 2,
+		Out: out, Progress: out, ProgressPeriod: time.Nanosecond,
+	}
+}
+
+func TestRunSQLite(t *testing.T) {
+	t.Parallel()
+	db, err := OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "bench.db"), "bench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	checkRun(t, db, false)
+}
+
+func TestRunPostgres(t *testing.T) {
+	t.Parallel()
+	pool := testdb.Pool(t) // reachable, or skip (fail under CI)
+	schema := "bench_" + testdb.SchemaName(t)
+	t.Cleanup(func() {
+		if _, err := pool.Exec(context.Background(), `DROP SCHEMA IF EXISTS "`+schema+`" CASCADE`); err != nil {
+			t.Error(err)
+		}
+	})
+	db, err := OpenPostgres(context.Background(), testdb.URL(), schema, 12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	checkRun(t, db, true)
+}
+
+// checkRun runs every scenario and checks what a reader of the results
+// relies on: every scenario and setting has its figures, ratios go the
+// right way, the JSON and the chart are well-formed.
+func checkRun(t *testing.T, db *Database, notifications bool) {
+	t.Helper()
+	var out bytes.Buffer
+	report, err := Run(context.Background(), db, small(&out))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	t.Log(out.String())
+
+	want := map[string]int{"append-1": 2, "append-100": 2, "contention": 1, "read-stream": 1, "catch-up": 1, "latency": 1, "growth": 4}
+	got := map[string]int{}
+	for _, res := range report.Results {
+		got[res.Scenario]++
+		if res.Meowmx <= 0 {
+			t.Errorf("%s %s: meowmx figure %v", res.Scenario, res.Setting, res.Meowmx)
+		}
+		hasBaseline := res.Scenario != "latency" || notifications
+		if hasBaseline != (res.Baseline != nil) {
+			t.Errorf("%s %s: baseline %v, want one: %v", res.Scenario, res.Setting, res.Baseline, hasBaseline)
+		}
+		if res.Baseline != nil {
+			if res.Ratio == nil {
+				t.Fatalf("%s %s: no ratio", res.Scenario, res.Setting)
+			}
+			want := res.Meowmx / *res.Baseline
+			if res.lowerIsBetter {
+				want = *res.Baseline / res.Meowmx
+			}
+			if *res.Ratio != want {
+				t.Errorf("%s %s: ratio %v, want %v", res.Scenario, res.Setting, *res.Ratio, want)
+			}
+		}
+		if !strings.Contains(out.String(), res.Setting) {
+			t.Errorf("%s %s not printed", res.Scenario, res.Setting)
+		}
+	}
+	for name, n := range want {
+		if got[name] != n {
+			t.Errorf("%s: %d results, want %d", name, got[name], n)
+		}
+	}
+	if !strings.Contains(out.String(), "loading 3,000 events: 3,000 of 3,000 (100%)") {
+		t.Errorf("no progress for the catch-up load in:\n%s", out.String())
+	}
+
+	var buf bytes.Buffer
+	if err := report.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var decoded struct {
+		Results []map[string]any `json:"results"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &decoded); err != nil {
+		t.Fatal(err)
+	}
+	if len(decoded.Results) != len(report.Results) {
+		t.Fatalf("JSON holds %d results, want %d", len(decoded.Results), len(report.Results))
+	}
+	for _, r := range decoded.Results {
+		for _, key := range []string{"scenario", "setting", "meowmx", "baseline", "ratio"} {
+			if _, ok := r[key]; !ok {
+				t.Errorf("JSON result %v lacks %q", r, key)
+			}
+		}
+	}
+
+	buf.Reset()
+	if err := report.WriteChart(&buf); err != nil {
+		t.Fatal(err)
+	}
+	checkSVG(t, buf.Bytes(), 4) // two panels, two lines each
+}
+
+// checkSVG parses the chart as XML and counts its lines.
+func checkSVG(t *testing.T, svg []byte, lines int) {
+	t.Helper()
+	dec := xml.NewDecoder(bytes.NewReader(svg))
+	polylines := 0
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("chart is not well-formed XML: %v\n%s", err, svg)
+		}
+		if el, ok := tok.(xml.StartElement); ok && el.Name.Local == "polyline" {
+			polylines++
+		}
+	}
+	if polylines != lines {
+		t.Fatalf("chart has %d lines, want %d", polylines, lines)
+	}
+}
+
+func TestChartWithoutAppends(t *testing.T) {
+	r := &Report{Results: []Result{{Scenario: "read-stream", Meowmx: 1}}}
+	if err := r.WriteChart(io.Discard); err == nil {
+		t.Fatal("a chart of no append results was written")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, o := range []Options{
+		{Scenarios: []string{"append-2"}},
+		{Writers: []int{0}},
+		{GrowthSizes: []int{0, 5, 5}},
+		{GrowthSizes: []int{-1}},
+	} {
+		if err := o.Validate(); err == nil {
+			t.Errorf("%+v: no error", o)
+		}
+	}
+	if err := (&Options{}).Validate(); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestPercentileAndFormat(t *testing.T) {
+	var d []time.Duration
+	for i := 1; i <= 100; i++ {
+		d = append(d, time.Duration(i)*time.Millisecond)
+	}
+	slices.Reverse(d)
+	p50, p95, p99 := latencyPercentiles(d)
+	if p50 != 50 || p95 != 95 || p99 != 99 {
+		t.Errorf("percentiles of 1..100 ms: %v %v %v", p50, p95, p99)
+	}
+	for v, want := range map[float64]string{1234567: "1,234,567 events/s", 999.6: "1,000 events/s", 2.345: "2.35 events/s"} {
+		if got := formatFigure(v, "events/s"); got != want {
+			t.Errorf("formatFigure(%v) = %q, want %q", v, got, want)
+		}
+	}
+	for v, want := range map[float64]float64{0: 1, 7: 10, 13: 20, 4100: 5000, 15000: 20000} {
+		if got := niceCeil(v); got != want {
+			t.Errorf("niceCeil(%v) = %v, want %v", v, got, want)
+		}
+	}
+}
