@@ -236,6 +236,9 @@ func (r *runner) add(res Result) {
 			target += " MISSED"
 		}
 	}
+	if vs, ok := res.Extra["meowmx_vs_first"]; ok {
+		target = fmt.Sprintf("%.2f of first (baseline %.2f); %s", vs, res.Extra["baseline_vs_first"], target)
+	}
 	fmt.Fprintf(r.o.Out, "%-12s %-30s %22s %22s %8s  %s\n", res.Scenario, res.Setting,
 		formatFigure(res.Meowmx, res.Metric), baseline, ratio, target)
 }
