@@ -85,43 +85,60 @@ func appendEvents(ctx context.Context, q querier, st *statements, p *meowmxdrive
 
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	result := &meowmxdriver.AppendResult{Status: meowmxdriver.AppendRecorded, CurrentVersion: current}
-	for i, ev := range p.Events {
-		version := current + 1 + int64(i)
-		var metadata any
-		if ev.Metadata != nil {
-			metadata = string(ev.Metadata)
+	// Multi-row INSERTs of up to insertChunk events: one statement per
+	// chunk instead of one per event. Writers are serialized, so the
+	// AUTOINCREMENT seqs of one statement are consecutive, ending at the
+	// last insert id.
+	for start := 0; start < len(p.Events); start += insertChunk {
+		chunk := p.Events[start:min(start+insertChunk, len(p.Events))]
+		args := make([]any, 0, 9*len(chunk))
+		ids := make([]string, len(chunk))
+		for i, ev := range chunk {
+			var metadata any
+			if ev.Metadata != nil {
+				metadata = string(ev.Metadata)
+			}
+			ids[i] = uuid.UUID(ev.ID).String()
+			args = append(args, p.Category, p.StreamID, p.StreamHash, current+1+int64(start+i), ids[i], ev.Type,
+				string(ev.Data), metadata, now.UnixMicro())
 		}
-		id := uuid.UUID(ev.ID).String()
-		res, err := q.ExecContext(ctx, st.insertEvent, p.Category, p.StreamID, p.StreamHash, version, id, ev.Type,
-			string(ev.Data), metadata, now.UnixMicro())
+		res, err := q.ExecContext(ctx, st.insertEvents(len(chunk)), args...)
 		if err != nil {
-			return nil, uniqueViolation(ctx, q, st, id, err)
+			return nil, uniqueViolation(ctx, q, st, ids, err)
 		}
-		seq, err := res.LastInsertId()
+		last, err := res.LastInsertId()
 		if err != nil {
 			return nil, err
 		}
-		result.Rows = append(result.Rows, &meowmxdriver.EventRow{
-			Seq: seq, Category: p.Category, StreamID: p.StreamID, Version: version,
-			ID: ev.ID, RecordedAt: now,
-		})
+		for i, ev := range chunk {
+			result.Rows = append(result.Rows, &meowmxdriver.EventRow{
+				Seq: last - int64(len(chunk)-1-i), Category: p.Category, StreamID: p.StreamID,
+				Version: current + 1 + int64(start+i), ID: ev.ID, RecordedAt: now,
+			})
+		}
 	}
 	return result, nil
 }
 
+// insertChunk is the most events one INSERT statement records (9 parameters
+// each, well under SQLite's limit of 32,766).
+const insertChunk = 100
+
 // uniqueViolation tells a duplicate event ID from a taken version: SQLite's
 // error code says a unique constraint failed, not which one.
-func uniqueViolation(ctx context.Context, q querier, st *statements, id string, err error) error {
+func uniqueViolation(ctx context.Context, q querier, st *statements, ids []string, err error) error {
 	var sqliteErr *sqlite.Error
 	if !errors.As(err, &sqliteErr) || sqliteErr.Code() != sqlite3.SQLITE_CONSTRAINT_UNIQUE {
 		return err
 	}
-	var n int
-	if qErr := q.QueryRowContext(ctx, st.eventIDExists, id).Scan(&n); qErr != nil {
-		return err
-	}
-	if n > 0 {
-		return fmt.Errorf("%w: %w", meowmxdriver.ErrDuplicateEventID, err)
+	for _, id := range ids {
+		var n int
+		if qErr := q.QueryRowContext(ctx, st.eventIDExists, id).Scan(&n); qErr != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("%w: %w", meowmxdriver.ErrDuplicateEventID, err)
+		}
 	}
 	return fmt.Errorf("%w: %w", meowmxdriver.ErrVersionTaken, err)
 }

@@ -1,6 +1,9 @@
 package meowmxsqlite
 
-import "strings"
+import (
+	"strings"
+	"sync"
+)
 
 // statements holds every SQL statement the driver runs, for one schema
 // (a table-name prefix on SQLite).
@@ -14,7 +17,7 @@ type statements struct {
 	findEventID    string
 	existingFrom   string
 	lastVersion    string
-	insertEvent    string
+	insertMany     sync.Map // number of rows -> INSERT statement
 	eventIDExists  string
 	readStreamFwd  string
 	readStreamBack string
@@ -49,7 +52,6 @@ func newStatements(schema string) *statements {
  ORDER BY version
  LIMIT ?`),
 		lastVersion:   r(`SELECT coalesce(max(version), -1) FROM {{prefix}}events WHERE category = ? AND stream_id = ?`),
-		insertEvent:   r(`INSERT INTO {{prefix}}events (category, stream_id, stream_hash, version, event_id, type, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		eventIDExists: r(`SELECT count(*) FROM {{prefix}}events WHERE event_id = ?`),
 		readStreamFwd: r(`SELECT ` + eventColumns + ` FROM {{prefix}}events
  WHERE category = ? AND stream_id = ? AND version >= ?
@@ -76,4 +78,21 @@ func newStatements(schema string) *statements {
  ORDER BY seq
  LIMIT ?4`),
 	}
+}
+
+// insertEvents is the INSERT of n events.
+func (st *statements) insertEvents(n int) string {
+	if q, ok := st.insertMany.Load(n); ok {
+		return q.(string)
+	}
+	var b strings.Builder
+	b.WriteString(`INSERT INTO ` + st.prefix + `events (category, stream_id, stream_hash, version, event_id, type, data, metadata, recorded_at) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	}
+	q, _ := st.insertMany.LoadOrStore(n, b.String())
+	return q.(string)
 }

@@ -684,6 +684,11 @@ func testLargeBatch[TTx any](t *testing.T, h *Harness[TTx]) {
 		if read[i].Version != int64(i) {
 			t.Fatalf("global order puts version %d at %d", read[i].Version, i)
 		}
+		// The positions and IDs Append returned are the stored ones.
+		if read[i].Position != recorded[i].Position || read[i].ID != recorded[i].ID {
+			t.Fatalf("event %d: recorded at %s with ID %s, stored at %s with ID %s",
+				i, recorded[i].Position, recorded[i].ID, read[i].Position, read[i].ID)
+		}
 	}
 }
 
