@@ -144,8 +144,9 @@ type SubscriptionConfig[TTx any] struct {
 	// OnFailure is what happens after MaxAttempts failures. Defaults to Park.
 	OnFailure FailurePolicy
 	// SynchronousCommit makes each batch's commit wait until it is durable.
-	// By default, on PostgreSQL, batches commit with synchronous_commit =
-	// off: a database crash can lose the last batches' commits, and since
+	// By default batches commit with synchronous_commit = off on
+	// PostgreSQL and synchronous=NORMAL on SQLite (safe from a crash of the
+	// process, not of the machine): a database crash can lose the last batches' commits, and since
 	// each batch's writes and its checkpoint are one transaction, they are
 	// lost together and the events are handled again; exactly once still
 	// holds for what the handler writes through the transaction. Set it if

@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -72,16 +73,45 @@ func Open(path string) (*sql.DB, error) {
 
 // Driver is the SQLite driver. Create it with New.
 type Driver struct {
-	db      *sql.DB
-	writeMu sync.Mutex // serializes this process's own write transactions
-	stmts   sync.Map   // schema -> *statements
+	db *sql.DB
+	// writing serializes this process's own write transactions, appends and
+	// subscription batches alike, in arrival order: waiting here is cheaper
+	// and fairer than in SQLite's busy handler, which sleeps up to 100 ms
+	// between tries.
+	writing chan struct{}
+	held    sync.Map // *sql.Tx from Begin -> *heldTx
+	stmts   sync.Map // schema -> *statements
 }
 
 // New returns a driver that runs on db, best opened with Open. The driver
 // never closes db.
 func New(db *sql.DB) *Driver {
-	return &Driver{db: db}
+	return &Driver{db: db, writing: make(chan struct{}, 1)}
 }
+
+// lock waits for this process's turn to write, at most BusyTimeout (as
+// SQLite would for another process's lock): a subscription handler that
+// calls Append instead of AppendTx gets an error, not a deadlock.
+func (d *Driver) lock(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	timer := time.NewTimer(BusyTimeout * time.Millisecond)
+	defer timer.Stop()
+	select {
+	case d.writing <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return fmt.Errorf("meowmxsqlite: waited %d ms for this process's other write transaction (a subscription handler calling Append instead of AppendTx?): %w",
+			BusyTimeout, errWriteTimeout)
+	}
+}
+
+func (d *Driver) unlock() { <-d.writing }
+
+var errWriteTimeout = errors.New("database is locked")
 
 var _ meowmxdriver.Driver[*sql.Tx] = (*Driver)(nil)
 
@@ -150,8 +180,10 @@ func (d *Driver) write(ctx context.Context, fn func(q querier) error) (err error
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	d.writeMu.Lock()
-	defer d.writeMu.Unlock()
+	if err := d.lock(ctx); err != nil {
+		return err
+	}
+	defer d.unlock()
 	conn, err := d.db.Conn(ctx)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/meowmx/meowmx"
 	"github.com/meowmx/meowmx/internal/testdb"
@@ -90,5 +91,61 @@ func TestTwoHandlesOneFile(t *testing.T) {
 			t.Fatalf("%s: version %d where %d was next", e.Stream, e.Version, next[e.Stream])
 		}
 		next[e.Stream]++
+	}
+}
+
+// TestBatchTransactions: Begin takes this process's turn to write (an
+// append waits for the batch to end), commits with synchronous=NORMAL unless
+// asked to be synchronous, and gives the connection back with FULL.
+func TestBatchTransactions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, err := meowmxsqlite.Open(filepath.Join(t.TempDir(), "events.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(2)
+	d := meowmxsqlite.New(db)
+	store, err := meowmx.New(d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, synchronous := range []bool{false, true} {
+		tx, err := d.Begin(ctx, synchronous)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var level int
+		if err := tx.QueryRow(`PRAGMA synchronous`).Scan(&level); err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]int{false: 1, true: 2}[synchronous]; level != want {
+			t.Fatalf("synchronous=%v batch: PRAGMA synchronous = %d, want %d", synchronous, level, want)
+		}
+		appended := make(chan error, 1)
+		go func() {
+			_, err := store.Append(ctx, meowmx.NewStream("order", fmt.Sprint(synchronous)), meowmx.NoStream, meowmx.Event{Type: "A", Data: json.RawMessage(`{}`)})
+			appended <- err
+		}()
+		select {
+		case err := <-appended:
+			t.Fatalf("an append ran during a batch transaction: %v", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if err := d.Commit(ctx, tx); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-appended; err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // both connections
+			if err := db.QueryRow(`PRAGMA synchronous`).Scan(&level); err != nil || level != 2 {
+				t.Fatalf("after the batch: synchronous = %d (%v), want 2 (FULL)", level, err)
+			}
+		}
 	}
 }

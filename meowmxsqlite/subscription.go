@@ -3,8 +3,10 @@ package meowmxsqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -416,19 +418,90 @@ func (e *executor) Unpark(ctx context.Context, schema, name string, eventID [16]
 	})
 }
 
+// heldTx is a transaction of Begin: its connection, and the synchronous
+// setting to restore on it.
+type heldTx struct {
+	conn    *sql.Conn
+	restore string // "" when unchanged
+}
+
 // Begin starts an immediate write transaction (with a database opened by
-// Open). Its commits are always synchronous (the connection's setting).
-func (d *Driver) Begin(ctx context.Context, _ bool) (*sql.Tx, error) {
-	tx, err := d.db.BeginTx(ctx, nil)
-	return tx, mapError(err)
+// Open) for a subscription's batch, in this process's turn to write. Unless
+// synchronous, it commits with synchronous=NORMAL: in WAL mode the commit
+// survives a crash of the process but not of the machine, which can lose
+// the last batches' writes and checkpoints together (they are handled
+// again), and spares a disk flush per batch.
+func (d *Driver) Begin(ctx context.Context, synchronous bool) (*sql.Tx, error) {
+	if err := d.lock(ctx); err != nil {
+		return nil, err
+	}
+	tx, err := d.begin(ctx, synchronous)
+	if err != nil {
+		d.unlock()
+		return nil, mapError(err)
+	}
+	return tx, nil
+}
+
+func (d *Driver) begin(ctx context.Context, synchronous bool) (*sql.Tx, error) {
+	conn, err := d.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h := &heldTx{conn: conn}
+	if !synchronous {
+		var level int
+		if err := conn.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&level); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		if level > 1 { // FULL or EXTRA
+			if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
+				conn.Close()
+				return nil, err
+			}
+			h.restore = fmt.Sprintf("PRAGMA synchronous = %d", level)
+		}
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		d.release(h)
+		return nil, err
+	}
+	d.held.Store(tx, h)
+	return tx, nil
+}
+
+// release restores the connection's setting and returns it to the pool (or
+// discards it, if the setting cannot be restored).
+func (d *Driver) release(h *heldTx) {
+	if h.restore != "" {
+		if _, err := h.conn.ExecContext(context.Background(), h.restore); err != nil {
+			_ = h.conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}
+	h.conn.Close()
+}
+
+// end releases what Begin took for tx, once.
+func (d *Driver) end(tx *sql.Tx) {
+	if v, ok := d.held.LoadAndDelete(tx); ok {
+		d.release(v.(*heldTx))
+		d.unlock()
+	}
 }
 
 // Commit commits tx.
-func (d *Driver) Commit(_ context.Context, tx *sql.Tx) error { return mapError(tx.Commit()) }
+func (d *Driver) Commit(_ context.Context, tx *sql.Tx) error {
+	err := tx.Commit()
+	d.end(tx)
+	return mapError(err)
+}
 
 // Rollback rolls tx back.
 func (d *Driver) Rollback(_ context.Context, tx *sql.Tx) error {
 	err := tx.Rollback()
+	d.end(tx)
 	if errors.Is(err, sql.ErrTxDone) {
 		return nil
 	}
@@ -438,13 +511,13 @@ func (d *Driver) Rollback(_ context.Context, tx *sql.Tx) error {
 // Listen returns meowmxdriver.ErrNoListen: SQLite has no notifications.
 // meowmx wakes subscriptions of appends made in the same process and polls
 // for the others.
-// Notify returns meowmxdriver.ErrNoListen: SQLite has no notifications
-// between processes.
-func (d *Driver) Notify(context.Context, string, []string) error { return meowmxdriver.ErrNoListen }
-
 func (d *Driver) Listen(context.Context, string, func(string)) error {
 	return meowmxdriver.ErrNoListen
 }
+
+// Notify returns meowmxdriver.ErrNoListen: SQLite has no notifications
+// between processes.
+func (d *Driver) Notify(context.Context, string, []string) error { return meowmxdriver.ErrNoListen }
 
 const (
 	saveSnapshotSQL = `INSERT INTO {{prefix}}snapshots (category, stream_id, version, schema_version, state, created_at)
