@@ -38,7 +38,7 @@ faster). Scenarios:
   growth       append-1 and read-stream with 0, 1 and 5 million events
                stored (target: within 10% of the empty table's figures)
 
-The database is --db (default: the local test PostgreSQL,
+The database is --db or $MEOWMX_DB (default: the local test PostgreSQL,
 postgres://postgres@127.0.0.1:5432/test?sslmode=disable);
 SQLite runs every scenario but latency's baseline. The benchmark drops and
 recreates its schema (--schema, default meowmx_bench; the name must contain
@@ -87,6 +87,9 @@ Examples:
 	}
 	if err := opts.Validate(); err != nil {
 		return &usageError{msg: err.Error()}
+	}
+	if *chartFile != "" && *scenario != "all" && !strings.Contains(*scenario, "append-") {
+		return usagef("--chart draws append-1 and append-100: run at least one of them")
 	}
 	schema := e.schema
 	if schema == "" {

@@ -337,6 +337,7 @@ func TestBench(t *testing.T) {
 		{"bench", "--db", db, "--schema", "meowmx"},
 		{"bench", "--db", db, "--writers", "1,x"},
 		{"bench", "--db", db, "--duration", "0s"},
+		{"bench", "--db", db, "--scenario", "read-stream", "--chart", chartFile},
 	} {
 		if r := runCLI(t, "", args...); r.code != exitUsage {
 			t.Errorf("meowmx %s: exit %d, want %d (stderr %q)", strings.Join(args, " "), r.code, exitUsage, r.stderr)
