@@ -37,7 +37,9 @@ const BusyTimeout = 10000
 // Open opens (creating if needed) the SQLite database at path with the
 // settings meowmx relies on: WAL journal (readers never block the writer),
 // a busy timeout, synchronous=FULL (a committed append survives a power
-// loss) and immediate write transactions. path may also be a "file:" URI.
+// loss), a page cache of up to 32 MiB per connection (so that appends and
+// reads stay as fast on millions of events as on an empty file) and
+// immediate write transactions. path may also be a "file:" URI.
 // The caller closes the returned *sql.DB.
 func Open(path string) (*sql.DB, error) {
 	if path == "" {
@@ -56,6 +58,7 @@ func Open(path string) (*sql.DB, error) {
 			fmt.Sprintf("busy_timeout(%d)", BusyTimeout),
 			"journal_mode(WAL)",
 			"synchronous(FULL)",
+			"cache_size(-32768)",
 			"foreign_keys(1)",
 		},
 		"_txlock": {"immediate"},

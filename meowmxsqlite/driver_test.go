@@ -36,6 +36,10 @@ func TestOpenSettings(t *testing.T) {
 	if err := db.QueryRow(`PRAGMA synchronous`).Scan(&sync); err != nil || sync != 2 {
 		t.Fatalf("synchronous = %d (%v), want 2 (FULL)", sync, err)
 	}
+	var cache int
+	if err := db.QueryRow(`PRAGMA cache_size`).Scan(&cache); err != nil || cache != -32768 {
+		t.Fatalf("cache_size = %d (%v), want -32768 (32 MiB)", cache, err)
+	}
 	if _, err := meowmxsqlite.Open(""); err == nil {
 		t.Fatal("Open(\"\") succeeded")
 	}
