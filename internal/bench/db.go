@@ -107,6 +107,49 @@ type raw interface {
 
 var errNoNotify = errors.New("no notifications between connections")
 
+// inserts makes the plain table's n-row INSERT statements, with numbered
+// parameters marked by mark ($1 or ?1): the stream, then each row's own
+// version, type and data (as each event of a batch has its own data).
+type inserts struct {
+	table string
+	mark  byte
+	mu    sync.Mutex
+	byN   map[int]string
+}
+
+func newInserts(table string, mark byte) *inserts {
+	return &inserts{table: table, mark: mark, byN: map[int]string{}}
+}
+
+func (in *inserts) sql(n int) string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if q, ok := in.byN[n]; ok {
+		return q
+	}
+	var b strings.Builder
+	b.WriteString(`INSERT INTO ` + in.table + ` (stream, version, type, data) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		m := string(in.mark)
+		fmt.Fprintf(&b, "(%s1, %s%d, %s%d, %s%d)", m, m, 3*i+2, m, 3*i+3, m, 3*i+4)
+	}
+	in.byN[n] = b.String()
+	return in.byN[n]
+}
+
+// insertArgs are the arguments of inserts.sql(n).
+func insertArgs(stream string, version int64, typ string, data any, n int) []any {
+	args := make([]any, 1, 1+3*n)
+	args[0] = stream
+	for i := range n {
+		args = append(args, version+int64(i), typ, data)
+	}
+	return args
+}
+
 // isUniqueViolation reports a duplicate (stream, version) in the plain table.
 func isUniqueViolation(err error) bool {
 	var pgErr *pgconn.PgError
@@ -141,8 +184,8 @@ func OpenPostgres(ctx context.Context, url, schema string, maxConns int) (*Datab
 	}
 	p := &pgRaw{pool: pool, schema: schema,
 		table:  pgx.Identifier{schema, "baseline"}.Sanitize(),
-		events: pgx.Identifier{schema, "events"}.Sanitize(),
-		multi:  map[int]string{}}
+		events: pgx.Identifier{schema, "events"}.Sanitize()}
+	p.inserts = newInserts(p.table, '$')
 	newStore := func() (*side, error) {
 		s, err := meowmx.New(meowmxpgxv5.New(pool), &meowmx.Config{Schema: schema, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
@@ -184,38 +227,11 @@ type pgRaw struct {
 	pool          *pgxpool.Pool
 	schema, table string
 	events        string
-
-	mu    sync.Mutex
-	multi map[int]string // the n-row INSERT statements
-}
-
-func (p *pgRaw) insertSQL(n int) string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if q, ok := p.multi[n]; ok {
-		return q
-	}
-	var b strings.Builder
-	b.WriteString(`INSERT INTO ` + p.table + ` (stream, version, type, data) VALUES `)
-	for i := range n {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "($1, $%d, $%d, $%d)", 3*i+2, 3*i+3, 3*i+4)
-	}
-	p.multi[n] = b.String()
-	return p.multi[n]
+	inserts       *inserts
 }
 
 func (p *pgRaw) insert(ctx context.Context, stream string, version int64, typ string, data []byte, n int) error {
-	// Each row has its own parameters, as each event of a batch has its
-	// own data.
-	args := make([]any, 1, 1+3*n)
-	args[0] = stream
-	for i := range n {
-		args = append(args, version+int64(i), typ, data)
-	}
-	_, err := p.pool.Exec(ctx, p.insertSQL(n), args...)
+	_, err := p.pool.Exec(ctx, p.inserts.sql(n), insertArgs(stream, version, typ, data, n)...)
 	return err
 }
 
@@ -247,7 +263,24 @@ func newPGRow() *pgRow {
 const eventColumns = `transaction_id, seq, category, stream_id, version, event_id, type, data, metadata, recorded_at`
 
 func (p *pgRaw) readStream(ctx context.Context, category, streamID string) (int, error) {
-	rows, err := p.pool.Query(ctx, `SELECT `+eventColumns+` FROM `+p.events+` WHERE category = $1 AND stream_id = $2 ORDER BY version`, category, streamID)
+	return p.rows(ctx, nil, `SELECT `+eventColumns+` FROM `+p.events+` WHERE category = $1 AND stream_id = $2 ORDER BY version`, category, streamID)
+}
+
+func (p *pgRaw) scan(ctx context.Context, pageSize int) (int, error) {
+	query := `SELECT ` + eventColumns + ` FROM ` + p.events + ` WHERE (transaction_id, seq) > ($1, $2) ORDER BY transaction_id, seq LIMIT $3`
+	var (
+		lastTx  uint64
+		lastSeq int64
+	)
+	return pages(pageSize, func() (int, error) {
+		return p.rows(ctx, func(r *pgRow) { lastTx, lastSeq = r.tx, r.seq }, query, lastTx, lastSeq, pageSize)
+	})
+}
+
+// rows runs query, scans every row (calling each, if not nil) and counts
+// them.
+func (p *pgRaw) rows(ctx context.Context, each func(*pgRow), query string, args ...any) (int, error) {
+	rows, err := p.pool.Query(ctx, query, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -258,40 +291,23 @@ func (p *pgRaw) readStream(ctx context.Context, category, streamID string) (int,
 		if err := rows.Scan(r.destination...); err != nil {
 			return n, err
 		}
+		if each != nil {
+			each(r)
+		}
 		n++
 	}
 	return n, rows.Err()
 }
 
-func (p *pgRaw) scan(ctx context.Context, pageSize int) (int, error) {
-	query := `SELECT ` + eventColumns + ` FROM ` + p.events + ` WHERE (transaction_id, seq) > ($1, $2) ORDER BY transaction_id, seq LIMIT $3`
-	var (
-		lastTx  uint64
-		lastSeq int64
-		total   int
-	)
+// pages calls page until it returns fewer than pageSize rows, and adds them
+// up.
+func pages(pageSize int, page func() (int, error)) (int, error) {
+	total := 0
 	for {
-		rows, err := p.pool.Query(ctx, query, lastTx, lastSeq, pageSize)
-		if err != nil {
-			return total, err
-		}
-		n := 0
-		r := newPGRow()
-		for rows.Next() {
-			if err := rows.Scan(r.destination...); err != nil {
-				rows.Close()
-				return total, err
-			}
-			lastTx, lastSeq = r.tx, r.seq
-			n++
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return total, err
-		}
+		n, err := page()
 		total += n
-		if n < pageSize {
-			return total, nil
+		if err != nil || n < pageSize {
+			return total, err
 		}
 	}
 }
@@ -394,6 +410,7 @@ func OpenSQLite(ctx context.Context, path, schema string) (*Database, error) {
 	}
 	one := sideOf(s)
 	l := &liteRaw{db: db, prefix: schema + "_", table: schema + "_baseline", events: schema + "_events"}
+	l.inserts = newInserts(l.table, '?')
 	return &Database{
 		name:   fmt.Sprintf("SQLite %s (WAL, synchronous=FULL)", version),
 		driver: "sqlite",
@@ -425,9 +442,7 @@ func OpenSQLite(ctx context.Context, path, schema string) (*Database, error) {
 type liteRaw struct {
 	db                    *sql.DB
 	prefix, table, events string
-
-	mu    sync.Mutex
-	multi map[int]string
+	inserts               *inserts
 }
 
 // drop removes every table of the prefix.
@@ -457,34 +472,8 @@ func (l *liteRaw) drop(ctx context.Context) error {
 	return nil
 }
 
-func (l *liteRaw) insertSQL(n int) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.multi == nil {
-		l.multi = map[int]string{}
-	}
-	if q, ok := l.multi[n]; ok {
-		return q
-	}
-	var b strings.Builder
-	b.WriteString(`INSERT INTO ` + l.table + ` (stream, version, type, data) VALUES `)
-	for i := range n {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "(?1, ?%d, ?%d, ?%d)", 3*i+2, 3*i+3, 3*i+4)
-	}
-	l.multi[n] = b.String()
-	return l.multi[n]
-}
-
 func (l *liteRaw) insert(ctx context.Context, stream string, version int64, typ string, data []byte, n int) error {
-	args := make([]any, 1, 1+3*n)
-	args[0] = stream
-	for i := range n {
-		args = append(args, version+int64(i), typ, string(data))
-	}
-	_, err := l.db.ExecContext(ctx, l.insertSQL(n), args...)
+	_, err := l.db.ExecContext(ctx, l.inserts.sql(n), insertArgs(stream, version, typ, string(data), n)...)
 	return err
 }
 
@@ -514,7 +503,21 @@ func newLiteRow() *liteRow {
 }
 
 func (l *liteRaw) readStream(ctx context.Context, category, streamID string) (int, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT `+liteColumns+` FROM `+l.events+` WHERE category = ? AND stream_id = ? ORDER BY version`, category, streamID)
+	return l.rows(ctx, nil, `SELECT `+liteColumns+` FROM `+l.events+` WHERE category = ? AND stream_id = ? ORDER BY version`, category, streamID)
+}
+
+func (l *liteRaw) scan(ctx context.Context, pageSize int) (int, error) {
+	query := `SELECT ` + liteColumns + ` FROM ` + l.events + ` WHERE seq > ? ORDER BY seq LIMIT ?`
+	var last int64
+	return pages(pageSize, func() (int, error) {
+		return l.rows(ctx, func(r *liteRow) { last = r.seq }, query, last, pageSize)
+	})
+}
+
+// rows runs query, scans every row (calling each, if not nil) and counts
+// them.
+func (l *liteRaw) rows(ctx context.Context, each func(*liteRow), query string, args ...any) (int, error) {
+	rows, err := l.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -525,39 +528,12 @@ func (l *liteRaw) readStream(ctx context.Context, category, streamID string) (in
 		if err := rows.Scan(r.destination...); err != nil {
 			return n, err
 		}
+		if each != nil {
+			each(r)
+		}
 		n++
 	}
 	return n, rows.Err()
-}
-
-func (l *liteRaw) scan(ctx context.Context, pageSize int) (int, error) {
-	query := `SELECT ` + liteColumns + ` FROM ` + l.events + ` WHERE seq > ? ORDER BY seq LIMIT ?`
-	var last int64
-	total := 0
-	for {
-		rows, err := l.db.QueryContext(ctx, query, last, pageSize)
-		if err != nil {
-			return total, err
-		}
-		n := 0
-		r := newLiteRow()
-		for rows.Next() {
-			if err := rows.Scan(r.destination...); err != nil {
-				rows.Close()
-				return total, err
-			}
-			last = r.seq
-			n++
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return total, err
-		}
-		total += n
-		if n < pageSize {
-			return total, nil
-		}
-	}
 }
 
 func (l *liteRaw) fill(ctx context.Context, rows int, typ string, data []byte, progress func(int)) error {
