@@ -26,8 +26,9 @@ var migrationFS embed.FS
 
 // Driver is the PostgreSQL driver. Create it with New.
 type Driver struct {
-	pool  *pgxpool.Pool
-	stmts sync.Map // schema -> *statements
+	pool      *pgxpool.Pool
+	stmts     sync.Map // schema -> *statements
+	listeners sync.Map // schema -> *listenerCheck
 }
 
 // New returns a driver that runs on pool. The pool stays the caller's: the
