@@ -277,23 +277,37 @@ func (p *pgRaw) scan(ctx context.Context, pageSize int) (int, error) {
 	})
 }
 
-// rows runs query, scans every row (calling each, if not nil) and counts
-// them.
+// rows runs query and counts its rows, calling each (if not nil) on every
+// one.
 func (p *pgRaw) rows(ctx context.Context, each func(*pgRow), query string, args ...any) (int, error) {
 	rows, err := p.pool.Query(ctx, query, args...)
 	if err != nil {
 		return 0, err
 	}
 	defer rows.Close()
-	n := 0
 	r := newPGRow()
-	for rows.Next() {
-		if err := rows.Scan(r.destination...); err != nil {
-			return n, err
-		}
+	return count(rows, r.destination, func() {
 		if each != nil {
 			each(r)
 		}
+	})
+}
+
+// scanner is what pgx.Rows and *sql.Rows have in common.
+type scanner interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// count scans every row into dest, calls after each, and counts them.
+func count(rows scanner, dest []any, after func()) (int, error) {
+	n := 0
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return n, err
+		}
+		after()
 		n++
 	}
 	return n, rows.Err()
@@ -514,26 +528,20 @@ func (l *liteRaw) scan(ctx context.Context, pageSize int) (int, error) {
 	})
 }
 
-// rows runs query, scans every row (calling each, if not nil) and counts
-// them.
+// rows runs query and counts its rows, calling each (if not nil) on every
+// one.
 func (l *liteRaw) rows(ctx context.Context, each func(*liteRow), query string, args ...any) (int, error) {
 	rows, err := l.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return 0, err
 	}
 	defer rows.Close()
-	n := 0
 	r := newLiteRow()
-	for rows.Next() {
-		if err := rows.Scan(r.destination...); err != nil {
-			return n, err
-		}
+	return count(rows, r.destination, func() {
 		if each != nil {
 			each(r)
 		}
-		n++
-	}
-	return n, rows.Err()
+	})
 }
 
 func (l *liteRaw) fill(ctx context.Context, rows int, typ string, data []byte, progress func(int)) error {
