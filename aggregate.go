@@ -235,7 +235,7 @@ func (a *Aggregate[TTx, S]) apply(ctx context.Context, exec meowmxdriver.Executo
 	if err != nil {
 		return state, nil, err
 	}
-	params, err := a.store.appendParams(ctx, stream, ExpectedVersion(version), events)
+	params, err := a.store.appendParams(ctx, exec, stream, ExpectedVersion(version), events)
 	if err != nil {
 		return state, nil, err
 	}

@@ -2,15 +2,16 @@ package meowmx
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/meowmx/meowmx/internal/jsoncheck"
 	"github.com/meowmx/meowmx/meowmxdriver"
 )
 
@@ -30,13 +31,14 @@ import (
 // append that loses a race for its versions to a concurrent writer reads
 // the stream again: with Any or StreamExists it appends after the winner.
 func (s *Store[TTx]) Append(ctx context.Context, stream Stream, expected ExpectedVersion, events ...Event) ([]RecordedEvent, error) {
-	params, err := s.appendParams(ctx, stream, expected, events)
+	exec := s.driver.Executor()
+	params, err := s.appendParams(ctx, exec, stream, expected, events)
 	if err != nil {
 		return nil, err
 	}
 	races, duplicateRetried := 0, false
 	for attempt := 0; ; {
-		recorded, err := s.appendWith(ctx, s.driver.Executor(), params, events, false)
+		recorded, err := s.appendWith(ctx, exec, params, events, false)
 		if err == nil {
 			s.announce(stream.Category)
 			return recorded, nil
@@ -86,11 +88,12 @@ const raceRetries = 50
 // returns ErrTransactionTooOld (IsRetryable) rather than record the stream's
 // events out of order. Retry the whole transaction.
 func (s *Store[TTx]) AppendTx(ctx context.Context, tx TTx, stream Stream, expected ExpectedVersion, events ...Event) ([]RecordedEvent, error) {
-	params, err := s.appendParams(ctx, stream, expected, events)
+	exec := s.driver.UnwrapExecutor(tx)
+	params, err := s.appendParams(ctx, exec, stream, expected, events)
 	if err != nil {
 		return nil, err
 	}
-	recorded, err := s.appendWith(ctx, s.driver.UnwrapExecutor(tx), params, events, true)
+	recorded, err := s.appendWith(ctx, exec, params, events, true)
 	if err == nil {
 		s.announce(stream.Category)
 	}
@@ -105,7 +108,7 @@ func retryBackoff(attempt int) time.Duration {
 }
 
 // appendParams validates an append and gives every event its ID.
-func (s *Store[TTx]) appendParams(ctx context.Context, stream Stream, expected ExpectedVersion, events []Event) (*meowmxdriver.AppendParams, error) {
+func (s *Store[TTx]) appendParams(ctx context.Context, exec meowmxdriver.Executor, stream Stream, expected ExpectedVersion, events []Event) (*meowmxdriver.AppendParams, error) {
 	if err := s.begin(ctx); err != nil {
 		return nil, err
 	}
@@ -144,6 +147,15 @@ func (s *Store[TTx]) appendParams(ctx context.Context, stream Stream, expected E
 		seen[id] = i
 		params.Events[i] = meowmxdriver.EventInsert{ID: id, Type: ev.Type, Data: ev.Data, Metadata: ev.Metadata}
 	}
+	if expected > math.MaxInt64-ExpectedVersion(len(events)) {
+		// No stream has such a version, nor room after it: a conflict,
+		// the same on every driver.
+		actual, err := exec.StreamVersion(ctx, s.config.Schema, stream.Category, stream.ID)
+		if err != nil {
+			return nil, fmt.Errorf("meowmx: append to %s: %w", stream, mapDriverError(err))
+		}
+		return nil, &VersionConflictError{Stream: stream, Expected: expected, Actual: actual}
+	}
 	return params, nil
 }
 
@@ -151,7 +163,7 @@ func (s *Store[TTx]) validateEvent(ev *Event) error {
 	if ev.Type == "" {
 		return invalidf("empty event type")
 	}
-	if err := validText("event type", ev.Type); err != nil {
+	if err := validText("event type", ev.Type, MaxTypeLength); err != nil {
 		return err
 	}
 	if size := len(ev.Data) + len(ev.Metadata); size > s.config.MaxEventSize {
@@ -160,11 +172,13 @@ func (s *Store[TTx]) validateEvent(ev *Event) error {
 	if len(ev.Data) == 0 {
 		return invalidf("event of type %q has no data", ev.Type)
 	}
-	if !json.Valid(ev.Data) {
-		return invalidf("event of type %q: data is not valid JSON", ev.Type)
+	if err := jsoncheck.Check(ev.Data); err != nil {
+		return invalidf("event of type %q: data is not valid JSON: %v", ev.Type, err)
 	}
-	if ev.Metadata != nil && !json.Valid(ev.Metadata) {
-		return invalidf("event of type %q: metadata is not valid JSON", ev.Type)
+	if ev.Metadata != nil {
+		if err := jsoncheck.Check(ev.Metadata); err != nil {
+			return invalidf("event of type %q: metadata is not valid JSON: %v", ev.Type, err)
+		}
 	}
 	return nil
 }

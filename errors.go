@@ -17,8 +17,9 @@ var (
 	// place in this stream, or only part of the batch). Nothing was written.
 	ErrDuplicateEventID = errors.New("meowmx: event ID already recorded")
 
-	// ErrInvalidInput: an argument was rejected before anything was sent to
-	// the database. The message says which and why.
+	// ErrInvalidInput: an argument was rejected (nearly always before
+	// anything was sent to the database). Nothing was written. The message
+	// says which and why.
 	ErrInvalidInput = errors.New("meowmx: invalid input")
 
 	// ErrStreamNotFound: the stream has no events.
@@ -39,6 +40,14 @@ var (
 	// appending while another writer appended to the same stream.
 	// IsRetryable reports true for it.
 	ErrTransactionTooOld = errors.New("meowmx: transaction is older than the stream's last write; retry it")
+
+	// ErrClusterMoved: the store's PostgreSQL schema was found on another
+	// cluster than the one its events were written on, with a transaction
+	// counter behind their positions, and could not be re-based yet (see
+	// the README's "Moving to another cluster"): appends and reads fail
+	// rather than record or skip positions out of order. The message says
+	// why; Migrate, or the next call, tries again.
+	ErrClusterMoved = errors.New("meowmx: the schema moved to another PostgreSQL cluster and its positions are not re-based yet")
 
 	// ErrSerialization: the database aborted the transaction (serialization
 	// failure, deadlock, lock busy). Retry it. IsRetryable reports true.
@@ -95,6 +104,10 @@ func mapDriverError(err error) error {
 		return fmt.Errorf("%w: %w", ErrSchemaMissing, err)
 	case errors.Is(err, meowmxdriver.ErrDuplicateEventID):
 		return fmt.Errorf("%w: %w", ErrDuplicateEventID, err)
+	case errors.Is(err, meowmxdriver.ErrInvalidInput):
+		return fmt.Errorf("%w: %w", ErrInvalidInput, err)
+	case errors.Is(err, meowmxdriver.ErrClusterMoved):
+		return fmt.Errorf("%w: %w", ErrClusterMoved, err)
 	}
 	return err
 }

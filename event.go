@@ -17,6 +17,20 @@ import (
 // ("order-1234"). A category cannot contain it; an ID can.
 const StreamSeparator = "-"
 
+// Limits on the text an application gives meowmx, in bytes of UTF-8. Both
+// drivers enforce them, so that what SQLite accepts PostgreSQL accepts too:
+// PostgreSQL's indexes cannot hold keys of more than about 2.7 KB.
+const (
+	// MaxCategoryLength is the longest category.
+	MaxCategoryLength = 255
+	// MaxStreamIDLength is the longest stream ID.
+	MaxStreamIDLength = 1024
+	// MaxTypeLength is the longest event type.
+	MaxTypeLength = 255
+	// MaxNameLength is the longest subscription name.
+	MaxNameLength = 255
+)
+
 // Stream identifies a stream: a category, such as "order", and an ID within
 // it, any non-empty string.
 type Stream struct {
@@ -47,10 +61,7 @@ func (s Stream) validate() error {
 	if s.ID == "" {
 		return invalidf("stream %q: empty ID", s.String())
 	}
-	if err := validText("stream ID", s.ID); err != nil {
-		return err
-	}
-	return nil
+	return validText("stream ID", s.ID, MaxStreamIDLength)
 }
 
 func validateCategory(category string) error {
@@ -60,11 +71,15 @@ func validateCategory(category string) error {
 	if strings.Contains(category, StreamSeparator) {
 		return invalidf("category %q contains the stream separator %q", category, StreamSeparator)
 	}
-	return validText("category", category)
+	return validText("category", category, MaxCategoryLength)
 }
 
-// validText rejects what PostgreSQL's text type cannot hold.
-func validText(what, s string) error {
+// validText rejects what PostgreSQL's text type cannot hold, and text over
+// max bytes.
+func validText(what, s string, max int) error {
+	if len(s) > max {
+		return invalidf("%s of %d bytes is over the limit of %d (%.40q...)", what, len(s), max, s)
+	}
 	if !utf8.ValidString(s) {
 		return invalidf("%s %q is not valid UTF-8", what, s)
 	}
@@ -72,6 +87,27 @@ func validText(what, s string) error {
 		return invalidf("%s %q contains a NUL byte", what, s)
 	}
 	return nil
+}
+
+// validTypes checks an event type filter.
+func validTypes(what string, types []string) error {
+	for _, t := range types {
+		if t == "" {
+			return invalidf("empty event type in %s", what)
+		}
+		if err := validText("event type in "+what, t, MaxTypeLength); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validName checks a subscription name.
+func validName(name string) error {
+	if name == "" {
+		return invalidf("empty subscription name")
+	}
+	return validText("subscription name", name, MaxNameLength)
 }
 
 // StreamHash is the stable hash of a stream that places it in a partition of

@@ -74,8 +74,8 @@ func TestConfigValidation(t *testing.T) {
 		"append retries": {meowmx.Config{AppendRetries: -2}, "Config.AppendRetries"},
 	}
 	for name, tc := range cases {
-		if _, err := meowmx.New(driver, &tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: err = %v, want one naming %s", name, err, tc.want)
+		if _, err := meowmx.New(driver, &tc.cfg); !errors.Is(err, meowmx.ErrInvalidInput) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want ErrInvalidInput naming %s", name, err, tc.want)
 		}
 	}
 	if _, err := meowmx.New(driver, nil); err != nil {

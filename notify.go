@@ -117,13 +117,16 @@ func (s *Store[TTx]) announce(category string) {
 type announcer struct {
 	send   func(ctx context.Context, categories []string) error
 	logger *slog.Logger
+	// ctx ends the notification in flight when Close gives up waiting.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu       sync.Mutex
 	pending  map[string]struct{}
 	running  bool
 	disabled bool // the driver has no notifications
 	failing  bool
-	wg       sync.WaitGroup
+	idle     chan struct{} // closed when nothing is being sent; nil while running
 }
 
 const (
@@ -135,7 +138,10 @@ const (
 )
 
 func newAnnouncer(send func(ctx context.Context, categories []string) error, logger *slog.Logger) *announcer {
-	return &announcer{send: send, logger: logger, pending: map[string]struct{}{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	idle := make(chan struct{})
+	close(idle)
+	return &announcer{send: send, logger: logger, ctx: ctx, cancel: cancel, pending: map[string]struct{}{}, idle: idle}
 }
 
 func (a *announcer) add(category string) {
@@ -150,17 +156,17 @@ func (a *announcer) add(category string) {
 		return
 	}
 	a.running = true
-	a.wg.Add(1)
+	a.idle = make(chan struct{})
 	a.mu.Unlock()
 	go a.flush()
 }
 
 func (a *announcer) flush() {
-	defer a.wg.Done()
 	for {
 		a.mu.Lock()
-		if len(a.pending) == 0 || a.disabled {
+		if len(a.pending) == 0 || a.disabled || a.ctx.Err() != nil {
 			a.running = false
+			close(a.idle)
 			a.mu.Unlock()
 			return
 		}
@@ -169,7 +175,7 @@ func (a *announcer) flush() {
 		a.mu.Unlock()
 
 		began := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), notifyTimeout)
+		ctx, cancel := context.WithTimeout(a.ctx, notifyTimeout)
 		err := a.send(ctx, categories)
 		cancel()
 		// Let the next appends gather for a moment: under a steady stream
@@ -180,6 +186,9 @@ func (a *announcer) flush() {
 		switch {
 		case errors.Is(err, meowmxdriver.ErrNoListen):
 			a.disabled = true
+		case err != nil && a.ctx.Err() != nil:
+			a.logger.Warn("meowmx: the store was closed before other processes could be notified of its last appends; their subscriptions find them at their next poll",
+				slog.String("err", err.Error()))
 		case err != nil && !a.failing:
 			// Subscriptions elsewhere still poll; say so once per outage.
 			a.failing = true
@@ -193,5 +202,19 @@ func (a *announcer) flush() {
 	}
 }
 
-// wait returns when no notification is being sent.
-func (a *announcer) wait() { a.wg.Wait() }
+// close sends what is pending, waiting at most timeout, then stops: a
+// notification still in flight is cancelled.
+func (a *announcer) close(timeout time.Duration) {
+	a.mu.Lock()
+	idle := a.idle
+	a.mu.Unlock()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-idle:
+	case <-timer.C:
+		a.cancel()
+		<-idle
+	}
+	a.cancel()
+}

@@ -172,10 +172,8 @@ func (s *Store[TTx]) readGlobal(ctx context.Context, exec meowmxdriver.Executor,
 	if after.Seq < 0 {
 		return nil, invalidf("read: position %s has a negative sequence", after)
 	}
-	for _, t := range opts.Types {
-		if t == "" {
-			return nil, invalidf("read: empty event type in the type filter")
-		}
+	if err := validTypes("ReadOpts.Types", opts.Types); err != nil {
+		return nil, err
 	}
 	rows, err := exec.ReadGlobal(ctx, &meowmxdriver.ReadGlobalParams{
 		Schema: s.config.Schema, Category: category, Types: opts.Types,

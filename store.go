@@ -2,7 +2,6 @@ package meowmx
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -69,13 +68,13 @@ var schemaPattern = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
 func (c *Config) validate() error {
 	if !schemaPattern.MatchString(c.Schema) {
-		return fmt.Errorf("meowmx: Config.Schema %q: want lower-case letters, digits and underscores, starting with a letter or underscore, at most 63 characters", c.Schema)
+		return invalidf("Config.Schema %q: want lower-case letters, digits and underscores, starting with a letter or underscore, at most 63 characters", c.Schema)
 	}
 	if c.MaxEventSize < 0 {
-		return fmt.Errorf("meowmx: Config.MaxEventSize must not be negative, got %d", c.MaxEventSize)
+		return invalidf("Config.MaxEventSize must not be negative, got %d", c.MaxEventSize)
 	}
 	if c.AppendRetries < -1 {
-		return fmt.Errorf("meowmx: Config.AppendRetries must be -1 or more, got %d", c.AppendRetries)
+		return invalidf("Config.AppendRetries must be -1 or more, got %d", c.AppendRetries)
 	}
 	return nil
 }
@@ -95,7 +94,7 @@ type Store[TTx any] struct {
 // defaults). It does not touch the database: call Migrate once at start-up.
 func New[TTx any](driver meowmxdriver.Driver[TTx], config *Config) (*Store[TTx], error) {
 	if driver == nil {
-		return nil, errors.New("meowmx: nil driver")
+		return nil, invalidf("nil driver")
 	}
 	cfg := config.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -108,6 +107,9 @@ func New[TTx any](driver meowmxdriver.Driver[TTx], config *Config) (*Store[TTx],
 	store.out = newAnnouncer(func(ctx context.Context, categories []string) error {
 		return driver.Notify(ctx, cfg.Schema, categories)
 	}, cfg.Logger)
+	driver.OnClusterChange(cfg.Schema, func(change *meowmxdriver.ClusterChange) {
+		store.logClusterChange(context.Background(), change)
+	})
 	return store, nil
 }
 
@@ -117,15 +119,21 @@ func (s *Store[TTx]) Driver() meowmxdriver.Driver[TTx] { return s.driver }
 // Schema returns the schema the store works in.
 func (s *Store[TTx]) Schema() string { return s.config.Schema }
 
-// Close marks the store closed: later calls return ErrClosed. It waits for
-// the notifications of appends already made to be sent (a few milliseconds at
-// most, unless the database is unreachable). It does not close the pool or
-// database handed to the driver, which stay the caller's.
+// Close marks the store closed: later calls return ErrClosed. It sends the
+// notifications of appends already made, so that subscriptions in other
+// processes learn of them at once (a few milliseconds; at most
+// CloseFlushTimeout, after which they find them at their next poll). Close
+// the store before the pool or database handed to the driver, which stay the
+// caller's and which Close does not close.
 func (s *Store[TTx]) Close() error {
 	s.closed.Store(true)
-	s.out.wait()
+	s.out.close(CloseFlushTimeout)
 	return nil
 }
+
+// CloseFlushTimeout bounds how long Store.Close waits to notify other
+// processes of the last appends.
+const CloseFlushTimeout = 2 * time.Second
 
 // begin checks what every call checks first.
 func (s *Store[TTx]) begin(ctx context.Context) error {
@@ -140,20 +148,82 @@ func (s *Store[TTx]) begin(ctx context.Context) error {
 
 // Migrate creates or upgrades the store's schema with the embedded, numbered
 // migrations. An up-to-date schema is left untouched; concurrent calls from
-// several processes are safe.
+// several processes are safe. On PostgreSQL it also checks that the schema
+// is on the cluster its positions come from, and re-bases them if it was
+// moved (see MigrateResult.Cluster).
 func (s *Store[TTx]) Migrate(ctx context.Context) error {
+	_, err := s.MigrateWithResult(ctx)
+	return err
+}
+
+// MigrateResult says what Migrate did.
+type MigrateResult struct {
+	// Applied lists the versions of the migrations applied, in order
+	// (empty when the schema was up to date).
+	Applied []int
+	// Cluster is set when the schema was found on another PostgreSQL
+	// cluster than the one its events were written on.
+	Cluster *ClusterChange
+}
+
+// ClusterChange describes a schema found on another PostgreSQL cluster than
+// the one its events were written on (a dump restored elsewhere, a cut-over
+// by logical replication, pg_upgrade), and what meowmx did about it.
+type ClusterChange struct {
+	// SystemIdentifier is the cluster's (pg_control_system()), and
+	// PreviousSystemIdentifier the one recorded before.
+	SystemIdentifier, PreviousSystemIdentifier int64
+	// LastPosition is the transaction part of the highest stored position.
+	LastPosition uint64
+	// Rebased says the cluster's transaction counter was behind the
+	// stored positions: positions now take the cluster's transaction ids
+	// plus Offset (PreviousOffset before), so that every new event comes
+	// after every stored one. Otherwise (a physical replica promoted, an
+	// upgrade with pg_upgrade, a cluster further ahead) only the cluster
+	// was recorded.
+	Rebased                bool
+	Offset, PreviousOffset int64
+}
+
+// MigrateWithResult is Migrate, saying what it did.
+func (s *Store[TTx]) MigrateWithResult(ctx context.Context) (*MigrateResult, error) {
 	if err := s.begin(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	result, err := s.driver.Migrate(ctx, s.config.Schema)
 	if err != nil {
-		return fmt.Errorf("meowmx: migrate: %w", mapDriverError(err))
+		return nil, fmt.Errorf("meowmx: migrate: %w", mapDriverError(err))
 	}
 	if len(result.Applied) > 0 {
 		s.config.Logger.InfoContext(ctx, "meowmx: migrated",
 			slog.String("schema", s.config.Schema), slog.Any("applied", result.Applied))
 	}
-	return nil
+	out := &MigrateResult{Applied: result.Applied}
+	if result.Cluster != nil {
+		out.Cluster = s.logClusterChange(ctx, result.Cluster)
+	}
+	return out, nil
+}
+
+// logClusterChange logs what was done about a change of cluster, and
+// returns it as a ClusterChange.
+func (s *Store[TTx]) logClusterChange(ctx context.Context, c *meowmxdriver.ClusterChange) *ClusterChange {
+	change := &ClusterChange{
+		SystemIdentifier: c.SystemIdentifier, PreviousSystemIdentifier: c.PreviousSystemIdentifier,
+		LastPosition: c.LastTransactionID, Rebased: c.Offset != c.PreviousOffset,
+		Offset: c.Offset, PreviousOffset: c.PreviousOffset,
+	}
+	attrs := []any{slog.String("schema", s.config.Schema),
+		slog.Int64("system_identifier", change.SystemIdentifier),
+		slog.Int64("previous_system_identifier", change.PreviousSystemIdentifier),
+		slog.Uint64("last_position", change.LastPosition)}
+	if change.Rebased {
+		s.config.Logger.WarnContext(ctx, "meowmx: the schema is on a PostgreSQL cluster whose transaction counter is behind its positions (moved by a dump or logical replication?): new positions now follow the stored ones",
+			append(attrs, slog.Int64("offset", change.Offset), slog.Int64("previous_offset", change.PreviousOffset))...)
+	} else {
+		s.config.Logger.InfoContext(ctx, "meowmx: the schema is on another PostgreSQL cluster than before, with its transaction counter ahead of its positions: recorded it", attrs...)
+	}
+	return change
 }
 
 // Horizon describes the oldest running transaction that holds the global

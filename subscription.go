@@ -193,7 +193,7 @@ func (c *SubscriptionConfig[TTx]) validate() error {
 	if c.Name == "" {
 		return invalidf("SubscriptionConfig.Name is required")
 	}
-	if err := validText("subscription name", c.Name); err != nil {
+	if err := validName(c.Name); err != nil {
 		return err
 	}
 	if c.Handler == nil {
@@ -204,10 +204,8 @@ func (c *SubscriptionConfig[TTx]) validate() error {
 			return fmt.Errorf("%w (subscription %s, SubscriptionConfig.Categories)", err, c.Name)
 		}
 	}
-	for _, t := range c.Types {
-		if t == "" {
-			return invalidf("subscription %s: empty event type in SubscriptionConfig.Types", c.Name)
-		}
+	if err := validTypes("SubscriptionConfig.Types of subscription "+c.Name, c.Types); err != nil {
+		return err
 	}
 	switch {
 	case c.Partitions < 1 || c.Partitions > MaxPartitions:
@@ -318,13 +316,9 @@ func (sub *Subscription[TTx]) Start(ctx context.Context) error {
 func (sub *Subscription[TTx]) init(ctx context.Context) error {
 	cfg := sub.config
 	exec := sub.store.driver.Executor()
-	after := cfg.From.after
-	if cfg.From.end {
-		txID, seq, err := exec.EndPosition(ctx, sub.store.config.Schema)
-		if err != nil {
-			return fmt.Errorf("meowmx: subscription %s: %w", cfg.Name, mapDriverError(err))
-		}
-		after = Position{TransactionID: txID, Seq: seq}
+	after, err := sub.store.startPosition(ctx, exec, cfg.From)
+	if err != nil {
+		return fmt.Errorf("meowmx: subscription %s: %w", cfg.Name, err)
 	}
 	rows, err := exec.InitSubscription(ctx, &meowmxdriver.InitSubscriptionParams{
 		Schema: sub.store.config.Schema, Name: cfg.Name, Partitions: cfg.Partitions,

@@ -46,6 +46,11 @@ func (s *Store[TTx]) SubscriptionStatuses(ctx context.Context, name string) ([]S
 	if err := s.begin(ctx); err != nil {
 		return nil, err
 	}
+	if name != "" {
+		if err := validName(name); err != nil {
+			return nil, err
+		}
+	}
 	exec := s.driver.Executor()
 	rows, err := exec.Subscriptions(ctx, s.config.Schema, name)
 	if err != nil {
@@ -90,14 +95,13 @@ func (s *Store[TTx]) ResetSubscription(ctx context.Context, name string, from Su
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
+	if err := validName(name); err != nil {
+		return err
+	}
 	exec := s.driver.Executor()
-	after := from.after
-	if from.end {
-		txID, seq, err := exec.EndPosition(ctx, s.config.Schema)
-		if err != nil {
-			return fmt.Errorf("meowmx: reset %s: %w", name, mapDriverError(err))
-		}
-		after = Position{TransactionID: txID, Seq: seq}
+	after, err := s.startPosition(ctx, exec, from)
+	if err != nil {
+		return fmt.Errorf("meowmx: reset %s: %w", name, err)
 	}
 	n, err := exec.Reset(ctx, s.config.Schema, name, after.TransactionID, after.Seq)
 	if err != nil {
@@ -111,6 +115,36 @@ func (s *Store[TTx]) ResetSubscription(ctx context.Context, name string, from Su
 
 // ErrSubscriptionNotFound: no subscription has that name.
 var ErrSubscriptionNotFound = fmt.Errorf("meowmx: subscription not found")
+
+// ErrAfterEnd: a subscription was asked to start or reset after a position
+// beyond the last event of the log. It would silently skip every event
+// appended until the log reached that position, so it is refused.
+// errors.Is(err, ErrInvalidInput) reports true for it too.
+var ErrAfterEnd = fmt.Errorf("%w: position after the end of the log", ErrInvalidInput)
+
+// startPosition resolves where a subscription starts (or is reset to): the
+// end of the visible log for FromEnd, else the given position, which must
+// not be after the last recorded event.
+func (s *Store[TTx]) startPosition(ctx context.Context, exec meowmxdriver.Executor, from SubscriptionFrom) (Position, error) {
+	if from.end {
+		txID, seq, err := exec.EndPosition(ctx, s.config.Schema)
+		if err != nil {
+			return Position{}, mapDriverError(err)
+		}
+		return Position{TransactionID: txID, Seq: seq}, nil
+	}
+	if from.after == Start {
+		return Start, nil
+	}
+	txID, seq, err := exec.LastPosition(ctx, s.config.Schema)
+	if err != nil {
+		return Position{}, mapDriverError(err)
+	}
+	if last := (Position{TransactionID: txID, Seq: seq}); from.after.Compare(last) > 0 {
+		return Position{}, fmt.Errorf("%w: %s is after the last event, at %s", ErrAfterEnd, from.after, last)
+	}
+	return from.after, nil
+}
 
 // ParkedEvent is an event a subscription's handler kept failing on.
 type ParkedEvent struct {
@@ -129,6 +163,9 @@ type ParkedEvent struct {
 // order.
 func (s *Store[TTx]) ParkedEvents(ctx context.Context, name string) ([]ParkedEvent, error) {
 	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	if err := validName(name); err != nil {
 		return nil, err
 	}
 	rows, err := s.driver.Executor().Parked(ctx, &meowmxdriver.ParkedParams{Schema: s.config.Schema, Name: name})
@@ -153,6 +190,9 @@ func (s *Store[TTx]) ParkedEvents(ctx context.Context, name string) ([]ParkedEve
 // since: a handler must not assume version order for them.
 func (s *Store[TTx]) ReplayParked(ctx context.Context, name string) (int, error) {
 	if err := s.begin(ctx); err != nil {
+		return 0, err
+	}
+	if err := validName(name); err != nil {
 		return 0, err
 	}
 	n, err := s.driver.Executor().RequestReplay(ctx, s.config.Schema, name)

@@ -32,6 +32,11 @@ type Driver[TTx any] interface {
 	// Migrate brings the schema up to date. It is safe to call from several
 	// processes at once.
 	Migrate(ctx context.Context, schema string) (*MigrateResult, error)
+
+	// OnClusterChange has report called with every change of schema's
+	// cluster that the driver finds and handles while running statements
+	// (drivers without clusters never call it).
+	OnClusterChange(schema string, report func(*ClusterChange))
 }
 
 // Executor runs meowmx's statements.
@@ -194,9 +199,30 @@ type HorizonRow struct {
 	Prepared      bool
 }
 
-// MigrateResult lists the migrations Migrate applied.
+// MigrateResult lists the migrations Migrate applied, and what it found of
+// the cluster the schema lives on.
 type MigrateResult struct {
 	Applied []int
+	// Cluster is set when the schema was found on another cluster than the
+	// one it was last used on, or behind its positions (PostgreSQL only).
+	Cluster *ClusterChange
+}
+
+// ClusterChange describes a schema found on another PostgreSQL cluster than
+// the one its events were written on (a dump restored elsewhere, a cut-over
+// by logical replication, an upgrade with pg_upgrade), and what the driver
+// did so that new positions still follow the stored ones.
+type ClusterChange struct {
+	// SystemIdentifier is the cluster's pg_control_system() identifier now;
+	// PreviousSystemIdentifier the one recorded before.
+	SystemIdentifier, PreviousSystemIdentifier int64
+	// LastTransactionID is the transaction part of the highest stored
+	// position (or checkpoint).
+	LastTransactionID uint64
+	// Offset is what the driver adds to the cluster's transaction ids in
+	// positions; PreviousOffset what it added before. They differ when the
+	// cluster's transaction counter was behind the stored positions.
+	Offset, PreviousOffset int64
 }
 
 // Errors drivers return for meowmx to map to its own.
@@ -211,4 +237,11 @@ var (
 	ErrRetryable = errors.New("transaction must be retried")
 	// ErrSchemaMissing: meowmx's tables or functions are not there.
 	ErrSchemaMissing = errors.New("schema not migrated")
+	// ErrInvalidInput: the database refused a value (a data exception, a
+	// key too large for an index).
+	ErrInvalidInput = errors.New("value refused by the database")
+	// ErrClusterMoved: the schema is on another cluster than the one its
+	// positions come from, and the driver could not make new positions
+	// follow the stored ones yet.
+	ErrClusterMoved = errors.New("schema moved to another cluster, positions not re-based yet")
 )

@@ -74,6 +74,10 @@ type SubscriptionExecutor interface {
 	// none).
 	EndPosition(ctx context.Context, schema string) (txID uint64, seq int64, err error)
 
+	// LastPosition returns the position of the last recorded event, visible
+	// or not yet (zero for none).
+	LastPosition(ctx context.Context, schema string) (txID uint64, seq int64, err error)
+
 	// Reset moves every partition of a subscription to a position and bumps
 	// its generation; it returns how many partitions it moved.
 	Reset(ctx context.Context, schema, name string, txID uint64, seq int64) (int, error)

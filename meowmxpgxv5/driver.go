@@ -12,7 +12,9 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -26,9 +28,11 @@ var migrationFS embed.FS
 
 // Driver is the PostgreSQL driver. Create it with New.
 type Driver struct {
-	pool      *pgxpool.Pool
-	stmts     sync.Map // schema -> *statements
-	listeners sync.Map // schema -> *listenerCheck
+	pool           *pgxpool.Pool
+	stmts          sync.Map // schema -> *statements
+	listeners      sync.Map // schema -> *listenerCheck
+	clusters       clusterChecks
+	clusterReports sync.Map // schema -> func(*meowmxdriver.ClusterChange)
 }
 
 // New returns a driver that runs on pool. The pool stays the caller's: the
@@ -47,16 +51,18 @@ func (d *Driver) Pool() *pgxpool.Pool { return d.pool }
 
 // Executor runs each call on a pooled connection; an append is one statement
 // in a transaction of its own.
-func (d *Driver) Executor() meowmxdriver.Executor { return &executor{driver: d, db: d.pool} }
+func (d *Driver) Executor() meowmxdriver.Executor { return &executor{driver: d} }
 
 // UnwrapExecutor runs calls inside tx.
 func (d *Driver) UnwrapExecutor(tx pgx.Tx) meowmxdriver.Executor {
-	return &executor{driver: d, db: tx, inTx: true}
+	return &executor{driver: d, tx: tx}
 }
 
 // Migrate applies the embedded migrations that schema lacks, in one
 // transaction under an advisory lock, so that concurrent calls are safe and
-// an up-to-date schema is left untouched.
+// an up-to-date schema is left untouched. It then checks, in the same
+// transaction, that new positions will follow the stored ones on this
+// cluster, and re-bases them if not (see cluster.go).
 func (d *Driver) Migrate(ctx context.Context, schema string) (*meowmxdriver.MigrateResult, error) {
 	st := d.statements(schema)
 	migrations, err := meowmxdriver.LoadMigrations(migrationFS, "migrations", map[string]string{
@@ -66,8 +72,9 @@ func (d *Driver) Migrate(ctx context.Context, schema string) (*meowmxdriver.Migr
 		return nil, err
 	}
 	result := &meowmxdriver.MigrateResult{}
+	var systemID int64
 	err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('meowmx.migrate.' || $1::text, 0))`, schema); err != nil {
+		if _, err := tx.Exec(ctx, migrateLockSQL, schema); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, st.createMigrations); err != nil {
@@ -88,11 +95,19 @@ func (d *Driver) Migrate(ctx context.Context, schema string) (*meowmxdriver.Migr
 			_, err := tx.Exec(ctx, st.recordMigration, m.Version, m.Name)
 			return err
 		})
+		if err != nil {
+			return err
+		}
+		result.Cluster, systemID, err = reconcile(ctx, tx, st, false)
+		if err == nil {
+			tx.Conn().PgConn().CustomData()[clusterKey] = clusterSeen{systemID: systemID, at: time.Now()}
+		}
 		return err
 	})
 	if err != nil {
 		return nil, mapError(err)
 	}
+	d.clusters.mark(schema, systemID)
 	return result, nil
 }
 
@@ -121,8 +136,16 @@ func mapError(err error) error {
 		}
 	case "40001", "40P01":
 		return fmt.Errorf("%w: %w", meowmxdriver.ErrRetryable, err)
+	case "55P03": // lock_not_available: a lock timeout
+		return fmt.Errorf("%w: %w", meowmxdriver.ErrRetryable, err)
 	case "3F000", "42P01", "42883":
 		return fmt.Errorf("%w: %w", meowmxdriver.ErrSchemaMissing, err)
+	case "54000", "54001":
+		// A key too large for an index, a document nested too deeply.
+		return fmt.Errorf("%w: %w", meowmxdriver.ErrInvalidInput, err)
+	}
+	if strings.HasPrefix(pgErr.Code, "22") { // data exception
+		return fmt.Errorf("%w: %w", meowmxdriver.ErrInvalidInput, err)
 	}
 	return err
 }

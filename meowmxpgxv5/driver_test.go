@@ -17,7 +17,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/meowmx/meowmx"
+	"github.com/meowmx/meowmx/internal/jsoncheck"
 	"github.com/meowmx/meowmx/internal/testdb"
+	"github.com/meowmx/meowmx/meowmxdriver"
 	"github.com/meowmx/meowmx/meowmxpgxv5"
 )
 
@@ -133,7 +135,7 @@ func TestHorizonReportsHolder(t *testing.T) {
 	}
 }
 
-type queryCounter struct{ n, notifies, looks atomic.Int64 }
+type queryCounter struct{ n, notifies, looks, clusterChecks atomic.Int64 }
 
 func (q *queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
 	switch {
@@ -141,6 +143,9 @@ func (q *queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pg
 		q.notifies.Add(1)
 	case strings.Contains(data.SQL, "alive_until > now()"):
 		q.looks.Add(1)
+	case strings.Contains(data.SQL, "pg_control_system()"):
+		q.clusterChecks.Add(1) // at most one per connection per few seconds
+
 	default:
 		q.n.Add(1)
 	}
@@ -326,5 +331,35 @@ func TestAppendRaces(t *testing.T) {
 	}
 	if v, err := store.StreamVersion(ctx, meowmx.NewStream("race", "same")); err != nil || v != 0 {
 		t.Fatalf("the idempotent retry wrote: version %d, %v", v, err)
+	}
+}
+
+// TestJSONRulesMatchPostgres: every document the store's JSON check accepts,
+// PostgreSQL's jsonb accepts, and every one it refuses, jsonb refuses too
+// (but for the nesting limit, which is stricter than the server's default).
+func TestJSONRulesMatchPostgres(t *testing.T) {
+	t.Parallel()
+	pool := testdb.Pool(t)
+	ctx := context.Background()
+	for _, tc := range jsoncheck.Cases {
+		var n int
+		err := pool.QueryRow(ctx, `SELECT length($1::text::jsonb::text)`, tc.JSON).Scan(&n)
+		if (err == nil) != tc.Valid {
+			t.Errorf("jsonb(%.60q): %v; the store's check says valid=%v", tc.JSON, err, tc.Valid)
+		}
+	}
+}
+
+// TestDataExceptionsAreInvalidInput: a value the server refuses (here a NUL
+// byte in a text parameter, sent past the store's own checks) is
+// ErrInvalidInput from the driver, not a raw SQLSTATE.
+func TestDataExceptionsAreInvalidInput(t *testing.T) {
+	t.Parallel()
+	store := newStore(t, testdb.Pool(t))
+	_, err := store.Driver().Executor().ReadGlobal(context.Background(), &meowmxdriver.ReadGlobalParams{
+		Schema: store.Schema(), Types: []string{"a\x00b"}, Limit: 1,
+	})
+	if !errors.Is(err, meowmxdriver.ErrInvalidInput) {
+		t.Fatalf("a NUL byte in a text parameter: err = %v, want meowmxdriver.ErrInvalidInput", err)
 	}
 }

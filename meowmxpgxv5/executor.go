@@ -12,7 +12,7 @@ import (
 	"github.com/meowmx/meowmx/meowmxdriver"
 )
 
-// querier is what a pool and a transaction have in common.
+// querier is what a pooled connection and a transaction have in common.
 type querier interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
@@ -22,11 +22,36 @@ type querier interface {
 
 type executor struct {
 	driver *Driver
-	db     querier
-	inTx   bool // db is the caller's transaction
+	tx     pgx.Tx // the caller's transaction; nil to use the pool
+}
+
+// acquire returns what the executor's statements for schema run on: the
+// caller's transaction, or a pooled connection to release after use. Either
+// way its cluster was checked first (see cluster.go).
+func (e *executor) acquire(ctx context.Context, schema string) (querier, func(), error) {
+	if e.tx != nil {
+		if err := e.driver.ensureCluster(ctx, e.tx.Conn(), schema, false); err != nil {
+			return nil, nil, err
+		}
+		return e.tx, func() {}, nil
+	}
+	conn, err := e.driver.pool.Acquire(ctx)
+	if err != nil {
+		return nil, nil, mapError(err)
+	}
+	if err := e.driver.ensureCluster(ctx, conn.Conn(), schema, true); err != nil {
+		conn.Release()
+		return nil, nil, err
+	}
+	return conn, conn.Release, nil
 }
 
 func (e *executor) Append(ctx context.Context, p *meowmxdriver.AppendParams) (*meowmxdriver.AppendResult, error) {
+	db, release, err := e.acquire(ctx, p.Schema)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	st := e.driver.statements(p.Schema)
 	n := len(p.Events)
 	ids := make([][16]byte, n)
@@ -40,9 +65,10 @@ func (e *executor) Append(ctx context.Context, p *meowmxdriver.AppendParams) (*m
 		return &meowmxdriver.AppendResult{Status: meowmxdriver.AppendRecorded, Rows: rows}
 	}
 
+	inTx := e.tx != nil
 	query := st.append
 	switch {
-	case e.inTx:
+	case inTx:
 		query = st.appendTx
 	case p.Expected >= -1:
 		// An exact version, in a transaction of its own: the indexes
@@ -50,9 +76,9 @@ func (e *executor) Append(ctx context.Context, p *meowmxdriver.AppendParams) (*m
 		var rows []*meowmxdriver.EventRow
 		var err error
 		if n == 1 {
-			rows, err = e.scanRecorded(ctx, p, ids, st.appendAt1, p.Category, p.StreamID, p.StreamHash, p.Expected, ids[0], types[0], data[0], metadata[0])
+			rows, err = scanRecorded(ctx, db, p, ids, st.appendAt1, p.Category, p.StreamID, p.StreamHash, p.Expected, ids[0], types[0], data[0], metadata[0])
 		} else {
-			rows, err = e.scanRecorded(ctx, p, ids, st.appendAt, p.Category, p.StreamID, p.StreamHash, p.Expected, ids, types, data, metadata)
+			rows, err = scanRecorded(ctx, db, p, ids, st.appendAt, p.Category, p.StreamID, p.StreamHash, p.Expected, ids, types, data, metadata)
 		}
 		if err == nil && len(rows) > 0 {
 			return recorded(rows), nil
@@ -60,7 +86,7 @@ func (e *executor) Append(ctx context.Context, p *meowmxdriver.AppendParams) (*m
 		if err != nil && !errors.Is(err, meowmxdriver.ErrVersionTaken) && !errors.Is(err, meowmxdriver.ErrDuplicateEventID) {
 			return nil, err
 		}
-		result, err := e.appendVerdict(ctx, st, p, ids)
+		result, err := appendVerdict(ctx, db, st, p, ids, inTx)
 		if err != nil || result.Status != meowmxdriver.AppendRecorded {
 			return result, err
 		}
@@ -72,14 +98,14 @@ func (e *executor) Append(ctx context.Context, p *meowmxdriver.AppendParams) (*m
 	// nothing stands in the way (another writer moved the stream between
 	// the two statements), the append runs again.
 	for attempt := 0; ; attempt++ {
-		rows, err := e.scanRecorded(ctx, p, ids, query, p.Category, p.StreamID, p.StreamHash, p.Expected, ids, types, data, metadata)
+		rows, err := scanRecorded(ctx, db, p, ids, query, p.Category, p.StreamID, p.StreamHash, p.Expected, ids, types, data, metadata)
 		if err != nil {
 			return nil, err
 		}
 		if len(rows) > 0 {
 			return recorded(rows), nil
 		}
-		result, err := e.appendVerdict(ctx, st, p, ids)
+		result, err := appendVerdict(ctx, db, st, p, ids, inTx)
 		if err != nil || result.Status != meowmxdriver.AppendRecorded {
 			return result, err
 		}
@@ -91,15 +117,15 @@ func (e *executor) Append(ctx context.Context, p *meowmxdriver.AppendParams) (*m
 
 // appendVerdict says why an append recorded nothing. AppendRecorded means
 // nothing stands in the way now.
-func (e *executor) appendVerdict(ctx context.Context, st *statements, p *meowmxdriver.AppendParams, ids [][16]byte) (*meowmxdriver.AppendResult, error) {
+func appendVerdict(ctx context.Context, db querier, st *statements, p *meowmxdriver.AppendParams, ids [][16]byte, inTx bool) (*meowmxdriver.AppendResult, error) {
 	var status int
 	var current int64
-	if err := e.db.QueryRow(ctx, st.appendVerdict, p.Category, p.StreamID, ids[0], p.Expected, e.inTx).Scan(&status, &current); err != nil {
+	if err := db.QueryRow(ctx, st.appendVerdict, p.Category, p.StreamID, ids[0], p.Expected, inTx).Scan(&status, &current); err != nil {
 		return nil, mapError(err)
 	}
 	result := &meowmxdriver.AppendResult{Status: meowmxdriver.AppendStatus(status), CurrentVersion: current}
 	if result.Status == meowmxdriver.AppendExisting {
-		rows, err := e.queryEvents(ctx, st.existingFrom, ids[0], len(ids))
+		rows, err := queryEvents(ctx, db, st.existingFrom, ids[0], len(ids))
 		if err != nil {
 			return nil, err
 		}
@@ -113,8 +139,8 @@ func (e *executor) appendVerdict(ctx context.Context, st *statements, p *meowmxd
 
 // scanRecorded runs an append statement with args and returns the recorded
 // rows, in the batch's order (checked by their versions).
-func (e *executor) scanRecorded(ctx context.Context, p *meowmxdriver.AppendParams, ids [][16]byte, query string, args ...any) ([]*meowmxdriver.EventRow, error) {
-	rows, err := e.db.Query(ctx, query, args...)
+func scanRecorded(ctx context.Context, db querier, p *meowmxdriver.AppendParams, ids [][16]byte, query string, args ...any) ([]*meowmxdriver.EventRow, error) {
+	rows, err := db.Query(ctx, query, args...)
 	if err != nil {
 		return nil, mapError(err)
 	}
@@ -147,28 +173,37 @@ func (e *executor) scanRecorded(ctx context.Context, p *meowmxdriver.AppendParam
 }
 
 func (e *executor) ReadStream(ctx context.Context, p *meowmxdriver.ReadStreamParams) ([]*meowmxdriver.EventRow, error) {
-	st := e.driver.statements(p.Schema)
-	query := st.readStreamFwd
-	if p.Backward {
-		query = st.readStreamBack
-	}
-	var limit any
-	if p.Limit > 0 {
-		limit = p.Limit
-	}
-	return e.queryEvents(ctx, query, p.Category, p.StreamID, p.From, limit)
+	return e.events(ctx, p.Schema, func(st *statements) (string, []any) {
+		query := st.readStreamFwd
+		if p.Backward {
+			query = st.readStreamBack
+		}
+		var limit any
+		if p.Limit > 0 {
+			limit = p.Limit
+		}
+		return query, []any{p.Category, p.StreamID, p.From, limit}
+	})
 }
 
 func (e *executor) ReadGlobal(ctx context.Context, p *meowmxdriver.ReadGlobalParams) ([]*meowmxdriver.EventRow, error) {
-	st := e.driver.statements(p.Schema)
-	types := p.Types
-	if types == nil {
-		types = []string{}
+	return e.events(ctx, p.Schema, func(st *statements) (string, []any) {
+		if p.Category == "" {
+			return st.readAll, []any{p.AfterTxID, p.AfterSeq, nonNil(p.Types), p.Limit}
+		}
+		return st.readCategory, []any{p.AfterTxID, p.AfterSeq, nonNil(p.Types), p.Limit, p.Category}
+	})
+}
+
+// events runs the query of eventColumns that query gives for schema.
+func (e *executor) events(ctx context.Context, schema string, query func(st *statements) (string, []any)) ([]*meowmxdriver.EventRow, error) {
+	db, release, err := e.acquire(ctx, schema)
+	if err != nil {
+		return nil, err
 	}
-	if p.Category == "" {
-		return e.queryEvents(ctx, st.readAll, p.AfterTxID, p.AfterSeq, types, p.Limit)
-	}
-	return e.queryEvents(ctx, st.readCategory, p.AfterTxID, p.AfterSeq, types, p.Limit, p.Category)
+	defer release()
+	sql, args := query(e.driver.statements(schema))
+	return queryEvents(ctx, db, sql, args...)
 }
 
 // queryEvents runs a query of eventColumns and returns its rows. The rows
@@ -176,8 +211,8 @@ func (e *executor) ReadGlobal(ctx context.Context, p *meowmxdriver.ReadGlobalPar
 // repeated category, stream and type strings once each, and the data and
 // metadata in blocks of bytes (so a caller keeping one event keeps its
 // block).
-func (e *executor) queryEvents(ctx context.Context, query string, args ...any) ([]*meowmxdriver.EventRow, error) {
-	rows, err := e.db.Query(ctx, query, args...)
+func queryEvents(ctx context.Context, db querier, query string, args ...any) ([]*meowmxdriver.EventRow, error) {
+	rows, err := db.Query(ctx, query, args...)
 	if err != nil {
 		return nil, mapError(err)
 	}
@@ -231,17 +266,52 @@ func (e *executor) queryEvents(ctx context.Context, query string, args ...any) (
 
 func (e *executor) StreamVersion(ctx context.Context, schema, category, streamID string) (int64, error) {
 	var version int64
-	err := e.db.QueryRow(ctx, e.driver.statements(schema).streamVersion, category, streamID).Scan(&version)
+	err := e.row(ctx, schema, func(st *statements) (string, []any) {
+		return st.streamVersion, []any{category, streamID}
+	}, &version)
+	return version, err
+}
+
+// row runs the one-row query that query gives for schema and scans it into
+// dest; no row is pgx.ErrNoRows.
+func (e *executor) row(ctx context.Context, schema string, query func(st *statements) (string, []any), dest ...any) error {
+	db, release, err := e.acquire(ctx, schema)
+	if err != nil {
+		return err
+	}
+	defer release()
+	sql, args := query(e.driver.statements(schema))
+	err = db.QueryRow(ctx, sql, args...).Scan(dest...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
+	return mapError(err)
+}
+
+// exec runs the statement that query gives for schema and returns the
+// number of rows it affected.
+func (e *executor) exec(ctx context.Context, schema string, query func(st *statements) (string, []any)) (int64, error) {
+	db, release, err := e.acquire(ctx, schema)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	sql, args := query(e.driver.statements(schema))
+	tag, err := db.Exec(ctx, sql, args...)
 	if err != nil {
 		return 0, mapError(err)
 	}
-	return version, nil
+	return tag.RowsAffected(), nil
 }
 
 func (e *executor) Horizon(ctx context.Context) (*meowmxdriver.HorizonRow, error) {
 	h := &meowmxdriver.HorizonRow{}
 	var txID int64
-	err := e.db.QueryRow(ctx, horizonQuery).Scan(&h.PID, &txID, &h.Age, &h.Database, &h.State, &h.Query, &h.Prepared)
+	var db querier = e.driver.pool
+	if e.tx != nil {
+		db = e.tx
+	}
+	err := db.QueryRow(ctx, horizonQuery).Scan(&h.PID, &txID, &h.Age, &h.Database, &h.State, &h.Query, &h.Prepared)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}

@@ -9,7 +9,8 @@ import (
 
 // statements holds every SQL statement the driver runs, for one schema.
 type statements struct {
-	ident string // quoted identifier
+	schema string
+	ident  string // quoted identifier
 
 	createMigrations  string
 	appliedMigrations string
@@ -27,6 +28,10 @@ type statements struct {
 	readCategory   string
 	streamVersion  string
 
+	clusterState  string
+	lockEvents    string
+	recordCluster string
+
 	sub subscriptionStatements
 
 	// r puts the schema into a statement.
@@ -37,8 +42,9 @@ const eventColumns = `transaction_id, seq, category, stream_id, version, event_i
 
 // visible limits a global read to transactions that have all finished: every
 // transaction id below the snapshot's xmin has committed or aborted, so no
-// event can still appear before the returned ones.
-const visible = `transaction_id < pg_snapshot_xmin(pg_current_snapshot())`
+// event can still appear before the returned ones. visible_horizon() is
+// that xmin, plus the schema's position offset (see cluster.go).
+const visible = `transaction_id < {{schema}}.visible_horizon()`
 
 // appendSQL records a batch in one statement, with one snapshot:
 // $1 category, $2 stream ID, $3 stream hash, $4 expected version, then the
@@ -102,7 +108,7 @@ const expectedMatches = `CASE $4::bigint WHEN -2 THEN true
 const notTooOld = `
    AND coalesce((SELECT t.transaction_id FROM {{schema}}.events t
                   WHERE t.category = $1 AND t.stream_id = $2
-                  ORDER BY t.version DESC LIMIT 1) <= pg_current_xact_id(), true)`
+                  ORDER BY t.version DESC LIMIT 1) <= {{schema}}.current_position_txid(), true)`
 
 // appendVerdictSQL says why appendSQL recorded nothing: 1 version conflict,
 // 2 the first event ID is recorded (the caller reads what is stored, to
@@ -112,7 +118,7 @@ const notTooOld = `
 // two statements): append again.
 const appendVerdictSQL = `SELECT CASE WHEN EXISTS (SELECT FROM {{schema}}.events d WHERE d.event_id = $3) THEN 2
             WHEN NOT (` + expectedMatches + `) THEN 1
-            WHEN $5 AND s.last_tx > pg_current_xact_id() THEN 3
+            WHEN $5 AND s.last_tx > {{schema}}.current_position_txid() THEN 3
             ELSE 0 END,
        s.version
   FROM (SELECT coalesce(l.version, -1) AS version, l.transaction_id AS last_tx
@@ -134,7 +140,8 @@ func newStatements(schema string) *statements {
 	ident := pgx.Identifier{schema}.Sanitize()
 	r := strings.NewReplacer("{{schema}}", ident).Replace
 	return &statements{
-		ident: ident,
+		schema: schema,
+		ident:  ident,
 
 		createMigrations: r(`CREATE SCHEMA IF NOT EXISTS {{schema}};
 CREATE TABLE IF NOT EXISTS {{schema}}.migrations (
@@ -176,6 +183,20 @@ CREATE TABLE IF NOT EXISTS {{schema}}.migrations (
  ORDER BY transaction_id, seq
  LIMIT $4`),
 		streamVersion: r(`SELECT coalesce(max(version), -1) FROM {{schema}}.events WHERE category = $1 AND stream_id = $2`),
+
+		// The cluster now, the one recorded with its offset, the highest
+		// stored position's transaction id (or checkpoint's, should one be
+		// ahead) and the cluster's counter: every running transaction's id
+		// is at least xmin, every future one at least xmax.
+		clusterState: r(`SELECT s.system_identifier, c.system_identifier, c.position_offset,
+       coalesce(greatest(
+           (SELECT transaction_id FROM {{schema}}.events ORDER BY transaction_id DESC, seq DESC LIMIT 1),
+           (SELECT transaction_id FROM {{schema}}.subscriptions ORDER BY transaction_id DESC LIMIT 1))::text::bigint, 0),
+       pg_snapshot_xmin(pg_current_snapshot())::text::bigint,
+       pg_snapshot_xmax(pg_current_snapshot())::text::bigint
+  FROM pg_control_system() s, {{schema}}.cluster c`),
+		lockEvents:    r(`LOCK TABLE {{schema}}.events IN SHARE ROW EXCLUSIVE MODE`),
+		recordCluster: r(`UPDATE {{schema}}.cluster SET system_identifier = $1, position_offset = $2, updated_at = now()`),
 
 		sub: newSubscriptionStatements(r),
 		r:   r,

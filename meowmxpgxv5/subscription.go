@@ -15,11 +15,12 @@ import (
 
 // subscriptionStatements holds the subscription SQL of one schema.
 type subscriptionStatements struct {
-	initLock, initInsert, rows                          string
-	heartbeat, removeWorker, claim, release, advance    string
-	readSubAll, readSubCategory, readSubCategories      string
-	endPosition, reset, list, lag, park, parked, replay string
-	unpark                                              string
+	initLock, initInsert, rows                        string
+	heartbeat, removeWorker, claim, release, advance  string
+	readSubAll, readSubCategory, readSubCategories    string
+	endPosition, lastPosition, reset, list, lag, park string
+	parked, replay                                    string
+	unpark                                            string
 }
 
 const subColumns = `name, partition, partitions, categories, types, transaction_id, seq, generation, coalesce(owner, ''), lease_until, updated_at`
@@ -82,6 +83,7 @@ SELECT *, 0::bigint FROM renewed UNION ALL SELECT *, 0::bigint FROM taken`),
 		readSubCategories: readSub(`category = ANY($3::text[])`),
 		endPosition: r(`SELECT transaction_id, seq FROM {{schema}}.events WHERE ` + visible + `
  ORDER BY transaction_id DESC, seq DESC LIMIT 1`),
+		lastPosition: r(`SELECT transaction_id, seq FROM {{schema}}.events ORDER BY transaction_id DESC, seq DESC LIMIT 1`),
 		reset: r(`UPDATE {{schema}}.subscriptions
    SET transaction_id = $2, seq = $3, generation = generation + 1, updated_at = now()
  WHERE name = $1`),
@@ -145,9 +147,14 @@ func nonNil(s []string) []string {
 }
 
 func (e *executor) InitSubscription(ctx context.Context, p *meowmxdriver.InitSubscriptionParams) ([]*meowmxdriver.SubscriptionRow, error) {
+	db, release, err := e.acquire(ctx, p.Schema)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	st := &e.driver.statements(p.Schema).sub
 	var out []*meowmxdriver.SubscriptionRow
-	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, st.initLock, p.Schema, p.Name); err != nil {
 			return err
 		}
@@ -164,81 +171,117 @@ func (e *executor) InitSubscription(ctx context.Context, p *meowmxdriver.InitSub
 	return out, mapError(err)
 }
 
-func (e *executor) Heartbeat(ctx context.Context, schema, name, worker string, ttl time.Duration) ([]string, error) {
-	rows, err := e.db.Query(ctx, e.driver.statements(schema).sub.heartbeat, name, worker, ttl)
+// query runs the query that query gives for schema and hands its rows to
+// scan.
+func (e *executor) query(ctx context.Context, schema string, query func(st *statements) (string, []any), scan func(pgx.Rows) error) error {
+	db, release, err := e.acquire(ctx, schema)
 	if err != nil {
-		return nil, mapError(err)
+		return err
 	}
-	workers, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	return workers, mapError(err)
+	defer release()
+	sql, args := query(e.driver.statements(schema))
+	rows, err := db.Query(ctx, sql, args...)
+	if err != nil {
+		return mapError(err)
+	}
+	defer rows.Close()
+	return mapError(scan(rows))
+}
+
+// subscriptions runs a query of subscription rows.
+func (e *executor) subscriptions(ctx context.Context, schema string, query func(st *statements) (string, []any)) ([]*meowmxdriver.SubscriptionRow, error) {
+	var out []*meowmxdriver.SubscriptionRow
+	err := e.query(ctx, schema, query, func(rows pgx.Rows) (err error) {
+		out, err = scanSubscriptions(rows)
+		return err
+	})
+	return out, err
+}
+
+func (e *executor) Heartbeat(ctx context.Context, schema, name, worker string, ttl time.Duration) ([]string, error) {
+	var workers []string
+	err := e.query(ctx, schema, func(st *statements) (string, []any) {
+		return st.sub.heartbeat, []any{name, worker, ttl}
+	}, func(rows pgx.Rows) (err error) {
+		workers, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	return workers, err
 }
 
 func (e *executor) RemoveWorker(ctx context.Context, schema, name, worker string) error {
-	_, err := e.db.Exec(ctx, e.driver.statements(schema).sub.removeWorker, name, worker)
-	return mapError(err)
+	_, err := e.exec(ctx, schema, func(st *statements) (string, []any) {
+		return st.sub.removeWorker, []any{name, worker}
+	})
+	return err
 }
 
 func (e *executor) Claim(ctx context.Context, p *meowmxdriver.ClaimParams) ([]*meowmxdriver.SubscriptionRow, error) {
-	rows, err := e.db.Query(ctx, e.driver.statements(p.Schema).sub.claim, p.Name, p.Worker, p.Want, p.Lease)
-	if err != nil {
-		return nil, mapError(err)
-	}
-	return scanSubscriptions(rows)
+	return e.subscriptions(ctx, p.Schema, func(st *statements) (string, []any) {
+		return st.sub.claim, []any{p.Name, p.Worker, p.Want, p.Lease}
+	})
 }
 
 func (e *executor) Release(ctx context.Context, schema, name, worker string, partitions []int) error {
-	_, err := e.db.Exec(ctx, e.driver.statements(schema).sub.release, name, worker, partitions)
-	return mapError(err)
+	_, err := e.exec(ctx, schema, func(st *statements) (string, []any) {
+		return st.sub.release, []any{name, worker, partitions}
+	})
+	return err
 }
 
 func (e *executor) Advance(ctx context.Context, p *meowmxdriver.AdvanceParams) (bool, error) {
-	tag, err := e.db.Exec(ctx, e.driver.statements(p.Schema).sub.advance,
-		p.Name, p.Partition, p.Worker, p.Generation, p.TxID, p.Seq, p.Lease)
-	if err != nil {
-		return false, mapError(err)
-	}
-	return tag.RowsAffected() == 1, nil
+	n, err := e.exec(ctx, p.Schema, func(st *statements) (string, []any) {
+		return st.sub.advance, []any{p.Name, p.Partition, p.Worker, p.Generation, p.TxID, p.Seq, p.Lease}
+	})
+	return n == 1, err
 }
 
 func (e *executor) ReadSubscription(ctx context.Context, p *meowmxdriver.ReadSubscriptionParams) ([]*meowmxdriver.EventRow, error) {
-	st := &e.driver.statements(p.Schema).sub
-	query := st.readSubAll
-	switch len(p.Categories) {
-	case 0:
-	case 1:
-		query = st.readSubCategory
-	default:
-		query = st.readSubCategories
-	}
-	return e.queryEvents(ctx, query, p.AfterTxID, p.AfterSeq, nonNil(p.Categories), nonNil(p.Types), p.Partitions, p.Partition, p.Limit)
+	return e.events(ctx, p.Schema, func(st *statements) (string, []any) {
+		query := st.sub.readSubAll
+		switch len(p.Categories) {
+		case 0:
+		case 1:
+			query = st.sub.readSubCategory
+		default:
+			query = st.sub.readSubCategories
+		}
+		return query, []any{p.AfterTxID, p.AfterSeq, nonNil(p.Categories), nonNil(p.Types), p.Partitions, p.Partition, p.Limit}
+	})
 }
 
 func (e *executor) EndPosition(ctx context.Context, schema string) (uint64, int64, error) {
+	return e.position(ctx, schema, func(st *statements) string { return st.sub.endPosition })
+}
+
+func (e *executor) LastPosition(ctx context.Context, schema string) (uint64, int64, error) {
+	return e.position(ctx, schema, func(st *statements) string { return st.sub.lastPosition })
+}
+
+// position runs a query of one event's position; no row is position zero.
+func (e *executor) position(ctx context.Context, schema string, query func(st *statements) string) (uint64, int64, error) {
 	var (
 		txID uint64
 		seq  int64
 	)
-	err := e.db.QueryRow(ctx, e.driver.statements(schema).sub.endPosition).Scan(&txID, &seq)
+	err := e.row(ctx, schema, func(st *statements) (string, []any) { return query(st), nil }, &txID, &seq)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, 0, nil
 	}
-	return txID, seq, mapError(err)
+	return txID, seq, err
 }
 
 func (e *executor) Reset(ctx context.Context, schema, name string, txID uint64, seq int64) (int, error) {
-	tag, err := e.db.Exec(ctx, e.driver.statements(schema).sub.reset, name, txID, seq)
-	if err != nil {
-		return 0, mapError(err)
-	}
-	return int(tag.RowsAffected()), nil
+	n, err := e.exec(ctx, schema, func(st *statements) (string, []any) {
+		return st.sub.reset, []any{name, txID, seq}
+	})
+	return int(n), err
 }
 
 func (e *executor) Subscriptions(ctx context.Context, schema, name string) ([]*meowmxdriver.SubscriptionRow, error) {
-	rows, err := e.db.Query(ctx, e.driver.statements(schema).sub.list, name)
-	if err != nil {
-		return nil, mapError(err)
-	}
-	return scanSubscriptions(rows)
+	return e.subscriptions(ctx, schema, func(st *statements) (string, []any) {
+		return st.sub.list, []any{name}
+	})
 }
 
 func (e *executor) Lag(ctx context.Context, schema string, row *meowmxdriver.SubscriptionRow) (int64, time.Time, error) {
@@ -246,17 +289,20 @@ func (e *executor) Lag(ctx context.Context, schema string, row *meowmxdriver.Sub
 		count  int64
 		oldest *time.Time
 	)
-	err := e.db.QueryRow(ctx, e.driver.statements(schema).sub.lag, row.TransactionID, row.Seq,
-		nonNil(row.Categories), nonNil(row.Types), row.Partitions, row.Partition).Scan(&count, &oldest)
+	err := e.row(ctx, schema, func(st *statements) (string, []any) {
+		return st.sub.lag, []any{row.TransactionID, row.Seq, nonNil(row.Categories), nonNil(row.Types), row.Partitions, row.Partition}
+	}, &count, &oldest)
 	if err != nil || oldest == nil {
-		return count, time.Time{}, mapError(err)
+		return count, time.Time{}, err
 	}
 	return count, *oldest, nil
 }
 
 func (e *executor) Park(ctx context.Context, p *meowmxdriver.ParkParams) error {
-	_, err := e.db.Exec(ctx, e.driver.statements(p.Schema).sub.park, p.Name, p.Partition, p.EventID, p.Error, p.Attempts)
-	return mapError(err)
+	_, err := e.exec(ctx, p.Schema, func(st *statements) (string, []any) {
+		return st.sub.park, []any{p.Name, p.Partition, p.EventID, p.Error, p.Attempts}
+	})
+	return err
 }
 
 func (e *executor) Parked(ctx context.Context, p *meowmxdriver.ParkedParams) ([]*meowmxdriver.ParkedRow, error) {
@@ -264,35 +310,36 @@ func (e *executor) Parked(ctx context.Context, p *meowmxdriver.ParkedParams) ([]
 	if p.Limit > 0 {
 		limit = p.Limit
 	}
-	rows, err := e.db.Query(ctx, e.driver.statements(p.Schema).sub.parked, p.Name, p.OnlyReplay, p.Partition, limit)
-	if err != nil {
-		return nil, mapError(err)
-	}
-	defer rows.Close()
 	var out []*meowmxdriver.ParkedRow
-	for rows.Next() {
-		r := &meowmxdriver.ParkedRow{}
-		ev := &r.Event
-		if err := rows.Scan(&r.Subscription, &r.Partition, &r.Error, &r.Attempts, &r.Replay, &r.ParkedAt,
-			&ev.TransactionID, &ev.Seq, &ev.Category, &ev.StreamID, &ev.Version, &ev.ID, &ev.Type, &ev.Data, &ev.Metadata, &ev.RecordedAt); err != nil {
-			return nil, mapError(err)
+	err := e.query(ctx, p.Schema, func(st *statements) (string, []any) {
+		return st.sub.parked, []any{p.Name, p.OnlyReplay, p.Partition, limit}
+	}, func(rows pgx.Rows) error {
+		for rows.Next() {
+			r := &meowmxdriver.ParkedRow{}
+			ev := &r.Event
+			if err := rows.Scan(&r.Subscription, &r.Partition, &r.Error, &r.Attempts, &r.Replay, &r.ParkedAt,
+				&ev.TransactionID, &ev.Seq, &ev.Category, &ev.StreamID, &ev.Version, &ev.ID, &ev.Type, &ev.Data, &ev.Metadata, &ev.RecordedAt); err != nil {
+				return err
+			}
+			out = append(out, r)
 		}
-		out = append(out, r)
-	}
-	return out, mapError(rows.Err())
+		return rows.Err()
+	})
+	return out, err
 }
 
 func (e *executor) RequestReplay(ctx context.Context, schema, name string) (int, error) {
-	tag, err := e.db.Exec(ctx, e.driver.statements(schema).sub.replay, name)
-	if err != nil {
-		return 0, mapError(err)
-	}
-	return int(tag.RowsAffected()), nil
+	n, err := e.exec(ctx, schema, func(st *statements) (string, []any) {
+		return st.sub.replay, []any{name}
+	})
+	return int(n), err
 }
 
 func (e *executor) Unpark(ctx context.Context, schema, name string, eventID [16]byte) error {
-	_, err := e.db.Exec(ctx, e.driver.statements(schema).sub.unpark, name, eventID)
-	return mapError(err)
+	_, err := e.exec(ctx, schema, func(st *statements) (string, []any) {
+		return st.sub.unpark, []any{name, eventID}
+	})
+	return err
 }
 
 // Begin starts a transaction on the pool. Unless synchronous, its commit
@@ -443,29 +490,29 @@ VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`
 )
 
 func (e *executor) SaveSnapshot(ctx context.Context, p *meowmxdriver.SnapshotRow) (bool, error) {
-	tag, err := e.db.Exec(ctx, e.driver.statements(p.Schema).r(saveSnapshotSQL), p.Category, p.StreamID, p.Version, p.SchemaVersion, p.State)
-	if err != nil {
-		return false, mapError(err)
-	}
-	return tag.RowsAffected() == 1, nil
+	n, err := e.exec(ctx, p.Schema, func(st *statements) (string, []any) {
+		return st.r(saveSnapshotSQL), []any{p.Category, p.StreamID, p.Version, p.SchemaVersion, p.State}
+	})
+	return n == 1, err
 }
 
 func (e *executor) LoadSnapshot(ctx context.Context, schema, category, streamID string, schemaVersion int) (*meowmxdriver.SnapshotRow, error) {
 	row := &meowmxdriver.SnapshotRow{Schema: schema, Category: category, StreamID: streamID, SchemaVersion: schemaVersion}
-	err := e.db.QueryRow(ctx, e.driver.statements(schema).r(loadSnapshotSQL), category, streamID, schemaVersion).Scan(&row.Version, &row.State)
+	err := e.row(ctx, schema, func(st *statements) (string, []any) {
+		return st.r(loadSnapshotSQL), []any{category, streamID, schemaVersion}
+	}, &row.Version, &row.State)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, mapError(err)
+		return nil, err
 	}
 	return row, nil
 }
 
 func (e *executor) DeleteSnapshots(ctx context.Context, schema, category, streamID string) (int, error) {
-	tag, err := e.db.Exec(ctx, e.driver.statements(schema).r(deleteSnapshotsSQL), category, streamID)
-	if err != nil {
-		return 0, mapError(err)
-	}
-	return int(tag.RowsAffected()), nil
+	n, err := e.exec(ctx, schema, func(st *statements) (string, []any) {
+		return st.r(deleteSnapshotsSQL), []any{category, streamID}
+	})
+	return int(n), err
 }

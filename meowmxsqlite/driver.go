@@ -132,6 +132,10 @@ func (d *Driver) UnwrapExecutor(tx *sql.Tx) meowmxdriver.Executor {
 	return &executor{driver: d, tx: tx}
 }
 
+// OnClusterChange does nothing: an SQLite database is a file, which keeps
+// its positions wherever it is copied.
+func (d *Driver) OnClusterChange(string, func(*meowmxdriver.ClusterChange)) {}
+
 // Migrate applies the migrations the schema lacks in one immediate
 // transaction, which also serializes concurrent migrating processes.
 func (d *Driver) Migrate(ctx context.Context, schema string) (*meowmxdriver.MigrateResult, error) {
@@ -225,6 +229,8 @@ func mapError(err error) error {
 	switch sqliteErr.Code() {
 	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_BUSY_SNAPSHOT, sqlite3.SQLITE_LOCKED:
 		return fmt.Errorf("%w: %w", meowmxdriver.ErrRetryable, err)
+	case sqlite3.SQLITE_TOOBIG:
+		return fmt.Errorf("%w: %w", meowmxdriver.ErrInvalidInput, err)
 	case sqlite3.SQLITE_ERROR:
 		// SQLite has no code of its own for a missing table.
 		if strings.Contains(sqliteErr.Error(), "no such table") {

@@ -308,6 +308,12 @@ func (e *executor) ReadSubscription(ctx context.Context, p *meowmxdriver.ReadSub
 	return rows, mapError(err)
 }
 
+// LastPosition is EndPosition: SQLite's writers are serialized, so every
+// recorded event is visible.
+func (e *executor) LastPosition(ctx context.Context, schema string) (uint64, int64, error) {
+	return e.EndPosition(ctx, schema)
+}
+
 func (e *executor) EndPosition(ctx context.Context, schema string) (uint64, int64, error) {
 	var seq int64
 	err := e.reader().QueryRowContext(ctx, e.driver.statements(schema).sub.endPosition).Scan(&seq)

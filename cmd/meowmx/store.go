@@ -32,6 +32,7 @@ type storeAPI interface {
 	ReplayParked(ctx context.Context, name string) (int, error)
 	Horizon(ctx context.Context) (*meowmx.Horizon, error)
 	Schema() string
+	Close() error
 }
 
 // backend is an open store: api for everything, and the typed store of its
@@ -79,7 +80,10 @@ func open(e *env) (*backend, error) {
 			pool.Close()
 			return nil, &usageError{msg: err.Error()}
 		}
-		return &backend{api: store, pg: store, pool: pool, label: label, close: pool.Close}, nil
+		return &backend{api: store, pg: store, pool: pool, label: label, close: func() {
+			store.Close() // first: it notifies other processes of this one's appends
+			pool.Close()
+		}}, nil
 	default:
 		path := strings.TrimPrefix(e.db, "sqlite:")
 		if path == "" {
@@ -94,7 +98,10 @@ func open(e *env) (*backend, error) {
 			db.Close()
 			return nil, &usageError{msg: err.Error()}
 		}
-		return &backend{api: store, lite: store, liteDB: db, label: "sqlite:" + path, close: func() { db.Close() }}, nil
+		return &backend{api: store, lite: store, liteDB: db, label: "sqlite:" + path, close: func() {
+			store.Close()
+			db.Close()
+		}}, nil
 	}
 }
 

@@ -27,6 +27,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer store.Close() // before db.Close: deferred calls run last first
 	if err := store.Migrate(ctx); err != nil {
 		log.Fatal(err)
 	}

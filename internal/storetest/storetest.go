@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -693,7 +694,7 @@ func testLargeBatch[TTx any](t *testing.T, h *Harness[TTx]) {
 }
 
 func testBadInput[TTx any](t *testing.T, h *Harness[TTx]) {
-	s := h.NewStore(t, &meowmx.Config{MaxEventSize: 1000}, true)
+	s := h.NewStore(t, &meowmx.Config{MaxEventSize: 3000}, true)
 	c := ctx(t)
 	good := meowmx.NewStream("order", "1")
 	cases := []struct {
@@ -713,9 +714,25 @@ func testBadInput[TTx any](t *testing.T, h *Harness[TTx]) {
 		{"invalid JSON data", good, meowmx.Any, []meowmx.Event{ev("A", `{"a":`)}, "data is not valid JSON"},
 		{"missing data", good, meowmx.Any, []meowmx.Event{{Type: "A"}}, "no data"},
 		{"invalid JSON metadata", good, meowmx.Any, []meowmx.Event{{Type: "A", Data: json.RawMessage(`{}`), Metadata: json.RawMessage(`nope`)}}, "metadata is not valid JSON"},
-		{"too large", good, meowmx.Any, []meowmx.Event{ev("A", `{"x":"`+strings.Repeat("y", 1000)+`"}`)}, "over the limit"},
+		{"too large", good, meowmx.Any, []meowmx.Event{ev("A", `{"x":"`+strings.Repeat("y", 3000)+`"}`)}, "over the limit"},
 		{"bad expected version", good, meowmx.ExpectedVersion(-7), []meowmx.Event{ev("A", `{}`)}, "expected version"},
 		{"bad event in a batch", good, meowmx.Any, []meowmx.Event{ev("A", `{}`), ev("B", `[1,`)}, "event 1"},
+		// What SQLite would store and PostgreSQL's jsonb, text and indexes
+		// refuse is refused by both, before anything is written.
+		{"NUL escape in data", good, meowmx.Any, []meowmx.Event{ev("A", `{"a":"x\u0000y"}`)}, `\u0000`},
+		{"NUL escape in a key", good, meowmx.Any, []meowmx.Event{ev("A", `{"\u0000":1}`)}, `\u0000`},
+		{"NUL escape in metadata", good, meowmx.Any, []meowmx.Event{{Type: "A", Data: json.RawMessage(`{}`), Metadata: json.RawMessage(`{"m":"\u0000"}`)}}, "metadata"},
+		{"lone high surrogate", good, meowmx.Any, []meowmx.Event{ev("A", `["\ud800"]`)}, "surrogate"},
+		{"lone low surrogate in metadata", good, meowmx.Any, []meowmx.Event{{Type: "A", Data: json.RawMessage(`{}`), Metadata: json.RawMessage(`"\udc00"`)}}, "surrogate"},
+		{"invalid UTF-8 in a JSON string", good, meowmx.Any, []meowmx.Event{ev("A", "{\"a\":\"\xff\xfe\"}")}, "UTF-8"},
+		{"invalid UTF-8 in a JSON key", good, meowmx.Any, []meowmx.Event{ev("A", "{\"\xc3\":1}")}, "UTF-8"},
+		{"number out of numeric's range", good, meowmx.Any, []meowmx.Event{ev("A", `{"n":1e1000000}`)}, "out of range"},
+		{"JSON nested too deeply", good, meowmx.Any, []meowmx.Event{ev("A", strings.Repeat("[", 1001)+strings.Repeat("]", 1001))}, "nested"},
+		{"category too long", meowmx.NewStream(strings.Repeat("c", meowmx.MaxCategoryLength+1), "1"), meowmx.Any, []meowmx.Event{ev("A", `{}`)}, "over the limit"},
+		{"stream ID too long", meowmx.NewStream("order", strings.Repeat("i", meowmx.MaxStreamIDLength+1)), meowmx.Any, []meowmx.Event{ev("A", `{}`)}, "over the limit"},
+		{"stream ID of 3 KB", meowmx.NewStream("order", strings.Repeat("é", 1500)), meowmx.Any, []meowmx.Event{ev("A", `{}`)}, "over the limit"},
+		{"event type too long", good, meowmx.Any, []meowmx.Event{ev(strings.Repeat("T", meowmx.MaxTypeLength+1), `{}`)}, "over the limit"},
+		{"NUL in event type", good, meowmx.Any, []meowmx.Event{ev("A\x00", `{}`)}, "NUL"},
 	}
 	for _, tc := range cases {
 		_, err := s.Append(c, tc.stream, tc.expected, tc.events...)
@@ -734,6 +751,47 @@ func testBadInput[TTx any](t *testing.T, h *Harness[TTx]) {
 	if _, err := meowmx.ParsePosition("12"); !errors.Is(err, meowmx.ErrInvalidInput) {
 		t.Errorf("malformed position: err = %v", err)
 	}
+	// Text filters and names: refused, not "nothing found" on one driver
+	// and a database error on the other.
+	for _, bad := range []string{"", "a\x00b", "\xff", strings.Repeat("n", 256)} {
+		if _, err := s.ReadAll(c, meowmx.Start, &meowmx.ReadOpts{Types: []string{bad}}); !errors.Is(err, meowmx.ErrInvalidInput) {
+			t.Errorf("ReadAll with type %.20q: err = %v, want ErrInvalidInput", bad, err)
+		}
+		if _, err := s.ReadCategory(c, "order", meowmx.Start, &meowmx.ReadOpts{Types: []string{bad}}); !errors.Is(err, meowmx.ErrInvalidInput) {
+			t.Errorf("ReadCategory with type %.20q: err = %v, want ErrInvalidInput", bad, err)
+		}
+		if _, err := s.ReadCategory(c, bad, meowmx.Start, nil); !errors.Is(err, meowmx.ErrInvalidInput) {
+			t.Errorf("ReadCategory of %.20q: err = %v, want ErrInvalidInput", bad, err)
+		}
+		if bad != "" { // "" lists every subscription
+			if _, err := s.SubscriptionStatuses(c, bad); !errors.Is(err, meowmx.ErrInvalidInput) {
+				t.Errorf("SubscriptionStatuses(%.20q): err = %v, want ErrInvalidInput", bad, err)
+			}
+		}
+		if err := s.ResetSubscription(c, bad, meowmx.FromStart); !errors.Is(err, meowmx.ErrInvalidInput) {
+			t.Errorf("ResetSubscription(%.20q): err = %v, want ErrInvalidInput", bad, err)
+		}
+		if _, err := s.ParkedEvents(c, bad); !errors.Is(err, meowmx.ErrInvalidInput) {
+			t.Errorf("ParkedEvents(%.20q): err = %v, want ErrInvalidInput", bad, err)
+		}
+		if _, err := s.ReplayParked(c, bad); !errors.Is(err, meowmx.ErrInvalidInput) {
+			t.Errorf("ReplayParked(%.20q): err = %v, want ErrInvalidInput", bad, err)
+		}
+	}
+	// An expected version no stream can have is a conflict on every driver.
+	for _, expected := range []meowmx.ExpectedVersion{math.MaxInt64, math.MaxInt64 - 1} {
+		var vc *meowmx.VersionConflictError
+		if _, err := s.Append(c, good, expected, ev("A", `{}`), ev("B", `{}`)); !errors.As(err, &vc) || vc.Actual != -1 || vc.Expected != expected {
+			t.Errorf("append expecting version %d: err = %v, want a conflict with the stream at -1", int64(expected), err)
+		}
+		tx := begin(t, h, s)
+		if _, err := s.AppendTx(c, tx, good, expected, ev("A", `{}`)); !errors.As(err, &vc) {
+			t.Errorf("AppendTx expecting version %d: err = %v, want a conflict", int64(expected), err)
+		}
+		if err := h.Rollback(c, tx); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if _, err := s.ReadAll(c, meowmx.Start, &meowmx.ReadOpts{Limit: -1}); !errors.Is(err, meowmx.ErrInvalidInput) {
 		t.Errorf("negative limit: err = %v", err)
 	}
@@ -747,8 +805,14 @@ func testBadInput[TTx any](t *testing.T, h *Harness[TTx]) {
 	if v := must(s.StreamVersion(c, good))(t); v != -1 {
 		t.Fatalf("bad input left version %d", v)
 	}
+	// The longest category and ID are stored, indexed and read back.
+	longest := meowmx.NewStream(strings.Repeat("c", meowmx.MaxCategoryLength), strings.Repeat("é", meowmx.MaxStreamIDLength/2))
+	must(s.Append(c, longest, meowmx.NoStream, ev(strings.Repeat("T", meowmx.MaxTypeLength), `{"a":"\ud83d\ude00"}`)))(t)
+	if got := must(s.ReadStream(c, longest, nil))(t); len(got) != 1 || got[0].Stream != longest {
+		t.Fatalf("the longest stream read back as %d events", len(got))
+	}
 	// Just under the limit is fine (data + metadata).
-	data := `{"x":"` + strings.Repeat("y", 980) + `"}`
+	data := `{"x":"` + strings.Repeat("y", 2980) + `"}`
 	if _, err := s.Append(c, good, meowmx.NoStream, meowmx.Event{Type: "A", Data: json.RawMessage(data), Metadata: json.RawMessage(`{"m":1}`)}); err != nil {
 		t.Fatalf("event under the limit: %v", err)
 	}

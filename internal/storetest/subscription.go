@@ -27,6 +27,7 @@ func subscriptionTests[TTx any]() map[string]func(t *testing.T, h *Harness[TTx])
 		"CrashTakeover":      testSubCrashTakeover[TTx],
 		"WakeWithoutPolling": testSubWake[TTx],
 		"FromEndAndReset":    testSubFromEndAndReset[TTx],
+		"ResetAfterEnd":      testSubResetAfterEnd[TTx],
 		"Status":             testSubStatus[TTx],
 		"BadConfig":          testSubBadConfig[TTx],
 		"ReadModelOnce":      testSubReadModelOnce[TTx],
@@ -558,6 +559,47 @@ func testSubFromEndAndReset[TTx any](t *testing.T, h *Harness[TTx]) {
 	if err := s.ResetSubscription(c, "nope", meowmx.FromStart); !errors.Is(err, meowmx.ErrSubscriptionNotFound) {
 		t.Fatalf("reset of an unknown subscription: %v", err)
 	}
+}
+
+// testSubResetAfterEnd: a position after the last event would skip every
+// event until the log reached it; a reset or a new subscription there is
+// refused, and the subscription keeps its checkpoint.
+func testSubResetAfterEnd[TTx any](t *testing.T, h *Harness[TTx]) {
+	s := h.NewStore(t, nil, true)
+	c := ctx(t)
+	appendN(t, s, "log", 1, 3)
+	all := readAllWait(t, s, "", meowmx.Start, 3)
+	last := all[2].Position
+	m := newModel(t, h, s, "audit", false)
+	start(t, s, fast("audit", m.handler()))
+	m.waitApplied(t, 3)
+	for _, p := range []meowmx.Position{
+		{TransactionID: last.TransactionID, Seq: last.Seq + 1},
+		{TransactionID: last.TransactionID + 1, Seq: 1},
+		{TransactionID: 99999999, Seq: 1},
+	} {
+		err := s.ResetSubscription(c, "audit", meowmx.FromPosition(p))
+		if !errors.Is(err, meowmx.ErrAfterEnd) || !errors.Is(err, meowmx.ErrInvalidInput) {
+			t.Fatalf("reset to %s, after the last event at %s: err = %v, want ErrAfterEnd", p, last, err)
+		}
+		cfg := fast("late", m.handler())
+		cfg.From = meowmx.FromPosition(p)
+		sub := must(s.Subscribe(cfg))(t)
+		if err := sub.Start(c); !errors.Is(err, meowmx.ErrAfterEnd) {
+			t.Fatalf("a subscription from %s: Start = %v, want ErrAfterEnd", p, err)
+		}
+	}
+	if statuses := must(s.SubscriptionStatuses(c, "late"))(t); len(statuses) != 0 {
+		t.Fatalf("a refused subscription was created: %+v", statuses)
+	}
+	// The checkpoint did not move: new events are delivered.
+	appendN(t, s, "log", 1, 2)
+	m.waitApplied(t, 5)
+	// The last event's own position is not after the end.
+	if err := s.ResetSubscription(c, "audit", meowmx.FromPosition(last)); err != nil {
+		t.Fatalf("reset to the last event's position: %v", err)
+	}
+	m.waitTotal(t, 7)
 }
 
 func testSubStatus[TTx any](t *testing.T, h *Harness[TTx]) {

@@ -1,0 +1,153 @@
+package testdb
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Cluster is a PostgreSQL cluster of a test's own, on a port of its own,
+// with trust authentication and a "test" database, removed when the test
+// ends. A test that restarts a cluster, restores into one or replicates one
+// uses it, never the shared one.
+type Cluster struct {
+	Version string
+	Name    string
+	Port    int
+}
+
+// URL is the cluster's "test" database.
+func (c *Cluster) URL() string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/test?sslmode=disable", c.Port)
+}
+
+// NewCluster creates and starts a cluster with pg_createcluster (Debian's
+// postgresql-common, as root). Where that is not possible the test is
+// skipped, except under CI=true, where it fails.
+func NewCluster(tb testing.TB) *Cluster {
+	tb.Helper()
+	c, err := newCluster()
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			tb.Fatalf("cannot create a PostgreSQL cluster (required under CI=true): %v", err)
+		}
+		tb.Skipf("cannot create a PostgreSQL cluster: %v", err)
+	}
+	tb.Cleanup(func() {
+		if out, err := exec.Command("pg_dropcluster", "--stop", c.Version, c.Name).CombinedOutput(); err != nil {
+			tb.Errorf("pg_dropcluster %s: %v: %s", c.Name, err, out)
+		}
+	})
+	return c
+}
+
+func newCluster() (*Cluster, error) {
+	if _, err := exec.LookPath("pg_createcluster"); err != nil {
+		return nil, err
+	}
+	versions, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	if len(versions) == 0 {
+		return nil, fmt.Errorf("no PostgreSQL server binaries under /usr/lib/postgresql")
+	}
+	sort.Strings(versions)
+	version := filepath.Base(filepath.Dir(filepath.Dir(versions[len(versions)-1])))
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	c := &Cluster{Version: version, Name: "meowmx_test_" + hex.EncodeToString(b[:]), Port: port}
+	if err := c.run("pg_createcluster", c.Version, c.Name, "--port", fmt.Sprint(port),
+		"--", "--auth=trust", "--no-sync"); err != nil {
+		return nil, err
+	}
+	if err := c.Start(); err != nil {
+		_ = c.run("pg_dropcluster", c.Version, c.Name)
+		return nil, err
+	}
+	if err := c.Psql("postgres", "CREATE DATABASE test"); err != nil {
+		_ = c.run("pg_dropcluster", "--stop", c.Version, c.Name)
+		return nil, err
+	}
+	return c, nil
+}
+
+// Start starts the cluster and waits until it accepts connections.
+func (c *Cluster) Start() error {
+	if err := c.run("pg_ctlcluster", "--skip-systemctl-redirect", c.Version, c.Name, "start"); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for c.run("pg_isready", "-q", "-h", "127.0.0.1", "-p", fmt.Sprint(c.Port)) != nil {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cluster %s did not accept connections", c.Name)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil
+}
+
+// Stop stops the cluster (fast shutdown).
+func (c *Cluster) Stop() error {
+	return c.run("pg_ctlcluster", "--skip-systemctl-redirect", c.Version, c.Name, "stop", "-m", "fast")
+}
+
+// Psql runs SQL in database db of the cluster, stopping at the first error.
+func (c *Cluster) Psql(db, sql string) error {
+	return c.run("psql", "-h", "127.0.0.1", "-p", fmt.Sprint(c.Port), "-U", "postgres", "-d", db,
+		"-v", "ON_ERROR_STOP=1", "-q", "-c", sql)
+}
+
+// RestoreSchema copies schema from the database at fromURL into the
+// cluster's test database with pg_dump and psql, as an operator moving a
+// store would.
+func (c *Cluster) RestoreSchema(ctx context.Context, fromURL, schema string) error {
+	dump := exec.CommandContext(ctx, "pg_dump", "--no-owner", "-n", schema, fromURL)
+	restore := exec.CommandContext(ctx, "psql", "-h", "127.0.0.1", "-p", fmt.Sprint(c.Port), "-U", "postgres", "-d", "test",
+		"-v", "ON_ERROR_STOP=1", "-q", "-o", os.DevNull)
+	pipe, err := dump.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	restore.Stdin = pipe
+	var dumpErr, restoreErr strings.Builder
+	dump.Stderr, restore.Stderr = &dumpErr, &restoreErr
+	if err := dump.Start(); err != nil {
+		return err
+	}
+	if err := restore.Run(); err != nil {
+		_ = dump.Wait()
+		return fmt.Errorf("psql: %v: %s", err, restoreErr.String())
+	}
+	if err := dump.Wait(); err != nil {
+		return fmt.Errorf("pg_dump: %v: %s", err, dumpErr.String())
+	}
+	return nil
+}
+
+func (c *Cluster) run(name string, args ...string) error {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,263 @@
+package meowmxpgxv5
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/meowmx/meowmx/meowmxdriver"
+)
+
+// Positions stay in order across a move to another cluster.
+//
+// A position's transaction part comes from pg_current_xact_id() of the
+// cluster that wrote the event, plus the schema's position offset. After a
+// dump restored into another cluster, or a cut-over by logical replication,
+// the new cluster's transaction counter can be behind the stored positions:
+// new events would sort before old ones, and global reads, which only see
+// positions below the oldest running transaction, would see none of the old
+// ones. The driver notices it before a connection runs anything for a
+// schema: each connection's cluster (its system identifier, looked up again
+// every connectionRecheck) must be one the schema's record names, with the
+// counter ahead of every stored position. When it is not, the driver raises
+// the offset, under the migration lock and a lock on the events table, so
+// that new positions follow the stored ones (re-basing), and records the
+// cluster. A physical replica, or a cluster upgraded with pg_upgrade, keeps
+// the counter: only its identifier is recorded.
+
+const (
+	// connectionRecheck is how long a connection's system identifier is
+	// trusted. A connection to a server cannot change servers, but one
+	// through a pooler can.
+	connectionRecheck = 5 * time.Second
+	// schemaRecheck is how long a schema's record is trusted for a cluster
+	// once verified.
+	schemaRecheck = time.Minute
+	// clusterKey keys a connection's clusterSeen in its CustomData.
+	clusterKey = "meowmx.cluster"
+)
+
+// clusterSeen is what a connection knows of its server.
+type clusterSeen struct {
+	systemID int64
+	at       time.Time
+}
+
+// clusterChecks remembers, per schema, the clusters whose record was
+// verified and when.
+type clusterChecks struct {
+	mu       sync.Mutex
+	verified map[string]map[int64]time.Time
+}
+
+func (c *clusterChecks) ok(schema string, systemID int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	at, found := c.verified[schema][systemID]
+	return found && time.Since(at) < schemaRecheck
+}
+
+func (c *clusterChecks) mark(schema string, systemID int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.verified == nil {
+		c.verified = map[string]map[int64]time.Time{}
+	}
+	if c.verified[schema] == nil {
+		c.verified[schema] = map[int64]time.Time{}
+	}
+	c.verified[schema][systemID] = time.Now()
+}
+
+// OnClusterChange has report called with every change of schema's cluster
+// that the driver finds and handles by itself (Migrate returns its own).
+func (d *Driver) OnClusterChange(schema string, report func(*meowmxdriver.ClusterChange)) {
+	d.clusterReports.Store(schema, report)
+}
+
+func (d *Driver) reportClusterChange(schema string, change *meowmxdriver.ClusterChange) {
+	if report, ok := d.clusterReports.Load(schema); ok {
+		report.(func(*meowmxdriver.ClusterChange))(change)
+	}
+}
+
+// systemID returns the system identifier of conn's server.
+func systemID(ctx context.Context, conn *pgx.Conn) (int64, error) {
+	data := conn.PgConn().CustomData()
+	if seen, ok := data[clusterKey].(clusterSeen); ok && time.Since(seen.at) < connectionRecheck {
+		return seen.systemID, nil
+	}
+	var id int64
+	if err := conn.QueryRow(ctx, systemIDSQL).Scan(&id); err != nil {
+		return 0, mapError(err)
+	}
+	data[clusterKey] = clusterSeen{systemID: id, at: time.Now()}
+	return id, nil
+}
+
+// ensureCluster makes sure that positions written and read through conn for
+// schema follow the stored ones. idle says conn is in no transaction, so
+// that a re-base can run on it; otherwise it runs on a pool connection to
+// the same cluster.
+func (d *Driver) ensureCluster(ctx context.Context, conn *pgx.Conn, schema string, idle bool) error {
+	id, err := systemID(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if d.clusters.ok(schema, id) {
+		return nil
+	}
+	if idle {
+		_, err = d.reconcileOn(ctx, conn, schema, id)
+	} else {
+		err = d.reconcileElsewhere(ctx, schema, id)
+	}
+	return err
+}
+
+// reconcileElsewhere reconciles schema on a pool connection to the cluster
+// systemID: the caller's connection is in a transaction.
+func (d *Driver) reconcileElsewhere(ctx context.Context, schema string, id int64) error {
+	conn, err := d.pool.Acquire(ctx)
+	if err != nil {
+		return mapError(err)
+	}
+	defer conn.Release()
+	other, err := systemID(ctx, conn.Conn())
+	if err != nil {
+		return err
+	}
+	if other != id {
+		return fmt.Errorf("%w: the pool's connections reach two clusters (system identifiers %d and %d)", meowmxdriver.ErrClusterMoved, id, other)
+	}
+	_, err = d.reconcileOn(ctx, conn.Conn(), schema, id)
+	return err
+}
+
+// reconcileOn checks schema's record on conn, which reaches the cluster
+// systemID, and re-bases in a transaction of its own if needed.
+func (d *Driver) reconcileOn(ctx context.Context, conn *pgx.Conn, schema string, id int64) (*meowmxdriver.ClusterChange, error) {
+	var change *meowmxdriver.ClusterChange
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		var err error
+		change, _, err = reconcile(ctx, tx, d.statements(schema), true)
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, meowmxdriver.ErrSchemaMissing) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %w", meowmxdriver.ErrClusterMoved, mapError(err))
+	}
+	d.clusters.mark(schema, id)
+	if change != nil {
+		d.reportClusterChange(schema, change)
+	}
+	return change, nil
+}
+
+// clusterState is the schema's record and the cluster's counter.
+type clusterState struct {
+	systemID, recordedID int64
+	offset               int64
+	lastTxID             int64
+	xmin, xmax           int64
+}
+
+func readClusterState(ctx context.Context, tx pgx.Tx, st *statements) (*clusterState, error) {
+	s := &clusterState{}
+	err := tx.QueryRow(ctx, st.clusterState).Scan(&s.systemID, &s.recordedID, &s.offset, &s.lastTxID, &s.xmin, &s.xmax)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("%w: no row in %s.cluster", meowmxdriver.ErrSchemaMissing, st.ident)
+	}
+	return s, mapError(err)
+}
+
+// reconcile verifies, in tx, that new positions of schema follow the stored
+// ones on this cluster, and re-bases them if not: it raises the offset so
+// that every transaction still to write gets a position after the last
+// stored one, and records the cluster. It returns nil when the record was
+// already right, and the cluster's system identifier. lock says to take the
+// migration lock first (Migrate holds it already).
+func reconcile(ctx context.Context, tx pgx.Tx, st *statements, lock bool) (*meowmxdriver.ClusterChange, int64, error) {
+	s, err := readClusterState(ctx, tx, st)
+	if err != nil {
+		return nil, 0, err
+	}
+	// On the cluster the record names, the counter is ahead of every
+	// position written through it: nothing to do, no lock taken.
+	if s.systemID == s.recordedID && s.xmax+s.offset > s.lastTxID {
+		return nil, s.systemID, nil
+	}
+	change, err := rebase(ctx, tx, st, lock)
+	return change, s.systemID, err
+}
+
+// rebase is reconcile's locked part.
+func rebase(ctx context.Context, tx pgx.Tx, st *statements, lock bool) (*meowmxdriver.ClusterChange, error) {
+	if _, err := tx.Exec(ctx, lockTimeoutSQL); err != nil {
+		return nil, err
+	}
+	if lock {
+		if _, err := tx.Exec(ctx, migrateLockSQL, st.schema); err != nil {
+			return nil, err
+		}
+	}
+	// No append runs from here to the commit: the last position is final,
+	// and appends waiting for the lock plan again with the new offset.
+	if _, err := tx.Exec(ctx, st.lockEvents); err != nil {
+		return nil, err
+	}
+	s, err := readClusterState(ctx, tx, st)
+	if err != nil {
+		return nil, err
+	}
+	change := &meowmxdriver.ClusterChange{
+		SystemIdentifier: s.systemID, PreviousSystemIdentifier: s.recordedID,
+		LastTransactionID: uint64(s.lastTxID), Offset: s.offset, PreviousOffset: s.offset,
+	}
+	// Every transaction that can still write has an id of at least xmin.
+	if s.xmin+s.offset <= s.lastTxID {
+		change.Offset = s.lastTxID + 1 - s.xmin
+		if _, err := tx.Exec(ctx, positionFunctions(st.ident, change.Offset)); err != nil {
+			return nil, err
+		}
+	}
+	if s.systemID == s.recordedID && change.Offset == change.PreviousOffset {
+		return nil, nil // another process re-based it meanwhile
+	}
+	if _, err := tx.Exec(ctx, st.recordCluster, s.systemID, change.Offset); err != nil {
+		return nil, err
+	}
+	return change, nil
+}
+
+// positionFunctions renders the schema's two position functions (see
+// migrations/004_cluster.up.sql) with offset added to the cluster's
+// transaction ids.
+func positionFunctions(ident string, offset int64) string {
+	txid, horizon := "pg_current_xact_id()", "pg_snapshot_xmin(pg_current_snapshot())"
+	if offset != 0 {
+		add := func(x string) string {
+			return "(" + x + "::text::bigint + " + strconv.FormatInt(offset, 10) + ")::text::xid8"
+		}
+		txid, horizon = add(txid), add(horizon)
+	}
+	return `CREATE OR REPLACE FUNCTION ` + ident + `.current_position_txid() RETURNS xid8
+    LANGUAGE sql STABLE PARALLEL UNSAFE
+    AS 'SELECT ` + txid + `';
+CREATE OR REPLACE FUNCTION ` + ident + `.visible_horizon() RETURNS xid8
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS 'SELECT ` + horizon + `'`
+}
+
+const (
+	systemIDSQL    = `SELECT system_identifier FROM pg_control_system()`
+	lockTimeoutSQL = `SET LOCAL lock_timeout = '10s'`
+	migrateLockSQL = `SELECT pg_advisory_xact_lock(hashtextextended('meowmx.migrate.' || $1::text, 0))`
+)
