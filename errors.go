@@ -98,6 +98,8 @@ func mapDriverError(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, meowmxdriver.ErrClusterMoved):
+		return fmt.Errorf("%w: %w", ErrClusterMoved, err)
 	case errors.Is(err, meowmxdriver.ErrRetryable):
 		return fmt.Errorf("%w: %w", ErrSerialization, err)
 	case errors.Is(err, meowmxdriver.ErrSchemaMissing):
@@ -106,8 +108,6 @@ func mapDriverError(err error) error {
 		return fmt.Errorf("%w: %w", ErrDuplicateEventID, err)
 	case errors.Is(err, meowmxdriver.ErrInvalidInput):
 		return fmt.Errorf("%w: %w", ErrInvalidInput, err)
-	case errors.Is(err, meowmxdriver.ErrClusterMoved):
-		return fmt.Errorf("%w: %w", ErrClusterMoved, err)
 	}
 	return err
 }

@@ -146,7 +146,7 @@ func newAnnouncer(send func(ctx context.Context, categories []string) error, log
 
 func (a *announcer) add(category string) {
 	a.mu.Lock()
-	if a.disabled {
+	if a.disabled || a.ctx.Err() != nil {
 		a.mu.Unlock()
 		return
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meowmx/meowmx/internal/testsignal"
 	"github.com/meowmx/meowmx/meowmxdriver"
 )
 
@@ -253,6 +254,7 @@ type Subscription[TTx any] struct {
 	rebalance chan struct{}
 	runners   map[int]*partitionRunner[TTx]
 	suspended bool // a batch overran its lease: out of the subscription until its runners return
+	hooks     *testsignal.Hooks
 }
 
 // Subscribe returns a worker of the subscription config describes. Start it
@@ -299,6 +301,7 @@ func (sub *Subscription[TTx]) Start(ctx context.Context) error {
 		return err
 	}
 	sub.started = true
+	sub.hooks = testsignal.From(ctx)
 	runCtx, stopping := context.WithCancel(context.WithoutCancel(ctx))
 	workCtx, abort := context.WithCancel(context.WithoutCancel(ctx))
 	sub.stopping, sub.abort = stopping, abort

@@ -173,6 +173,8 @@ func (r *partitionRunner[TTx]) run(ctx, workCtx context.Context) {
 				if chase++; chase > 20 {
 					chase = 0
 				}
+			} else if sub.hooks.Idle != nil {
+				sub.hooks.Idle(r.partition)
 			}
 			ok, woken := r.sleep(ctx, wait, true)
 			if !ok {

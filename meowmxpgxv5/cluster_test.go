@@ -63,37 +63,6 @@ func storeOn(t *testing.T, pool *pgxpool.Pool, schema string, log *syncLog) *meo
 	return store
 }
 
-// counter returns the next transaction id of the cluster behind pool.
-func counter(t *testing.T, pool *pgxpool.Pool) uint64 {
-	t.Helper()
-	var xmax uint64
-	if err := pool.QueryRow(context.Background(), `SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint`).Scan(&xmax); err != nil {
-		t.Fatal(err)
-	}
-	return xmax
-}
-
-// advanceCounter runs transactions on pool's cluster until its transaction
-// counter has passed target.
-func advanceCounter(t *testing.T, pool *pgxpool.Pool, target uint64) {
-	t.Helper()
-	now := counter(t, pool)
-	if now > target {
-		return
-	}
-	conn, err := pool.Acquire(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	sql := fmt.Sprintf(`SET synchronous_commit = off;
-DO $$ BEGIN FOR i IN 1..%d LOOP PERFORM pg_current_xact_id(); COMMIT; END LOOP; END $$;
-RESET synchronous_commit`, target-now+1)
-	if err := conn.Conn().PgConn().Exec(context.Background(), sql).Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // seedSchema writes, on the shared cluster, a schema whose positions are far
 // ahead of cluster's transaction counter: two streams of 3 and 2 events, and
 // a subscription "audit" that has handled them all.
@@ -101,7 +70,7 @@ func seedSchema(t *testing.T, cluster *pgxpool.Pool) (schema string, events []me
 	t.Helper()
 	ctx := context.Background()
 	a := testdb.Pool(t)
-	advanceCounter(t, a, counter(t, cluster)+5000)
+	testdb.AdvanceCounter(t, a, testdb.Counter(t, cluster)+5000)
 	schema = testdb.SchemaName(t)
 	store := storeOn(t, a, schema, nil)
 	if err := store.Migrate(ctx); err != nil {

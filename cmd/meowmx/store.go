@@ -21,6 +21,7 @@ import (
 // storeAPI is what every command needs of a store, whatever its driver.
 type storeAPI interface {
 	Migrate(ctx context.Context) error
+	MigrateWithResult(ctx context.Context) (*meowmx.MigrateResult, error)
 	Append(ctx context.Context, stream meowmx.Stream, expected meowmx.ExpectedVersion, events ...meowmx.Event) ([]meowmx.RecordedEvent, error)
 	ReadStream(ctx context.Context, stream meowmx.Stream, opts *meowmx.ReadStreamOpts) ([]meowmx.RecordedEvent, error)
 	ReadCategory(ctx context.Context, category string, after meowmx.Position, opts *meowmx.ReadOpts) ([]meowmx.RecordedEvent, error)

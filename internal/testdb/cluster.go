@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Cluster is a PostgreSQL cluster of a test's own, on a port of its own,
@@ -150,4 +152,35 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Counter returns the next transaction id of pool's cluster.
+func Counter(tb testing.TB, pool *pgxpool.Pool) uint64 {
+	tb.Helper()
+	var xmax uint64
+	if err := pool.QueryRow(context.Background(), `SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint`).Scan(&xmax); err != nil {
+		tb.Fatal(err)
+	}
+	return xmax
+}
+
+// AdvanceCounter runs transactions on pool's cluster until its transaction
+// counter has passed target.
+func AdvanceCounter(tb testing.TB, pool *pgxpool.Pool, target uint64) {
+	tb.Helper()
+	now := Counter(tb, pool)
+	if now > target {
+		return
+	}
+	conn, err := pool.Acquire(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Release()
+	sql := fmt.Sprintf(`SET synchronous_commit = off;
+DO $$ BEGIN FOR i IN 1..%d LOOP PERFORM pg_current_xact_id(); COMMIT; END LOOP; END $$;
+RESET synchronous_commit`, target-now+1)
+	if err := conn.Conn().PgConn().Exec(context.Background(), sql).Close(); err != nil {
+		tb.Fatal(err)
+	}
 }

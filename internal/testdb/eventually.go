@@ -39,3 +39,18 @@ func Eventually(tb testing.TB, cond func() (ok bool, state string)) {
 		wait = min(2*wait, 50*time.Millisecond)
 	}
 }
+
+// Recv receives from ch, failing the test if nothing arrives within
+// StallTimeout; what says what was awaited.
+func Recv[T any](tb testing.TB, ch <-chan T, what string) T {
+	tb.Helper()
+	timer := time.NewTimer(StallTimeout())
+	defer timer.Stop()
+	select {
+	case v := <-ch:
+		return v
+	case <-timer.C:
+		tb.Fatalf("waited %s for %s", StallTimeout(), what)
+		panic("unreachable")
+	}
+}
