@@ -4,9 +4,11 @@ GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 
 # The README's test command: vet, then every test with the race detector,
 # against the local PostgreSQL (started first if it is down) and SQLite.
+# Tests wait on progress, not on fixed times; the generous -timeout is the
+# last resort of a test that hangs.
 test: vet
 	./scripts/ensure-postgres.sh
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 vet:
 	$(GO) vet ./...

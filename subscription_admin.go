@@ -113,6 +113,58 @@ func (s *Store[TTx]) ResetSubscription(ctx context.Context, name string, from Su
 	return nil
 }
 
+// WaitCaughtUp waits until the subscription name has handled every event
+// committed before the call (but for those it filters out or parked), in
+// every partition, whichever workers and processes run
+// it. It returns ctx's error if ctx ends first: a subscription that no
+// worker runs, or that its failure policy stopped, never catches up.
+// Scripts and tests use it instead of summing lags.
+func (s *Store[TTx]) WaitCaughtUp(ctx context.Context, name string) error {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	if err := validName(name); err != nil {
+		return err
+	}
+	exec := s.driver.Executor()
+	// Every event committed before the call, including those a running
+	// transaction still hides from global readers (see Horizon).
+	txID, seq, err := exec.LastPosition(ctx, s.config.Schema)
+	if err != nil {
+		return fmt.Errorf("meowmx: wait for %s: %w", name, mapDriverError(err))
+	}
+	wait := time.Millisecond
+	for {
+		rows, err := exec.Subscriptions(ctx, s.config.Schema, name)
+		if err != nil {
+			return fmt.Errorf("meowmx: wait for %s: %w", name, mapDriverError(err))
+		}
+		if len(rows) == 0 {
+			return fmt.Errorf("%w: %s", ErrSubscriptionNotFound, name)
+		}
+		caughtUp := true
+		for _, row := range rows {
+			pending, err := exec.Pending(ctx, s.config.Schema, row, txID, seq)
+			if err != nil {
+				return fmt.Errorf("meowmx: wait for %s: %w", name, mapDriverError(err))
+			}
+			if pending {
+				caughtUp = false
+				break
+			}
+		}
+		if caughtUp {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("meowmx: wait for %s: %w", name, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
+
 // ErrSubscriptionNotFound: no subscription has that name.
 var ErrSubscriptionNotFound = fmt.Errorf("meowmx: subscription not found")
 

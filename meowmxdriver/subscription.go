@@ -90,6 +90,10 @@ type SubscriptionExecutor interface {
 	// recording time of the oldest.
 	Lag(ctx context.Context, schema string, row *SubscriptionRow) (count int64, oldest time.Time, err error)
 
+	// Pending reports whether an event the partition has not handled yet
+	// is at or before the position (untilTxID, untilSeq).
+	Pending(ctx context.Context, schema string, row *SubscriptionRow, untilTxID uint64, untilSeq int64) (bool, error)
+
 	// Park records a failed event (or records the failure again).
 	Park(ctx context.Context, p *ParkParams) error
 

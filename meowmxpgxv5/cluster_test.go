@@ -92,7 +92,7 @@ func seedSchema(t *testing.T, cluster *pgxpool.Pool) (schema string, events []me
 	handled := make(chan meowmx.RecordedEvent, 10)
 	sub := startSub(t, store, meowmx.SubscriptionConfig[pgx.Tx]{Name: "audit", Handler: collect(handled)})
 	for range 5 {
-		<-handled
+		testdb.Recv(t, handled, "the subscription on the old cluster")
 	}
 	if err := sub.Stop(ctx); err != nil {
 		t.Fatal(err)
@@ -189,7 +189,7 @@ func TestClusterMove(t *testing.T) {
 		handled := make(chan meowmx.RecordedEvent, 10)
 		startSub(t, store, meowmx.SubscriptionConfig[pgx.Tx]{Name: "audit", Handler: collect(handled)})
 		for _, want := range []string{"order-1", "order-3"} {
-			if e := <-handled; e.Stream.String() != want {
+			if e := testdb.Recv(t, handled, "the new events"); e.Stream.String() != want {
 				t.Fatalf("the subscription received %s version %d, want the new event of %s", e.Stream, e.Version, want)
 			}
 		}

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -118,7 +117,6 @@ func TestHorizonReportsHolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	ours, _ := strconv.ParseUint(xid, 10, 64)
-	time.Sleep(20 * time.Millisecond)
 
 	held, err := store.Horizon(ctx)
 	if err != nil {
@@ -130,7 +128,7 @@ func TestHorizonReportsHolder(t *testing.T) {
 	if held.TransactionID > ours {
 		t.Fatalf("reported transaction %d, younger than the open %d", held.TransactionID, ours)
 	}
-	if held.TransactionID == ours && (held.PID != pid || held.Age < 20*time.Millisecond) {
+	if held.TransactionID == ours && (held.PID != pid || held.Age <= 0) {
 		t.Fatalf("reported %+v for our transaction (pid %d)", held, pid)
 	}
 }
@@ -259,6 +257,10 @@ func TestAppendRaces(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		var pid int
+		if err := tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
 		type outcome struct {
 			got []meowmx.RecordedEvent
 			err error
@@ -268,15 +270,24 @@ func TestAppendRaces(t *testing.T) {
 			got, err := race()
 			done <- outcome{got, err}
 		}()
-		select {
-		case o := <-done:
-			t.Fatalf("the racing append returned before the first committed: %v, %v", o.got, o.err)
-		case <-time.After(200 * time.Millisecond):
-		}
+		// The race is on once the racing append waits for the first's
+		// transaction.
+		testdb.Eventually(t, func() (bool, string) {
+			select {
+			case o := <-done:
+				t.Fatalf("the racing append returned before the first committed: %v, %v", o.got, o.err)
+			default:
+			}
+			var blocked int
+			if err := testdb.Pool(t).QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, pid).Scan(&blocked); err != nil {
+				t.Fatal(err)
+			}
+			return blocked > 0, fmt.Sprintf("%d backends wait for the first append's transaction", blocked)
+		})
 		if err := tx.Commit(ctx); err != nil {
 			t.Fatal(err)
 		}
-		o := <-done
+		o := testdb.Recv(t, done, "the racing append")
 		return recorded, o.got, o.err
 	}
 

@@ -19,7 +19,7 @@ type subscriptionStatements struct {
 	heartbeat, removeWorker, claim, release, advance  string
 	readSubAll, readSubCategory, readSubCategories    string
 	endPosition, lastPosition, reset, list, lag, park string
-	parked, replay                                    string
+	parked, replay, pending                           string
 	unpark                                            string
 }
 
@@ -97,6 +97,11 @@ SELECT *, 0::bigint FROM renewed UNION ALL SELECT *, 0::bigint FROM taken`),
    AND (cardinality($3::text[]) = 0 OR category = ANY($3::text[]))
    AND (cardinality($4::text[]) = 0 OR type = ANY($4::text[]))
    AND ` + partitionFilter),
+		pending: r(`SELECT EXISTS (SELECT FROM {{schema}}.events
+ WHERE (transaction_id, seq) > ($1, $2) AND (transaction_id, seq) <= ($7, $8)
+   AND (cardinality($3::text[]) = 0 OR category = ANY($3::text[]))
+   AND (cardinality($4::text[]) = 0 OR type = ANY($4::text[]))
+   AND ` + partitionFilter + `)`),
 		park: r(`INSERT INTO {{schema}}.parked_events (subscription, partition, event_id, error, attempts)
 VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (subscription, event_id) DO UPDATE
@@ -296,6 +301,14 @@ func (e *executor) Lag(ctx context.Context, schema string, row *meowmxdriver.Sub
 		return count, time.Time{}, err
 	}
 	return count, *oldest, nil
+}
+
+func (e *executor) Pending(ctx context.Context, schema string, row *meowmxdriver.SubscriptionRow, untilTxID uint64, untilSeq int64) (bool, error) {
+	var pending bool
+	err := e.row(ctx, schema, func(st *statements) (string, []any) {
+		return st.sub.pending, []any{row.TransactionID, row.Seq, nonNil(row.Categories), nonNil(row.Types), row.Partitions, row.Partition, untilTxID, untilSeq}
+	}, &pending)
+	return pending, err
 }
 
 func (e *executor) Park(ctx context.Context, p *meowmxdriver.ParkParams) error {

@@ -95,17 +95,13 @@ func handledTable(t *testing.T, store *meowmx.Store[pgx.Tx]) (string, func(ctx c
 
 func waitCount(t *testing.T, count func() int, want int) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	testdb.Eventually(t, func() (bool, string) {
 		n := count()
-		if n == want {
-			return
-		}
-		if n > want || time.Now().After(deadline) {
+		if n > want {
 			t.Fatalf("%d events handled, want %d", n, want)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return n == want, fmt.Sprintf("%d events handled, want %d", n, want)
+	})
 }
 
 func appendEvents(t *testing.T, store *meowmx.Store[pgx.Tx], n int) {
@@ -126,11 +122,7 @@ func startSub(t *testing.T, store *meowmx.Store[pgx.Tx], cfg meowmx.Subscription
 	if err := sub.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = sub.Stop(ctx)
-	})
+	t.Cleanup(func() { _ = sub.Stop(context.Background()) })
 	return sub
 }
 
@@ -203,7 +195,7 @@ func TestWorkerBackendTerminatedMidBatch(t *testing.T) {
 		Name: "killed", Handler: handler, BatchSize: 15, Lease: 2 * time.Second,
 		PollInterval: 100 * time.Millisecond, RetryBackoff: 5 * time.Millisecond, RetryBackoffMax: 50 * time.Millisecond,
 	})
-	<-inBatch
+	testdb.Recv(t, inBatch, "the first batch")
 	if n := terminate(t, app); n == 0 {
 		t.Fatal("no connection to terminate")
 	}

@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -82,6 +83,11 @@ type Driver struct {
 	// and fairer than in SQLite's busy handler, which sleeps up to 100 ms
 	// between tries.
 	writing chan struct{}
+	// turns counts the write turns taken, so that a writer waiting in line
+	// can tell a queue that moves from one that does not; waiting counts
+	// the writers in line.
+	turns   atomic.Uint64
+	waiting atomic.Int64
 	held    sync.Map // *sql.Tx from Begin -> *heldTx
 	stmts   sync.Map // schema -> *statements
 }
@@ -92,23 +98,42 @@ func New(db *sql.DB) *Driver {
 	return &Driver{db: db, writing: make(chan struct{}, 1)}
 }
 
-// lock waits for this process's turn to write, at most BusyTimeout (as
-// SQLite would for another process's lock): a subscription handler that
-// calls Append instead of AppendTx gets an error, not a deadlock.
+// lock waits for this process's turn to write. A line that moves never
+// times out, however long it is; a turn held for BusyTimeout without the
+// line moving (as SQLite waits for another process's lock) fails: a
+// subscription handler that calls Append instead of AppendTx gets an error,
+// not a deadlock.
 func (d *Driver) lock(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	timer := time.NewTimer(BusyTimeout * time.Millisecond)
-	defer timer.Stop()
 	select {
 	case d.writing <- struct{}{}:
+		d.turns.Add(1)
 		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return fmt.Errorf("meowmxsqlite: waited %d ms for this process's other write transaction (a subscription handler calling Append instead of AppendTx?): %w",
-			BusyTimeout, errWriteTimeout)
+	default:
+	}
+	d.waiting.Add(1)
+	defer d.waiting.Add(-1)
+	timer := time.NewTimer(BusyTimeout * time.Millisecond)
+	defer timer.Stop()
+	seen := d.turns.Load()
+	for {
+		select {
+		case d.writing <- struct{}{}:
+			d.turns.Add(1)
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+			if now := d.turns.Load(); now != seen {
+				seen = now
+				timer.Reset(BusyTimeout * time.Millisecond)
+				continue
+			}
+			return fmt.Errorf("meowmxsqlite: waited %d ms for this process's other write transaction, which did not end (a subscription handler calling Append instead of AppendTx?): %w",
+				BusyTimeout, errWriteTimeout)
+		}
 	}
 }
 

@@ -6,9 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/meowmx/meowmx"
 	"github.com/meowmx/meowmx/internal/testdb"
@@ -135,11 +135,14 @@ func TestBatchTransactions(t *testing.T) {
 			_, err := store.Append(ctx, meowmx.NewStream("order", fmt.Sprint(synchronous)), meowmx.NoStream, meowmx.Event{Type: "A", Data: json.RawMessage(`{}`)})
 			appended <- err
 		}()
-		select {
-		case err := <-appended:
-			t.Fatalf("an append ran during a batch transaction: %v", err)
-		case <-time.After(100 * time.Millisecond):
-		}
+		testdb.Eventually(t, func() (bool, string) {
+			select {
+			case err := <-appended:
+				t.Fatalf("an append ran during a batch transaction: %v", err)
+			default:
+			}
+			return d.WritersWaiting() == 1, fmt.Sprintf("%d writers wait for their turn", d.WritersWaiting())
+		})
 		if err := d.Commit(ctx, tx); err != nil {
 			t.Fatal(err)
 		}
@@ -151,5 +154,42 @@ func TestBatchTransactions(t *testing.T) {
 				t.Fatalf("after the batch: synchronous = %d (%v), want 2 (FULL)", level, err)
 			}
 		}
+	}
+}
+
+// TestWriteTurnLine: writers wait in line for as long as the line moves,
+// however long that is; a turn held without end (a handler appending
+// outside its batch's transaction) makes the next writer fail instead of
+// waiting forever.
+func TestWriteTurnLine(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testdb.SQLite(t)
+	d := meowmxsqlite.New(db)
+	store, err := meowmx.New(d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := d.Begin(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := store.Append(ctx, meowmx.NewStream("order", "1"), meowmx.NoStream, meowmx.Event{Type: "A", Data: json.RawMessage(`{}`)})
+		done <- err
+	}()
+	err = testdb.Recv(t, done, "the append waiting behind a turn that never ends")
+	if err == nil || !strings.Contains(err.Error(), "Append instead of AppendTx") {
+		t.Fatalf("append behind a turn held for good: %v", err)
+	}
+	if err := d.Rollback(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Append(ctx, meowmx.NewStream("order", "1"), meowmx.NoStream, meowmx.Event{Type: "A", Data: json.RawMessage(`{}`)}); err != nil {
+		t.Fatalf("append once the turn is free: %v", err)
 	}
 }

@@ -24,7 +24,7 @@ type subscriptionStatements struct {
 	freeOwned, renew, free, take, owned, release      string
 	advance, readSubAll, readSubCategory, readSubMany string
 	endPosition, reset, list, lag, park, parked       string
-	replay, unpark                                    string
+	replay, unpark, pending                           string
 }
 
 const subColumns = `name, partition, partitions, categories, types, seq, generation, coalesce(owner, ''), lease_until, updated_at`
@@ -73,6 +73,11 @@ ON CONFLICT (name, worker) DO UPDATE SET alive_until = excluded.alive_until`),
    AND (?2 = '[]' OR category IN (SELECT value FROM json_each(?2)))
    AND (?3 = '[]' OR type IN (SELECT value FROM json_each(?3)))
    AND (?4 <= 1 OR stream_hash % ?4 = ?5)`),
+		pending: r(`SELECT EXISTS (SELECT 1 FROM {{prefix}}events
+ WHERE seq > ?1 AND seq <= ?6
+   AND (?2 = '[]' OR category IN (SELECT value FROM json_each(?2)))
+   AND (?3 = '[]' OR type IN (SELECT value FROM json_each(?3)))
+   AND (?4 <= 1 OR stream_hash % ?4 = ?5))`),
 		park: r(`INSERT INTO {{prefix}}parked_events (subscription, partition, event_id, error, attempts, parked_at)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
 ON CONFLICT (subscription, event_id) DO UPDATE
@@ -354,6 +359,16 @@ func (e *executor) Lag(ctx context.Context, schema string, row *meowmxdriver.Sub
 	err := e.reader().QueryRowContext(ctx, e.driver.statements(schema).sub.lag, row.Seq,
 		jsonList(row.Categories), jsonList(row.Types), row.Partitions, row.Partition).Scan(&count, &oldest)
 	return count, fromMicros(oldest), mapError(err)
+}
+
+func (e *executor) Pending(ctx context.Context, schema string, row *meowmxdriver.SubscriptionRow, untilTxID uint64, untilSeq int64) (bool, error) {
+	if untilTxID != 0 {
+		return false, errForeignPosition
+	}
+	var pending bool
+	err := e.reader().QueryRowContext(ctx, e.driver.statements(schema).sub.pending, row.Seq,
+		jsonList(row.Categories), jsonList(row.Types), row.Partitions, row.Partition, untilSeq).Scan(&pending)
+	return pending, mapError(err)
 }
 
 func (e *executor) Park(ctx context.Context, p *meowmxdriver.ParkParams) error {

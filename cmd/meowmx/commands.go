@@ -389,8 +389,9 @@ func cmdWork(e *env) error {
 Runs a worker of the subscription NAME (created at the start of the log if
 new) that prints every event it handles as a JSON line and commits its
 checkpoint. Run several at once to share the work. SIGINT or SIGTERM stops
-it gracefully; --until-idle exits with status 0 once nothing new has arrived
-for that long.
+it gracefully; --until-idle exits with status 0 once the worker has caught
+up with the log as it was at the start and nothing new has arrived for that
+long.
 
 Examples:
   meowmx work --subscription audit --all
@@ -400,7 +401,7 @@ Examples:
 	all := fs.Bool("all", false, "read every category")
 	partitions := fs.Int("partitions", 1, "number of partitions of a new subscription")
 	batch := fs.Int("batch", meowmx.BatchSizeDefault, "most events per batch")
-	idle := fs.Duration("until-idle", 0, "exit once nothing has arrived for this long (0: run until interrupted)")
+	idle := fs.Duration("until-idle", 0, "exit once caught up and nothing has arrived for this long (0: run until interrupted)")
 	args, err := parse(fs, e.args)
 	if err != nil {
 		return err
@@ -470,6 +471,15 @@ func runWork[TTx any](ctx context.Context, store *meowmx.Store[TTx], w workSpec)
 		}
 		return sub.Err()
 	}
+	// --until-idle counts from the moment the worker has caught up with
+	// the log as it was at the start, however long that takes.
+	caughtUp := make(chan error, 1)
+	waitCtx, cancelWait := context.WithCancel(ctx)
+	defer cancelWait()
+	if w.idle > 0 {
+		go func() { caughtUp <- store.WaitCaughtUp(waitCtx, w.name) }()
+	}
+	caught := false
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -478,8 +488,17 @@ func runWork[TTx any](ctx context.Context, store *meowmx.Store[TTx], w workSpec)
 			return stop()
 		case <-sub.Stopped():
 			return sub.Err()
+		case err := <-caughtUp:
+			if err != nil && ctx.Err() == nil {
+				_ = stop()
+				return err
+			}
+			caught = true
+			mu.Lock()
+			last = time.Now()
+			mu.Unlock()
 		case <-tick.C:
-			if w.idle <= 0 {
+			if !caught {
 				continue
 			}
 			mu.Lock()

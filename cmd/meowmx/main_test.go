@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/meowmx/meowmx/internal/testdb"
 )
@@ -279,13 +279,10 @@ func TestFollowAndInterrupt(t *testing.T) {
 		}()
 		id := args[0]
 		mustRun(t, "", "--db", db, "append", "live", id, "--type", "Happened", "--data", `{}`)
-		deadline := time.Now().Add(30 * time.Second)
-		for !strings.Contains(stdout.String(), `"stream_id":"`+id+`"`) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s did not print the new event: %q %q", args[0], stdout.String(), stderr.String())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		testdb.Eventually(t, func() (bool, string) {
+			return strings.Contains(stdout.String(), `"stream_id":"`+id+`"`),
+				fmt.Sprintf("%s printed %q %q", args[0], stdout.String(), stderr.String())
+		})
 		cancel() // as SIGINT does
 		if code := <-done; code != 0 {
 			t.Fatalf("%s exited %d after an interrupt: %q", args[0], code, stderr.String())

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/meowmx/meowmx"
+	"github.com/meowmx/meowmx/internal/testdb"
+	"github.com/meowmx/meowmx/internal/testsignal"
 )
 
 func subscriptionTests[TTx any]() map[string]func(t *testing.T, h *Harness[TTx]) {
@@ -28,6 +30,7 @@ func subscriptionTests[TTx any]() map[string]func(t *testing.T, h *Harness[TTx])
 		"WakeWithoutPolling": testSubWake[TTx],
 		"FromEndAndReset":    testSubFromEndAndReset[TTx],
 		"ResetAfterEnd":      testSubResetAfterEnd[TTx],
+		"WaitCaughtUp":       testSubWaitCaughtUp[TTx],
 		"Status":             testSubStatus[TTx],
 		"BadConfig":          testSubBadConfig[TTx],
 		"ReadModelOnce":      testSubReadModelOnce[TTx],
@@ -129,27 +132,12 @@ func (m *model[TTx]) waitApplied(t *testing.T, want int) {
 // waitTotal waits until the model holds want applications, and no more.
 func (m *model[TTx]) waitTotal(t *testing.T, want int) {
 	t.Helper()
-	waitFor(t, 90*time.Second, func() (bool, string) {
+	testdb.Eventually(t, func() (bool, string) {
 		total, distinct := m.applied(t)
 		return total >= want, fmt.Sprintf("%d events applied (%d distinct), want %d", total, distinct, want)
 	})
 	if total, _ := m.applied(t); total != want {
 		t.Fatalf("%d events applied, want %d", total, want)
-	}
-}
-
-func waitFor(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting: %s", state)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -168,21 +156,30 @@ func fast[TTx any](name string, handler meowmx.Handler[TTx]) meowmx.Subscription
 
 func start[TTx any](t *testing.T, s *meowmx.Store[TTx], cfg meowmx.SubscriptionConfig[TTx]) *meowmx.Subscription[TTx] {
 	t.Helper()
+	return startWith(t, context.Background(), s, cfg)
+}
+
+// startWith starts a subscription with ctx (carrying test hooks) until the
+// test ends, and stops it then.
+func startWith[TTx any](t *testing.T, c context.Context, s *meowmx.Store[TTx], cfg meowmx.SubscriptionConfig[TTx]) *meowmx.Subscription[TTx] {
+	t.Helper()
 	sub, err := s.Subscribe(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sub.Start(ctx(t)); err != nil {
+	if err := sub.Start(c); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := sub.Stop(stopCtx); err != nil {
-			t.Errorf("stop %s: %v", cfg.Name, err)
-		}
-	})
+	t.Cleanup(func() { stop(t, sub) })
 	return sub
+}
+
+// stop stops a subscription gracefully: its batch in flight ends first.
+func stop[TTx any](t *testing.T, sub *meowmx.Subscription[TTx]) {
+	t.Helper()
+	if err := sub.Stop(context.Background()); err != nil {
+		t.Errorf("stop: %v", err)
+	}
 }
 
 func appendN[TTx any](t *testing.T, s *meowmx.Store[TTx], category string, streams, n int) {
@@ -283,7 +280,7 @@ func testSubParkAndReplay[TTx any](t *testing.T, h *Harness[TTx]) {
 	appendN(t, s, "job", 3, 10)
 	m.waitApplied(t, 9)
 	var parked []meowmx.ParkedEvent
-	waitFor(t, 30*time.Second, func() (bool, string) {
+	testdb.Eventually(t, func() (bool, string) {
 		parked = must(s.ParkedEvents(ctx(t), "parking"))(t)
 		return len(parked) == 1, fmt.Sprintf("%d parked", len(parked))
 	})
@@ -304,7 +301,7 @@ func testSubParkAndReplay[TTx any](t *testing.T, h *Harness[TTx]) {
 		t.Fatalf("replay asked for %d events, want 1", n)
 	}
 	m.waitApplied(t, 10)
-	waitFor(t, 30*time.Second, func() (bool, string) {
+	testdb.Eventually(t, func() (bool, string) {
 		parked = must(s.ParkedEvents(ctx(t), "parking"))(t)
 		return len(parked) == 0, fmt.Sprintf("%d still parked", len(parked))
 	})
@@ -325,7 +322,7 @@ func testSubPanic[TTx any](t *testing.T, h *Harness[TTx]) {
 	must(s.Append(c, meowmx.NewStream("b", "1"), meowmx.NoStream, ev("Boom", `{}`)))(t)
 	must(s.Append(c, meowmx.NewStream("a", "1"), 0, ev("Ok", `{}`)))(t)
 	m.waitApplied(t, 2)
-	waitFor(t, 30*time.Second, func() (bool, string) {
+	testdb.Eventually(t, func() (bool, string) {
 		parked := must(s.ParkedEvents(c, "panicky"))(t)
 		return len(parked) == 1 && strings.Contains(parked[0].Error, "panicked: boom"), fmt.Sprintf("parked %+v", parked)
 	})
@@ -344,11 +341,7 @@ func testSubStopPolicy[TTx any](t *testing.T, h *Harness[TTx]) {
 	cfg.OnFailure = meowmx.StopSubscription
 	appendN(t, s, "job", 1, 6)
 	sub := start(t, s, cfg)
-	select {
-	case <-sub.Stopped():
-	case <-time.After(60 * time.Second):
-		t.Fatal("the subscription did not stop on a failing event")
-	}
+	testdb.Recv(t, sub.Stopped(), "the subscription to stop on a failing event")
 	if err := sub.Err(); !errors.Is(err, meowmx.ErrSubscriptionStopped) || !strings.Contains(err.Error(), "poison") {
 		t.Fatalf("Err() = %v", err)
 	}
@@ -373,7 +366,7 @@ func testSubPartitions[TTx any](t *testing.T, h *Harness[TTx]) {
 	cfg.BatchSize = 20
 	owners := func(want int) {
 		t.Helper()
-		waitFor(t, 30*time.Second, func() (bool, string) {
+		testdb.Eventually(t, func() (bool, string) {
 			seen := map[string]bool{}
 			statuses := must(s.SubscriptionStatuses(ctx(t), "parted"))(t)
 			for _, st := range statuses {
@@ -383,13 +376,6 @@ func testSubPartitions[TTx any](t *testing.T, h *Harness[TTx]) {
 			}
 			return len(seen) == want, fmt.Sprintf("%d distinct owners, want %d", len(seen), want)
 		})
-	}
-	runStop := func(sub *meowmx.Subscription[TTx]) {
-		stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := sub.Stop(stopCtx); err != nil {
-			t.Fatal(err)
-		}
 	}
 	w1 := start(t, s, cfg)
 	w2 := start(t, s, cfg)
@@ -402,8 +388,8 @@ func testSubPartitions[TTx any](t *testing.T, h *Harness[TTx]) {
 	appendN(t, s, "item", 25, 200)
 	m.waitApplied(t, 400)
 
-	runStop(w1)
-	runStop(w2)
+	stop(t, w1)
+	stop(t, w2)
 	owners(1)
 	appendN(t, s, "item", 25, 200)
 	m.waitApplied(t, 600)
@@ -441,7 +427,7 @@ func testSubStopMidBatch[TTx any](t *testing.T, h *Harness[TTx]) {
 	if err := a.Start(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
-	<-inHandler
+	testdb.Recv(t, inHandler, "the first worker's batch")
 	expired, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := a.Stop(expired); !errors.Is(err, context.Canceled) {
@@ -478,10 +464,10 @@ func testSubCrashTakeover[TTx any](t *testing.T, h *Harness[TTx]) {
 	appendN(t, s, "job", 5, 50)
 	cfg := fast("takeover", hung)
 	cfg.Lease = 500 * time.Millisecond
-	start(t, s, cfg)
+	hungSub := start(t, s, cfg)
 	var unblock sync.Once
 	t.Cleanup(func() { unblock.Do(func() { close(release) }) }) // before the worker's Stop
-	<-inHandler
+	testdb.Recv(t, inHandler, "the first worker's batch")
 	takenAt := time.Now()
 	cfg.Handler = m.handler()
 	start(t, s, cfg)
@@ -489,8 +475,10 @@ func testSubCrashTakeover[TTx any](t *testing.T, h *Harness[TTx]) {
 	if waited := time.Since(takenAt); waited < 300*time.Millisecond {
 		t.Fatalf("taken over after %s, before the lease ran out", waited)
 	}
-	unblock.Do(func() { close(release) }) // the hung batch now tries to commit: it must be refused
-	time.Sleep(100 * time.Millisecond)
+	// The hung batch now tries to commit, and must be refused: Stop
+	// returns once it has ended.
+	unblock.Do(func() { close(release) })
+	stop(t, hungSub)
 	m.waitApplied(t, 50)
 	noParked(t, s, "takeover")
 }
@@ -506,24 +494,23 @@ func testSubWake[TTx any](t *testing.T, h *Harness[TTx]) {
 	cfg.Lease = 30 * time.Second
 	c := ctx(t)
 	stream := meowmx.NewStream("bell", "1")
-	sub := start(t, s, cfg)
-	waitFor(t, 30*time.Second, func() (bool, string) {
-		st := must(s.SubscriptionStatuses(c, "woken"))(t)
-		return len(st) == 1 && st[0].Owner == sub.Worker(), fmt.Sprintf("%+v", st)
-	})
-	time.Sleep(100 * time.Millisecond) // the worker's first read is done: it sleeps for an hour
-	must(s.Append(c, stream, meowmx.NoStream, ev("Rang", `{}`)))(t)
-	m.waitApplied(t, 1)
-	must(s.Append(c, stream, 0, ev("Rang", `{}`)))(t)
-	m.waitApplied(t, 2)
+	hooks, idle := testsignal.Idle()
+	startWith(t, testsignal.With(context.Background(), hooks), s, cfg)
+	appenders := []*meowmx.Store[TTx]{s, s}
 	if h.ConcurrentWriters {
+		// Another store on the same database, as another process would
+		// have: its appends arrive through the database's notifications.
 		other, err := meowmx.New(s.Driver(), &meowmx.Config{Schema: s.Schema()})
 		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(100 * time.Millisecond)
-		must(other.Append(c, stream, 1, ev("Rang", `{}`)))(t)
-		m.waitApplied(t, 3)
+		appenders = append(appenders, other)
+	}
+	for i, appender := range appenders {
+		// The worker has read everything and sleeps for an hour.
+		testdb.Recv(t, idle, "the worker to sleep with nothing to read")
+		must(appender.Append(c, stream, meowmx.ExpectedVersion(i-1), ev("Rang", `{}`)))(t)
+		m.waitApplied(t, i+1)
 	}
 }
 
@@ -543,7 +530,7 @@ func testSubFromEndAndReset[TTx any](t *testing.T, h *Harness[TTx]) {
 	start(t, s, cfg)
 	fromPos.waitApplied(t, 3)
 	// The from-end subscription exists once started: append after that.
-	waitFor(t, 30*time.Second, func() (bool, string) {
+	testdb.Eventually(t, func() (bool, string) {
 		statuses := must(s.SubscriptionStatuses(c, "from_end"))(t)
 		return len(statuses) == 1 && statuses[0].Checkpoint == all[4].Position, fmt.Sprintf("%+v", statuses)
 	})
@@ -610,7 +597,7 @@ func testSubStatus[TTx any](t *testing.T, h *Harness[TTx]) {
 	sub := start(t, s, fast("watched", m.handler()))
 	m.waitApplied(t, 4)
 	last := readAllWait(t, s, "", meowmx.Start, 4)[3].Position
-	waitFor(t, 30*time.Second, func() (bool, string) {
+	testdb.Eventually(t, func() (bool, string) {
 		st := must(s.SubscriptionStatuses(c, "watched"))(t)[0]
 		return st.Checkpoint == last && st.Lag == 0 && st.Owner == sub.Worker() && st.LeaseUntil.After(time.Now()), fmt.Sprintf("%+v", st)
 	})
@@ -729,14 +716,14 @@ func testSubResetDuringBatch[TTx any](t *testing.T, h *Harness[TTx]) {
 		return nil
 	}
 	appendN(t, s, "job", 3, 30)
-	start(t, s, fast("fenced", handler))
-	<-inHandler
+	sub := start(t, s, fast("fenced", handler))
+	testdb.Recv(t, inHandler, "the first batch")
 	resetDone := make(chan error, 1)
 	go func() { resetDone <- s.ResetSubscription(context.Background(), "fenced", meowmx.FromStart) }()
 	if !h.ConcurrentWriters {
 		close(resume) // SQLite: the reset waits for the batch's write lock
 	}
-	if err := <-resetDone; err != nil {
+	if err := testdb.Recv(t, resetDone, "the reset"); err != nil {
 		t.Fatal(err)
 	}
 	if h.ConcurrentWriters {
@@ -749,7 +736,7 @@ func testSubResetDuringBatch[TTx any](t *testing.T, h *Harness[TTx]) {
 		want = 30 + int(firstBatch.Load())
 	}
 	m.waitTotal(t, want)
-	time.Sleep(200 * time.Millisecond)
+	stop(t, sub) // the batch in flight, if any, ends
 	if total, distinct := m.applied(t); total != want || distinct != 30 {
 		t.Fatalf("%d events applied (%d distinct) after a reset during a batch, want %d", total, distinct, want)
 	}
@@ -758,5 +745,55 @@ func testSubResetDuringBatch[TTx any](t *testing.T, h *Harness[TTx]) {
 	// handled again after the reset.
 	if n, first := handled.Load(), firstBatch.Load(); n != first+30 {
 		t.Fatalf("handler saw %d events, a first batch of %d then 30: the reset was not honoured", n, first)
+	}
+}
+
+// testSubWaitCaughtUp: WaitCaughtUp returns once every event of the log as
+// it was at the call is handled, by every partition, and not before; events
+// the subscription filters out do not hold it back.
+func testSubWaitCaughtUp[TTx any](t *testing.T, h *Harness[TTx]) {
+	s := h.NewStore(t, nil, true)
+	c := ctx(t)
+	m := newModel(t, h, s, "waited", false)
+	release := make(chan struct{})
+	entered := make(chan struct{}, 100)
+	handler := func(ctx context.Context, tx TTx, events []meowmx.RecordedEvent) error {
+		entered <- struct{}{}
+		<-release
+		for _, e := range events {
+			if err := m.apply(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	appendN(t, s, "job", 7, 40)
+	appendN(t, s, "other", 3, 10) // filtered out
+	cfg := fast("waited", handler)
+	cfg.Categories = []string{"job"}
+	cfg.Partitions = 3
+	cfg.BatchSize = 5
+	start(t, s, cfg)
+	done := make(chan error, 1)
+	go func() { done <- s.WaitCaughtUp(c, "waited") }()
+	testdb.Recv(t, entered, "a batch")
+	select {
+	case err := <-done:
+		t.Fatalf("WaitCaughtUp returned (%v) while the first batch was still in its handler", err)
+	default:
+	}
+	close(release)
+	if err := testdb.Recv(t, done, "WaitCaughtUp"); err != nil {
+		t.Fatal(err)
+	}
+	if total, _ := m.applied(t); total != 40 {
+		t.Fatalf("WaitCaughtUp returned with %d of the 40 events handled", total)
+	}
+	appendN(t, s, "other", 3, 5)
+	if err := s.WaitCaughtUp(c, "waited"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitCaughtUp(c, "nobody"); !errors.Is(err, meowmx.ErrSubscriptionNotFound) {
+		t.Fatalf("WaitCaughtUp of an unknown subscription: %v", err)
 	}
 }
