@@ -51,27 +51,21 @@ type clusterSeen struct {
 // clusterChecks remembers, per schema, the clusters whose record was
 // verified and when.
 type clusterChecks struct {
-	mu       sync.Mutex
-	verified map[string]map[int64]time.Time
+	verified sync.Map // clusterOf -> time.Time
+}
+
+type clusterOf struct {
+	schema   string
+	systemID int64
 }
 
 func (c *clusterChecks) ok(schema string, systemID int64) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	at, found := c.verified[schema][systemID]
-	return found && time.Since(at) < schemaRecheck
+	at, found := c.verified.Load(clusterOf{schema, systemID})
+	return found && time.Since(at.(time.Time)) < schemaRecheck
 }
 
 func (c *clusterChecks) mark(schema string, systemID int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.verified == nil {
-		c.verified = map[string]map[int64]time.Time{}
-	}
-	if c.verified[schema] == nil {
-		c.verified[schema] = map[int64]time.Time{}
-	}
-	c.verified[schema][systemID] = time.Now()
+	c.verified.Store(clusterOf{schema, systemID}, time.Now())
 }
 
 // OnClusterChange has report called with every change of schema's cluster

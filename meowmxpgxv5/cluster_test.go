@@ -1,7 +1,6 @@
 package meowmxpgxv5_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -21,24 +19,6 @@ import (
 	"github.com/meowmx/meowmx/meowmxpgxv5"
 )
 
-// syncLog is a log handler's output, safe for concurrent writes.
-type syncLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 func poolAt(t *testing.T, url string) *pgxpool.Pool {
 	t.Helper()
 	pool, err := testdb.NewPool(url, 8)
@@ -49,7 +29,7 @@ func poolAt(t *testing.T, url string) *pgxpool.Pool {
 	return pool
 }
 
-func storeOn(t *testing.T, pool *pgxpool.Pool, schema string, log *syncLog) *meowmx.Store[pgx.Tx] {
+func storeOn(t *testing.T, pool *pgxpool.Pool, schema string, log *testdb.Buffer) *meowmx.Store[pgx.Tx] {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
 	if log != nil {
@@ -163,7 +143,7 @@ func TestClusterMove(t *testing.T) {
 		if err := b.RestoreSchema(ctx, testdb.URL(), schema); err != nil {
 			t.Fatal(err)
 		}
-		var log syncLog
+		var log testdb.Buffer
 		store := storeOn(t, poolB, schema, &log)
 		// The old events, all of them, in their order.
 		got, err := store.ReadAll(ctx, meowmx.Start, nil)
@@ -334,7 +314,7 @@ func TestClusterChangedCounterAhead(t *testing.T) {
 	if _, err := pool.Exec(ctx, `UPDATE `+table+` SET system_identifier = 42`); err != nil {
 		t.Fatal(err)
 	}
-	var log syncLog
+	var log testdb.Buffer
 	store := storeOn(t, poolAt(t, testdb.URL()), schema, &log) // a process that has not seen the cluster yet
 	after, err := store.Append(ctx, meowmx.NewStream("order", "1"), 0, meowmx.Event{Type: "Step", Data: data})
 	if err != nil {

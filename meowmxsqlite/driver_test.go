@@ -17,6 +17,20 @@ import (
 
 func TestMain(m *testing.M) { testdb.Main(m) }
 
+// newStore returns a driver on db and a migrated store on it.
+func newStore(t *testing.T, db *sql.DB) (*meowmxsqlite.Driver, *meowmx.Store[*sql.Tx]) {
+	t.Helper()
+	d := meowmxsqlite.New(db)
+	store, err := meowmx.New(d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return d, store
+}
+
 func TestOpenSettings(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "with space & ?query#frag.db")
@@ -104,20 +118,9 @@ func TestTwoHandlesOneFile(t *testing.T) {
 func TestBatchTransactions(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, err := meowmxsqlite.Open(filepath.Join(t.TempDir(), "events.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := testdb.SQLite(t)
 	db.SetMaxOpenConns(2)
-	d := meowmxsqlite.New(db)
-	store, err := meowmx.New(d, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	d, store := newStore(t, db)
 	for _, synchronous := range []bool{false, true} {
 		tx, err := d.Begin(ctx, synchronous)
 		if err != nil {
@@ -164,15 +167,7 @@ func TestBatchTransactions(t *testing.T) {
 func TestWriteTurnLine(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := testdb.SQLite(t)
-	d := meowmxsqlite.New(db)
-	store, err := meowmx.New(d, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	d, store := newStore(t, testdb.SQLite(t))
 	tx, err := d.Begin(ctx, false)
 	if err != nil {
 		t.Fatal(err)

@@ -94,7 +94,7 @@ ON CONFLICT (subscription, event_id) DO UPDATE
 	}
 }
 
-var errForeignPosition = errors.New("a position with a transaction id comes from PostgreSQL; SQLite positions are 0/SEQ")
+var errForeignPosition = fmt.Errorf("%w: a position with a transaction id comes from PostgreSQL; SQLite positions are 0/SEQ", meowmxdriver.ErrInvalidInput)
 
 func jsonList(values []string) string {
 	if len(values) == 0 {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/meowmx/meowmx/internal/testdb"
@@ -243,24 +242,6 @@ func TestDemoPostgres(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe to read while a command writes it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestFollowAndInterrupt: read --follow prints events appended after it
 // started, and it and a worker stop cleanly (status 0) when interrupted.
 func TestFollowAndInterrupt(t *testing.T) {
@@ -272,7 +253,7 @@ func TestFollowAndInterrupt(t *testing.T) {
 		{"work", "--subscription", "tail", "--all"},
 	} {
 		ctx, cancel := context.WithCancel(context.Background())
-		var stdout, stderr syncBuffer
+		var stdout, stderr testdb.Buffer
 		done := make(chan int)
 		go func() {
 			done <- run(ctx, append([]string{"--db", db}, args...), strings.NewReader(""), &stdout, &stderr)
