@@ -126,7 +126,7 @@ type announcer struct {
 	running  bool
 	disabled bool // the driver has no notifications
 	failing  bool
-	idle     chan struct{} // closed when nothing is being sent; nil while running
+	idle     chan struct{} // closed while no sender runs; a new, open one while one does
 }
 
 const (

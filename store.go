@@ -88,6 +88,9 @@ type Store[TTx any] struct {
 	closed atomic.Bool
 	hub    *hub
 	out    *announcer
+	// stopClusterReports ends the driver's reports of cluster changes to
+	// this store's log.
+	stopClusterReports func()
 }
 
 // New returns a store on driver, configured by config (nil for the
@@ -107,7 +110,7 @@ func New[TTx any](driver meowmxdriver.Driver[TTx], config *Config) (*Store[TTx],
 	store.out = newAnnouncer(func(ctx context.Context, categories []string) error {
 		return driver.Notify(ctx, cfg.Schema, categories)
 	}, cfg.Logger)
-	driver.OnClusterChange(cfg.Schema, func(change *meowmxdriver.ClusterChange) {
+	store.stopClusterReports = driver.OnClusterChange(cfg.Schema, func(change *meowmxdriver.ClusterChange) {
 		store.logClusterChange(context.Background(), change)
 	})
 	return store, nil
@@ -126,7 +129,10 @@ func (s *Store[TTx]) Schema() string { return s.config.Schema }
 // the store before the pool or database handed to the driver, which stay the
 // caller's and which Close does not close.
 func (s *Store[TTx]) Close() error {
-	s.closed.Store(true)
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.stopClusterReports()
 	s.out.close(CloseFlushTimeout)
 	return nil
 }

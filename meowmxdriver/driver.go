@@ -35,8 +35,9 @@ type Driver[TTx any] interface {
 
 	// OnClusterChange has report called with every change of schema's
 	// cluster that the driver finds and handles while running statements
-	// (drivers without clusters never call it).
-	OnClusterChange(schema string, report func(*ClusterChange))
+	// (drivers without clusters never call it), until stop is called. A
+	// later call for the same schema takes its place.
+	OnClusterChange(schema string, report func(*ClusterChange)) (stop func())
 }
 
 // Executor runs meowmx's statements.

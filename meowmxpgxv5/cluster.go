@@ -69,14 +69,22 @@ func (c *clusterChecks) mark(schema string, systemID int64) {
 }
 
 // OnClusterChange has report called with every change of schema's cluster
-// that the driver finds and handles by itself (Migrate returns its own).
-func (d *Driver) OnClusterChange(schema string, report func(*meowmxdriver.ClusterChange)) {
-	d.clusterReports.Store(schema, report)
+// that the driver finds and handles by itself (Migrate returns its own),
+// until the returned function is called. A later call for the same schema
+// takes its place.
+func (d *Driver) OnClusterChange(schema string, report func(*meowmxdriver.ClusterChange)) (stop func()) {
+	r := &clusterReport{report}
+	d.clusterReports.Store(schema, r)
+	return func() { d.clusterReports.CompareAndDelete(schema, r) }
+}
+
+type clusterReport struct {
+	report func(*meowmxdriver.ClusterChange)
 }
 
 func (d *Driver) reportClusterChange(schema string, change *meowmxdriver.ClusterChange) {
-	if report, ok := d.clusterReports.Load(schema); ok {
-		report.(func(*meowmxdriver.ClusterChange))(change)
+	if r, ok := d.clusterReports.Load(schema); ok {
+		r.(*clusterReport).report(change)
 	}
 }
 
@@ -95,10 +103,9 @@ func systemID(ctx context.Context, conn *pgx.Conn) (int64, error) {
 }
 
 // ensureCluster makes sure that positions written and read through conn for
-// schema follow the stored ones. idle says conn is in no transaction, so
-// that a re-base can run on it; otherwise it runs on a pool connection to
-// the same cluster.
-func (d *Driver) ensureCluster(ctx context.Context, conn *pgx.Conn, schema string, idle bool) error {
+// schema follow the stored ones. inTx is the caller's transaction on conn,
+// or nil when conn is idle.
+func (d *Driver) ensureCluster(ctx context.Context, conn *pgx.Conn, schema string, inTx pgx.Tx) error {
 	id, err := systemID(ctx, conn)
 	if err != nil {
 		return err
@@ -106,20 +113,47 @@ func (d *Driver) ensureCluster(ctx context.Context, conn *pgx.Conn, schema strin
 	if d.clusters.ok(schema, id) {
 		return nil
 	}
-	if idle {
-		_, err = d.reconcileOn(ctx, conn, schema, id)
-	} else {
-		err = d.reconcileElsewhere(ctx, schema, id)
+	if inTx == nil {
+		_, err = d.reconcileOn(ctx, conn, schema)
+		return err
 	}
-	return err
+	// The check is one read, in the caller's transaction; only a re-base
+	// needs a transaction of its own, on another connection.
+	st := d.statements(schema)
+	s, err := readClusterState(ctx, inTx, st)
+	if err != nil {
+		return err
+	}
+	if s.current() {
+		d.clusters.mark(schema, s.systemID)
+		return nil
+	}
+	return d.reconcileElsewhere(ctx, schema, s.systemID)
 }
 
+// rebaseAcquireTimeout bounds the wait for a pool connection to re-base on
+// while the caller holds one: with a pool of one it would never come.
+const rebaseAcquireTimeout = 10 * time.Second
+
 // reconcileElsewhere reconciles schema on a pool connection to the cluster
-// systemID: the caller's connection is in a transaction.
+// id: the caller's connection is in a transaction. Callers that find the
+// same schema to re-base take turns, and those after the first find it done.
 func (d *Driver) reconcileElsewhere(ctx context.Context, schema string, id int64) error {
-	conn, err := d.pool.Acquire(ctx)
+	turn, _ := d.rebasing.LoadOrStore(schema, make(chan struct{}, 1))
+	select {
+	case turn.(chan struct{}) <- struct{}{}:
+		defer func() { <-turn.(chan struct{}) }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if d.clusters.ok(schema, id) {
+		return nil // re-based while this one waited its turn
+	}
+	acquireCtx, cancel := context.WithTimeout(ctx, rebaseAcquireTimeout)
+	conn, err := d.pool.Acquire(acquireCtx)
+	cancel()
 	if err != nil {
-		return mapError(err)
+		return fmt.Errorf("%w: the schema's positions must be re-based and no other pool connection came to do it: %w", meowmxdriver.ErrClusterMoved, mapError(err))
 	}
 	defer conn.Release()
 	other, err := systemID(ctx, conn.Conn())
@@ -129,25 +163,25 @@ func (d *Driver) reconcileElsewhere(ctx context.Context, schema string, id int64
 	if other != id {
 		return fmt.Errorf("%w: the pool's connections reach two clusters (system identifiers %d and %d)", meowmxdriver.ErrClusterMoved, id, other)
 	}
-	_, err = d.reconcileOn(ctx, conn.Conn(), schema, id)
+	_, err = d.reconcileOn(ctx, conn.Conn(), schema)
 	return err
 }
 
-// reconcileOn checks schema's record on conn, which reaches the cluster
-// systemID, and re-bases in a transaction of its own if needed.
-func (d *Driver) reconcileOn(ctx context.Context, conn *pgx.Conn, schema string, id int64) (*meowmxdriver.ClusterChange, error) {
+// reconcileOn checks schema's record on conn and re-bases in a transaction of
+// its own if needed. The transaction is read committed whatever the
+// server's default, so that what it reads after its locks is the latest.
+func (d *Driver) reconcileOn(ctx context.Context, conn *pgx.Conn, schema string) (*meowmxdriver.ClusterChange, error) {
 	var change *meowmxdriver.ClusterChange
-	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+	var id int64
+	err := pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 		var err error
-		change, _, err = reconcile(ctx, tx, d.statements(schema), true)
+		change, id, err = reconcile(ctx, tx, d.statements(schema), true)
 		return err
 	})
 	if err != nil {
-		if errors.Is(err, meowmxdriver.ErrSchemaMissing) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("%w: %w", meowmxdriver.ErrClusterMoved, mapError(err))
+		return nil, mapError(err)
 	}
+	conn.PgConn().CustomData()[clusterKey] = clusterSeen{systemID: id, at: time.Now()}
 	d.clusters.mark(schema, id)
 	if change != nil {
 		d.reportClusterChange(schema, change)
@@ -158,14 +192,22 @@ func (d *Driver) reconcileOn(ctx context.Context, conn *pgx.Conn, schema string,
 // clusterState is the schema's record and the cluster's counter.
 type clusterState struct {
 	systemID, recordedID int64
-	offset               int64
+	offset               int64 // as recorded
+	effectiveOffset      int64 // as the position functions add it
 	lastTxID             int64
 	xmin, xmax           int64
 }
 
+// current says that the record names this cluster, that the position
+// functions add the recorded offset, and that the counter is ahead of every
+// stored position: every new position follows them.
+func (s *clusterState) current() bool {
+	return s.systemID == s.recordedID && s.effectiveOffset == s.offset && s.xmax+s.offset > s.lastTxID
+}
+
 func readClusterState(ctx context.Context, tx pgx.Tx, st *statements) (*clusterState, error) {
 	s := &clusterState{}
-	err := tx.QueryRow(ctx, st.clusterState).Scan(&s.systemID, &s.recordedID, &s.offset, &s.lastTxID, &s.xmin, &s.xmax)
+	err := tx.QueryRow(ctx, st.clusterState).Scan(&s.systemID, &s.recordedID, &s.offset, &s.effectiveOffset, &s.lastTxID, &s.xmin, &s.xmax)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%w: no row in %s.cluster", meowmxdriver.ErrSchemaMissing, st.ident)
 	}
@@ -183,12 +225,15 @@ func reconcile(ctx context.Context, tx pgx.Tx, st *statements, lock bool) (*meow
 	if err != nil {
 		return nil, 0, err
 	}
-	// On the cluster the record names, the counter is ahead of every
-	// position written through it: nothing to do, no lock taken.
-	if s.systemID == s.recordedID && s.xmax+s.offset > s.lastTxID {
-		return nil, s.systemID, nil
+	if s.current() {
+		return nil, s.systemID, nil // nothing to do, no lock taken
 	}
 	change, err := rebase(ctx, tx, st, lock)
+	if err != nil && ctx.Err() == nil {
+		// Nothing was changed; what failed stays in the chain (a lock
+		// timeout is retryable).
+		err = fmt.Errorf("%w: re-basing the schema's positions: %w", meowmxdriver.ErrClusterMoved, mapError(err))
+	}
 	return change, s.systemID, err
 }
 
@@ -218,12 +263,12 @@ func rebase(ctx context.Context, tx pgx.Tx, st *statements, lock bool) (*meowmxd
 	// Every transaction that can still write has an id of at least xmin.
 	if s.xmin+s.offset <= s.lastTxID {
 		change.Offset = s.lastTxID + 1 - s.xmin
-		if _, err := tx.Exec(ctx, positionFunctions(st.ident, change.Offset)); err != nil {
-			return nil, err
-		}
 	}
-	if s.systemID == s.recordedID && change.Offset == change.PreviousOffset {
+	if s.systemID == s.recordedID && change.Offset == s.offset && s.effectiveOffset == s.offset {
 		return nil, nil // another process re-based it meanwhile
+	}
+	if _, err := tx.Exec(ctx, positionFunctions(st.ident, change.Offset)); err != nil {
+		return nil, err
 	}
 	if _, err := tx.Exec(ctx, st.recordCluster, s.systemID, change.Offset); err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 
 	"github.com/meowmx/meowmx"
 	"github.com/meowmx/meowmx/internal/testdb"
+	"github.com/meowmx/meowmx/meowmxdriver"
 	"github.com/meowmx/meowmx/meowmxpgxv5"
 )
 
@@ -335,4 +336,99 @@ GRANT USAGE ON ALL SEQUENCES IN SCHEMA `+ident+` TO `+role); err != nil {
 			t.Fatalf("the change was not logged: %q", log.String())
 		}
 	})
+
+	// In the caller's transaction the check is a read in that transaction:
+	// a pool of one connection, held by the caller, is enough.
+	t.Run("in a transaction on a pool of one", func(t *testing.T) {
+		schema := testdb.SchemaName(t)
+		if err := storeOn(t, poolB, schema, nil).Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		one, err := testdb.NewPool(b.URL(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(one.Close)
+		store := storeOn(t, one, schema, nil) // a driver that has not checked the schema yet
+		// A bound on a wait that would otherwise never end, not a timing.
+		bounded, cancel := context.WithTimeout(ctx, testdb.StallTimeout())
+		defer cancel()
+		tx, err := one.Begin(bounded)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		if _, err := store.AppendTx(bounded, tx, meowmx.NewStream("order", "1"), meowmx.NoStream, meowmx.Event{Type: "Step", Data: data}); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(bounded); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	// A move found in the caller's transaction re-bases on another pool
+	// connection, and the caller's append follows the restored events.
+	t.Run("found in a transaction", func(t *testing.T) {
+		schema, old := seedSchema(t, poolB)
+		if err := b.RestoreSchema(ctx, testdb.URL(), schema); err != nil {
+			t.Fatal(err)
+		}
+		store := storeOn(t, poolB, schema, nil)
+		var added []meowmx.RecordedEvent
+		err := pgx.BeginFunc(ctx, poolB, func(tx pgx.Tx) error {
+			var err error
+			added, err = store.AppendTx(ctx, tx, meowmx.NewStream("order", "2"), 1, meowmx.Event{Type: "Step", Data: data})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if added[0].Position.Compare(old[len(old)-1].Position) <= 0 {
+			t.Fatalf("new position %s, not after %s", added[0].Position, old[len(old)-1].Position)
+		}
+		checkOrder(t, readAll(t, store, meowmx.Start, len(old)+1))
+	})
+
+	// Position functions that disagree with the record (replaced by hand,
+	// or left behind by a restore of only some objects) are rewritten from
+	// it before anything is written through them.
+	t.Run("functions differ from the record", func(t *testing.T) {
+		schema, old := seedSchema(t, poolB)
+		if err := b.RestoreSchema(ctx, testdb.URL(), schema); err != nil {
+			t.Fatal(err)
+		}
+		if err := storeOn(t, poolB, schema, nil).Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		ident := pgx.Identifier{schema}.Sanitize()
+		if _, err := poolB.Exec(ctx, meowmxpgxv5.PositionFunctions(ident, 0)); err != nil {
+			t.Fatal(err)
+		}
+		store := storeOn(t, poolAt(t, b.URL()), schema, nil)
+		added, err := store.Append(ctx, meowmx.NewStream("order", "2"), 1, meowmx.Event{Type: "Step", Data: data})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if added[0].Position.Compare(old[len(old)-1].Position) <= 0 {
+			t.Fatalf("new position %s, not after %s", added[0].Position, old[len(old)-1].Position)
+		}
+		checkOrder(t, readAll(t, store, meowmx.Start, len(old)+1))
+	})
+}
+
+// TestClusterReports: a store's cluster reports end with the store, and a
+// newer store's registration for the schema is not ended by an older one.
+func TestClusterReports(t *testing.T) {
+	d := meowmxpgxv5.New(testdb.Pool(t))
+	var first, second int
+	stopFirst := d.OnClusterChange("s", func(*meowmxdriver.ClusterChange) { first++ })
+	d.ReportClusterChange("s", &meowmxdriver.ClusterChange{})
+	stopSecond := d.OnClusterChange("s", func(*meowmxdriver.ClusterChange) { second++ })
+	stopFirst()
+	d.ReportClusterChange("s", &meowmxdriver.ClusterChange{})
+	stopSecond()
+	d.ReportClusterChange("s", &meowmxdriver.ClusterChange{})
+	if first != 1 || second != 1 {
+		t.Fatalf("reports received: %d and %d, want 1 and 1", first, second)
+	}
 }

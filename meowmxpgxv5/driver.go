@@ -32,7 +32,8 @@ type Driver struct {
 	stmts          sync.Map // schema -> *statements
 	listeners      sync.Map // schema -> *listenerCheck
 	clusters       clusterChecks
-	clusterReports sync.Map // schema -> func(*meowmxdriver.ClusterChange)
+	rebasing       sync.Map // schema -> chan struct{}, one re-base at a time
+	clusterReports sync.Map // schema -> *clusterReport
 }
 
 // New returns a driver that runs on pool. The pool stays the caller's: the
@@ -73,7 +74,9 @@ func (d *Driver) Migrate(ctx context.Context, schema string) (*meowmxdriver.Migr
 	}
 	result := &meowmxdriver.MigrateResult{}
 	var systemID int64
-	err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+	// Read committed whatever the server's default: what the cluster check
+	// reads after the lock must be the latest.
+	err = pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, migrateLockSQL, schema); err != nil {
 			return err
 		}

@@ -30,7 +30,7 @@ type executor struct {
 // way its cluster was checked first (see cluster.go).
 func (e *executor) acquire(ctx context.Context, schema string) (querier, func(), error) {
 	if e.tx != nil {
-		if err := e.driver.ensureCluster(ctx, e.tx.Conn(), schema, false); err != nil {
+		if err := e.driver.ensureCluster(ctx, e.tx.Conn(), schema, e.tx); err != nil {
 			return nil, nil, err
 		}
 		return e.tx, func() {}, nil
@@ -39,7 +39,7 @@ func (e *executor) acquire(ctx context.Context, schema string) (querier, func(),
 	if err != nil {
 		return nil, nil, mapError(err)
 	}
-	if err := e.driver.ensureCluster(ctx, conn.Conn(), schema, true); err != nil {
+	if err := e.driver.ensureCluster(ctx, conn.Conn(), schema, nil); err != nil {
 		conn.Release()
 		return nil, nil, err
 	}

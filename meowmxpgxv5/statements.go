@@ -184,11 +184,13 @@ CREATE TABLE IF NOT EXISTS {{schema}}.migrations (
  LIMIT $4`),
 		streamVersion: r(`SELECT coalesce(max(version), -1) FROM {{schema}}.events WHERE category = $1 AND stream_id = $2`),
 
-		// The cluster now, the one recorded with its offset, the highest
+		// The cluster now, the one recorded with its offset, the offset
+		// the position functions add, the highest
 		// stored position's transaction id (or checkpoint's, should one be
 		// ahead) and the cluster's counter: every running transaction's id
 		// is at least xmin, every future one at least xmax.
 		clusterState: r(`SELECT s.system_identifier, c.system_identifier, c.position_offset,
+       {{schema}}.visible_horizon()::text::bigint - pg_snapshot_xmin(pg_current_snapshot())::text::bigint,
        coalesce(greatest(
            (SELECT transaction_id FROM {{schema}}.events ORDER BY transaction_id DESC, seq DESC LIMIT 1),
            (SELECT transaction_id FROM {{schema}}.subscriptions ORDER BY transaction_id DESC LIMIT 1))::text::bigint, 0),

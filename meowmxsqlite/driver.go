@@ -159,7 +159,9 @@ func (d *Driver) UnwrapExecutor(tx *sql.Tx) meowmxdriver.Executor {
 
 // OnClusterChange does nothing: an SQLite database is a file, which keeps
 // its positions wherever it is copied.
-func (d *Driver) OnClusterChange(string, func(*meowmxdriver.ClusterChange)) {}
+func (d *Driver) OnClusterChange(string, func(*meowmxdriver.ClusterChange)) (stop func()) {
+	return func() {}
+}
 
 // Migrate applies the migrations the schema lacks in one immediate
 // transaction, which also serializes concurrent migrating processes.

@@ -54,6 +54,8 @@ var Cases = []Case{
 	{`5e-16384`, false, "after the decimal point"},
 	{`0e-20000`, false, "after the decimal point"},
 	{`1e1000000`, false, "before the decimal point"},
+	{`0e1073741822`, true, ""},
+	{`0e1073741823`, false, "exponent"},
 	{`0e99999999999`, false, "exponent"},
 	{`{} {}`, false, "after the JSON value"},
 }

@@ -20,9 +20,9 @@ const (
 	// point and 16,383 after.
 	maxIntDigits = 131072
 	maxScale     = 16383
-	// maxExponent bounds the exponent of a number whatever its digits, far
-	// beyond any value numeric can hold.
-	maxExponent = 1 << 20
+	// maxExponent is the largest exponent numeric's parser takes whatever
+	// the digits (INT_MAX/2 - 1): a zero with any exponent up to it is zero.
+	maxExponent = 1<<30 - 2
 )
 
 // Error says what is wrong with a document and where.

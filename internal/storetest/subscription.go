@@ -607,12 +607,17 @@ func testSubStatus[TTx any](t *testing.T, h *Harness[TTx]) {
 	appendN(t, s, "order", 2, 3)
 	appendN(t, s, "other", 2, 2)
 	readAllWait(t, s, "", meowmx.Start, 9)
-	time.Sleep(5 * time.Millisecond)
-	all := must(s.SubscriptionStatuses(c, ""))(t)
-	if len(all) != 1 {
-		t.Fatalf("%d subscriptions listed", len(all))
-	}
-	st := all[0]
+	// TimeBehind grows from zero as the clock moves past the oldest
+	// unhandled event.
+	var st meowmx.SubscriptionStatus
+	testdb.Eventually(t, func() (bool, string) {
+		all := must(s.SubscriptionStatuses(c, ""))(t)
+		if len(all) != 1 {
+			t.Fatalf("%d subscriptions listed", len(all))
+		}
+		st = all[0]
+		return st.TimeBehind > 0, fmt.Sprintf("%+v", st)
+	})
 	if st.Name != "watched" || st.Lag != 5 || st.TimeBehind <= 0 || st.Owner != "" || st.Partitions != 1 || st.Checkpoint != last {
 		t.Fatalf("status of a stopped subscription 5 events behind: %+v", st)
 	}

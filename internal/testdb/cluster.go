@@ -177,10 +177,15 @@ func AdvanceCounter(tb testing.TB, pool *pgxpool.Pool, target uint64) {
 		tb.Fatal(err)
 	}
 	defer conn.Release()
-	sql := fmt.Sprintf(`SET synchronous_commit = off;
-DO $$ BEGIN FOR i IN 1..%d LOOP PERFORM pg_current_xact_id(); COMMIT; END LOOP; END $$;
-RESET synchronous_commit`, target-now+1)
-	if err := conn.Conn().PgConn().Exec(context.Background(), sql).Close(); err != nil {
-		tb.Fatal(err)
+	// One statement at a time: a DO block may commit only outside a
+	// transaction block, which a multi-statement query is.
+	for _, sql := range []string{
+		`SET synchronous_commit = off`,
+		fmt.Sprintf(`DO $$ BEGIN FOR i IN 1..%d LOOP PERFORM pg_current_xact_id(); COMMIT; END LOOP; END $$`, target-now+1),
+		`RESET synchronous_commit`,
+	} {
+		if _, err := conn.Exec(context.Background(), sql); err != nil {
+			tb.Fatal(err)
+		}
 	}
 }
