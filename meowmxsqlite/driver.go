@@ -115,31 +115,49 @@ func (d *Driver) lock(ctx context.Context) error {
 	}
 	d.waiting.Add(1)
 	defer d.waiting.Add(-1)
-	timer := time.NewTimer(BusyTimeout * time.Millisecond)
-	defer timer.Stop()
-	seen := d.turns.Load()
-	for {
-		select {
-		case d.writing <- struct{}{}:
-			d.turns.Add(1)
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-timer.C:
-			if now := d.turns.Load(); now != seen {
+	// The wait stays in one select, so that waiting writers keep their
+	// place in line (the channel serves them first come, first served); a
+	// watcher ends it if no turn is taken for BusyTimeout.
+	waitCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		timer := time.NewTimer(BusyTimeout * time.Millisecond)
+		defer timer.Stop()
+		seen := d.turns.Load()
+		for {
+			select {
+			case <-waitCtx.Done():
+				return
+			case <-timer.C:
+				now := d.turns.Load()
+				if now == seen {
+					cancel(errLineStalled)
+					return
+				}
 				seen = now
 				timer.Reset(BusyTimeout * time.Millisecond)
-				continue
 			}
+		}
+	}()
+	select {
+	case d.writing <- struct{}{}:
+		d.turns.Add(1)
+		return nil
+	case <-waitCtx.Done():
+		if context.Cause(waitCtx) == errLineStalled {
 			return fmt.Errorf("meowmxsqlite: waited %d ms for this process's other write transaction, which did not end (a subscription handler calling Append instead of AppendTx?): %w",
 				BusyTimeout, errWriteTimeout)
 		}
+		return ctx.Err()
 	}
 }
 
 func (d *Driver) unlock() { <-d.writing }
 
-var errWriteTimeout = errors.New("database is locked")
+var (
+	errWriteTimeout = errors.New("database is locked")
+	errLineStalled  = errors.New("no write turn taken")
+)
 
 var _ meowmxdriver.Driver[*sql.Tx] = (*Driver)(nil)
 
