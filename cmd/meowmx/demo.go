@@ -3,24 +3,23 @@ package main
 import (
 	"context"
 	crand "crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/meowmx/meowmx"
 )
 
+// cmdDemo runs "meowmx demo": the order workflow, with its writers, workers
+// and the final check of the read model.
 func cmdDemo(e *env) error {
 	fs := newFlagSet(e, "demo", `Usage: meowmx demo [--events N] [--writers N]
 
@@ -57,68 +56,13 @@ Examples:
 	}
 	d := &demo{env: e, label: b.label, orders: *events / 3, writers: *writers}
 	if b.pg != nil {
-		schema := pgx.Identifier{b.pg.Schema()}.Sanitize()
-		pool := b.pool
-		return runDemo(d, b.pg, &sqlAdapter[pgx.Tx]{
-			table: func(name string) string { return schema + "." + name },
-			execDB: func(ctx context.Context, q string) error {
-				_, err := pool.Exec(ctx, q)
-				return err
-			},
-			exec: func(ctx context.Context, tx pgx.Tx, q string, args ...any) error {
-				_, err := tx.Exec(ctx, q, args...)
-				return err
-			},
-			query: func(ctx context.Context, q string) (rows, error) {
-				r, err := pool.Query(ctx, q)
-				return pgxRows{r}, err
-			},
-		})
+		return runDemo(d, b.pg, pgAdapter(b))
 	}
-	prefix := b.lite.Schema() + "_"
-	db := b.liteDB
-	numbered := regexp.MustCompile(`\$(\d+)`)
-	return runDemo(d, b.lite, &sqlAdapter[*sql.Tx]{
-		table: func(name string) string { return prefix + name },
-		execDB: func(ctx context.Context, q string) error {
-			_, err := db.ExecContext(ctx, q)
-			return err
-		},
-		exec: func(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
-			_, err := tx.ExecContext(ctx, numbered.ReplaceAllString(q, "?$1"), args...)
-			return err
-		},
-		query: func(ctx context.Context, q string) (rows, error) {
-			return db.QueryContext(ctx, q)
-		},
-	})
+	return runDemo(d, b.lite, liteAdapter(b))
 }
 
-// sqlAdapter runs the demo's read-model SQL (with $N placeholders) on
-// either driver.
-type sqlAdapter[TTx any] struct {
-	table  func(name string) string
-	execDB func(ctx context.Context, q string) error
-	exec   func(ctx context.Context, tx TTx, q string, args ...any) error
-	query  func(ctx context.Context, q string) (rows, error)
-}
-
-// rows is what pgx.Rows and *sql.Rows have in common.
-type rows interface {
-	Next() bool
-	Scan(dest ...any) error
-	Err() error
-	Close() error
-}
-
-// pgxRows gives pgx.Rows the Close of *sql.Rows.
-type pgxRows struct{ pgx.Rows }
-
-func (r pgxRows) Close() error {
-	r.Rows.Close()
-	return nil
-}
-
+// demo is one run of the demo: its settings and the counters its progress
+// and summary print.
 type demo struct {
 	env     *env
 	label   string

@@ -19,13 +19,8 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 )
-
-// version is the command's version, set at build time with
-// -ldflags "-X main.version=...".
-var version = "devel"
 
 const (
 	exitOK       = 0
@@ -188,12 +183,12 @@ func extractGlobals(args []string, e *env) ([]string, error) {
 
 // parse parses a command's flags, allowing them before, between and after
 // positional arguments, and returns the positional ones.
-func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+func parse(fs *flagSet, args []string) ([]string, error) {
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				printUsage(fs)
+				fs.help()
 				return nil, err
 			}
 			return nil, &usageError{msg: err.Error()}
@@ -207,41 +202,23 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-func newFlagSet(e *env, name, usage string) *flag.FlagSet {
+// flagSet is a command's flags with the help that --help prints for them.
+type flagSet struct {
+	*flag.FlagSet
+	// help prints the command's usage text and flags to its stdout.
+	help func()
+}
+
+// newFlagSet returns the flags of the command name, with usage as the text
+// of its help. Parse errors are left to parse, which reports them in one line.
+func newFlagSet(e *env, name, usage string) *flagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {} // errors are reported in one line; --help prints usage
-	usagesMu.Lock()
-	defer usagesMu.Unlock()
-	usages[fs] = func() {
+	return &flagSet{FlagSet: fs, help: func() {
 		fmt.Fprintf(e.stdout, "%s\n\nFlags:\n", strings.TrimSpace(usage))
 		fs.SetOutput(e.stdout)
 		fs.PrintDefaults()
 		fs.SetOutput(io.Discard)
-	}
-	return fs
-}
-
-// usages holds each flag set's help text printer.
-var (
-	usagesMu sync.Mutex
-	usages   = map[*flag.FlagSet]func(){}
-)
-
-func printUsage(fs *flag.FlagSet) {
-	usagesMu.Lock()
-	u, ok := usages[fs]
-	usagesMu.Unlock()
-	if ok {
-		u()
-	}
-}
-
-func cmdVersion(e *env) error {
-	fs := newFlagSet(e, "version", "Usage: meowmx version\n\nPrints the version of meowmx.")
-	if _, err := parse(fs, e.args); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "meowmx %s\n", version)
-	return nil
+	}}
 }

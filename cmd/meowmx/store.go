@@ -48,8 +48,9 @@ type backend struct {
 	close  func()
 }
 
-// quietLogger keeps the library's info logs (a migration applied) off the
-// command's output; warnings and errors still reach stderr.
+// logger returns the library's logger for the command: warnings and errors
+// go to stderr, and info logs (a migration applied) are dropped so that they
+// stay off the command's output.
 func logger(e *env) *slog.Logger {
 	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }

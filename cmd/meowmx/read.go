@@ -1,0 +1,120 @@
+package main
+
+import (
+	"time"
+
+	"github.com/meowmx/meowmx"
+)
+
+// cmdRead runs "meowmx read": it prints a stream, or a category or the whole
+// log in global order, optionally following new events.
+func cmdRead(e *env) error {
+	fs := newFlagSet(e, "read", `Usage: meowmx read CATEGORY ID [--from N] [--limit N] [--backward]
+       meowmx read --category C [--after POS] [--limit N] [--follow]
+       meowmx read --all [--after POS] [--limit N] [--follow]
+
+Prints events as JSON lines (fields position, category, stream_id, version,
+type, data, metadata, event_id, recorded_at), or a table with --format text.
+A position printed by read is what --after accepts. --follow keeps printing
+new events until interrupted.
+
+Examples:
+  meowmx read order 1001
+  meowmx read order 1001 --backward --limit 1
+  meowmx read --category order --after 0/42 --format text
+  meowmx read --all --follow`)
+	from := fs.Int64("from", -1, "first version (backward: highest version; default: the stream's start, or end when backward)")
+	limit := fs.Int("limit", 0, "most events to print (default: all; 1000 per page for --category/--all)")
+	backward := fs.Bool("backward", false, "read the stream from its end")
+	category := fs.String("category", "", "read this category in global order")
+	all := fs.Bool("all", false, "read every event in global order")
+	afterText := fs.String("after", "0/0", "print events after this position")
+	follow := fs.Bool("follow", false, "keep printing new events until interrupted")
+	format := fs.String("format", "json", "json or text")
+	args, err := parse(fs, e.args)
+	if err != nil {
+		return err
+	}
+	p, err := newPrinter(e.stdout, *format)
+	if err != nil {
+		return err
+	}
+	if *limit < 0 {
+		return usagef("--limit must not be negative")
+	}
+	global := *category != "" || *all
+	switch {
+	case *category != "" && *all:
+		return usagef("give --category or --all, not both")
+	case global && len(args) > 0:
+		return usagef("give CATEGORY ID, or --category/--all, not both")
+	case !global && len(args) != 2:
+		return usagef("want CATEGORY ID, --category C or --all (see meowmx read --help)")
+	case !global && *follow:
+		return usagef("--follow works with --category and --all")
+	}
+	after, err := meowmx.ParsePosition(*afterText)
+	if err != nil {
+		return usagef("--after: %v", err)
+	}
+	b, err := openMigrated(e)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+
+	if !global {
+		opts := &meowmx.ReadStreamOpts{From: *from, Limit: *limit, Backward: *backward}
+		if *from < 0 {
+			opts.From = 0
+			if *backward {
+				opts.From = meowmx.StreamEnd
+			}
+		}
+		events, err := b.api.ReadStream(e.ctx, meowmx.NewStream(args[0], args[1]), opts)
+		if err != nil {
+			return err
+		}
+		return p.print(events...)
+	}
+	printed := 0
+	for {
+		page := meowmx.ReadLimitDefault
+		if *limit > 0 {
+			page = min(page, *limit-printed)
+		}
+		var events []meowmx.RecordedEvent
+		if *category != "" {
+			events, err = b.api.ReadCategory(e.ctx, *category, after, &meowmx.ReadOpts{Limit: page})
+		} else {
+			events, err = b.api.ReadAll(e.ctx, after, &meowmx.ReadOpts{Limit: page})
+		}
+		if err != nil {
+			if e.ctx.Err() != nil && *follow {
+				return nil
+			}
+			return err
+		}
+		if err := p.print(events...); err != nil {
+			return err
+		}
+		printed += len(events)
+		if len(events) > 0 {
+			after = events[len(events)-1].Position
+		}
+		if *limit > 0 && printed >= *limit {
+			return nil
+		}
+		if len(events) == page {
+			continue
+		}
+		if !*follow {
+			return nil
+		}
+		select {
+		case <-e.ctx.Done():
+			return nil
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

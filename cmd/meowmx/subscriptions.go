@@ -1,0 +1,183 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/meowmx/meowmx"
+)
+
+// cmdSubscriptions runs "meowmx subscriptions": it prints the status of
+// every subscription's partitions, or hands over to the subcommands reset,
+// parked and replay.
+func cmdSubscriptions(e *env) error {
+	if len(e.args) > 0 {
+		switch e.args[0] {
+		case "reset":
+			return cmdSubscriptionsReset(e)
+		case "parked":
+			return cmdSubscriptionsParked(e)
+		case "replay":
+			return cmdSubscriptionsReplay(e)
+		}
+	}
+	fs := newFlagSet(e, "subscriptions", `Usage: meowmx subscriptions [NAME]
+       meowmx subscriptions reset NAME --to POS|start|end
+       meowmx subscriptions parked NAME
+       meowmx subscriptions replay NAME
+
+Prints each subscription's partitions: checkpoint, lag, owner, parked events,
+and a warning when a long-running transaction holds the horizon back.
+
+Examples:
+  meowmx subscriptions
+  meowmx subscriptions reset order-summary --to start
+  meowmx subscriptions parked shipping`)
+	args, err := parse(fs, e.args)
+	if err != nil {
+		return err
+	}
+	name := ""
+	if len(args) > 1 {
+		return usagef("unexpected argument %q", args[1])
+	} else if len(args) == 1 {
+		name = args[0]
+	}
+	b, err := openMigrated(e)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	statuses, err := b.api.SubscriptionStatuses(e.ctx, name)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tPARTITION\tCHECKPOINT\tLAG\tBEHIND\tOWNER\tPARKED\tHORIZON")
+	for _, st := range statuses {
+		owner := st.Owner
+		if owner == "" {
+			owner = "-"
+		}
+		horizon := "ok"
+		if st.HorizonHeld {
+			horizon = fmt.Sprintf("held by pid %d for %s", st.Horizon.PID, st.Horizon.Age.Round(time.Second))
+		}
+		fmt.Fprintf(tw, "%s\t%d/%d\t%s\t%d\t%s\t%s\t%d\t%s\n", st.Name, st.Partition, st.Partitions, st.Checkpoint,
+			st.Lag, st.TimeBehind.Round(time.Millisecond), owner, st.Parked, horizon)
+	}
+	return tw.Flush()
+}
+
+// cmdSubscriptionsReset runs "meowmx subscriptions reset": it moves a
+// subscription's checkpoints to the start, the end or a position.
+func cmdSubscriptionsReset(e *env) error {
+	fs := newFlagSet(e, "subscriptions reset", `Usage: meowmx subscriptions reset NAME --to POS|start|end
+
+Moves every partition of the subscription to a position: start handles
+everything again (to rebuild a read model), end skips to now.`)
+	to := fs.String("to", "", "start, end or a position (required)")
+	args, err := parse(fs, e.args[1:])
+	if err != nil {
+		return err
+	}
+	if len(args) != 1 {
+		return usagef("want the subscription NAME")
+	}
+	var from meowmx.SubscriptionFrom
+	switch *to {
+	case "":
+		return usagef("--to is required: start, end or a position")
+	case "start":
+		from = meowmx.FromStart
+	case "end":
+		from = meowmx.FromEnd
+	default:
+		pos, err := meowmx.ParsePosition(*to)
+		if err != nil {
+			return usagef("--to: %v", err)
+		}
+		from = meowmx.FromPosition(pos)
+	}
+	b, err := openMigrated(e)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	if err := b.api.ResetSubscription(e.ctx, args[0], from); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "subscription %s reset to %s\n", args[0], from)
+	return nil
+}
+
+// cmdSubscriptionsParked runs "meowmx subscriptions parked": it prints a
+// subscription's parked events as JSON lines.
+func cmdSubscriptionsParked(e *env) error {
+	fs := newFlagSet(e, "subscriptions parked", `Usage: meowmx subscriptions parked NAME
+
+Prints the subscription's parked events as JSON lines: the event's fields,
+plus partition, attempts, error and parked_at.`)
+	b, name, err := openForSubscription(e, fs)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	parked, err := b.api.ParkedEvents(e.ctx, name)
+	if err != nil {
+		return err
+	}
+	for _, pe := range parked {
+		line, err := json.Marshal(struct {
+			eventLine
+			Partition int    `json:"partition"`
+			Attempts  int    `json:"attempts"`
+			Error     string `json:"error"`
+			ParkedAt  string `json:"parked_at"`
+			Replay    bool   `json:"replay"`
+		}{toLine(pe.Event), pe.Partition, pe.Attempts, pe.Error, pe.ParkedAt.UTC().Format(time.RFC3339Nano), pe.Replay})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "%s\n", line)
+	}
+	return nil
+}
+
+// cmdSubscriptionsReplay runs "meowmx subscriptions replay": it asks the
+// running workers to handle the parked events again.
+func cmdSubscriptionsReplay(e *env) error {
+	fs := newFlagSet(e, "subscriptions replay", `Usage: meowmx subscriptions replay NAME
+
+Asks the subscription's running workers to handle its parked events again.`)
+	b, name, err := openForSubscription(e, fs)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	n, err := b.api.ReplayParked(e.ctx, name)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%d parked events of %s will be replayed by its workers\n", n, name)
+	return nil
+}
+
+// openForSubscription parses a subscriptions subcommand that takes one NAME
+// and opens the store.
+func openForSubscription(e *env, fs *flagSet) (*backend, string, error) {
+	args, err := parse(fs, e.args[1:])
+	if err != nil {
+		return nil, "", err
+	}
+	if len(args) != 1 {
+		return nil, "", usagef("want the subscription NAME")
+	}
+	b, err := openMigrated(e)
+	if err != nil {
+		return nil, "", err
+	}
+	return b, args[0], nil
+}
