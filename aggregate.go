@@ -131,13 +131,13 @@ func (a *Aggregate[TTx, S]) load(ctx context.Context, exec meowmxdriver.Executor
 	if err := a.store.begin(ctx); err != nil {
 		return state, 0, err
 	}
-	if err := stream.validate(); err != nil {
+	if err := validateStream(stream); err != nil {
 		return state, 0, err
 	}
 	if a.cfg.SnapshotEvery > 0 {
 		snap, err := exec.LoadSnapshot(ctx, a.store.config.Schema, stream.Category, stream.ID, a.cfg.SnapshotVersion)
 		if err != nil {
-			return state, 0, fmt.Errorf("meowmx: load snapshot of %s: %w", stream, mapDriverError(err))
+			return state, 0, fmt.Errorf("meowmx: load snapshot of %s: %w", stream, err)
 		}
 		if snap != nil {
 			restored := a.cfg.Initial()
@@ -272,7 +272,7 @@ func (a *Aggregate[TTx, S]) snapshot(ctx context.Context, stream Stream, before 
 	}
 	if err != nil {
 		a.cfg.Logger.WarnContext(ctx, "meowmx: snapshot not saved", slog.String("stream", stream.String()),
-			slog.Int64("version", after), slog.String("err", mapDriverError(err).Error()))
+			slog.Int64("version", after), slog.String("err", err.Error()))
 	}
 }
 
@@ -283,12 +283,12 @@ func (a *Aggregate[TTx, S]) DeleteSnapshots(ctx context.Context, id string) (int
 	if err := a.store.begin(ctx); err != nil {
 		return 0, err
 	}
-	if err := stream.validate(); err != nil {
+	if err := validateStream(stream); err != nil {
 		return 0, err
 	}
 	n, err := a.store.driver.Executor().DeleteSnapshots(ctx, a.store.config.Schema, stream.Category, stream.ID)
 	if err != nil {
-		return 0, fmt.Errorf("meowmx: delete snapshots of %s: %w", stream, mapDriverError(err))
+		return 0, fmt.Errorf("meowmx: delete snapshots of %s: %w", stream, err)
 	}
 	return n, nil
 }

@@ -112,10 +112,10 @@ func (s *Store[TTx]) appendParams(ctx context.Context, exec meowmxdriver.Executo
 	if err := s.begin(ctx); err != nil {
 		return nil, err
 	}
-	if err := stream.validate(); err != nil {
+	if err := validateStream(stream); err != nil {
 		return nil, err
 	}
-	if err := expected.validate(); err != nil {
+	if err := validateExpected(expected); err != nil {
 		return nil, err
 	}
 	if len(events) == 0 {
@@ -126,7 +126,7 @@ func (s *Store[TTx]) appendParams(ctx context.Context, exec meowmxdriver.Executo
 		Category:   stream.Category,
 		StreamID:   stream.ID,
 		StreamHash: StreamHash(stream),
-		Expected:   int64(expected),
+		Expected:   expected,
 		Events:     make([]meowmxdriver.EventInsert, len(events)),
 	}
 	seen := make(map[uuid.UUID]int, len(events))
@@ -152,7 +152,7 @@ func (s *Store[TTx]) appendParams(ctx context.Context, exec meowmxdriver.Executo
 		// the same on every driver.
 		actual, err := exec.StreamVersion(ctx, s.config.Schema, stream.Category, stream.ID)
 		if err != nil {
-			return nil, fmt.Errorf("meowmx: append to %s: %w", stream, mapDriverError(err))
+			return nil, fmt.Errorf("meowmx: append to %s: %w", stream, err)
 		}
 		return nil, &VersionConflictError{Stream: stream, Expected: expected, Actual: actual}
 	}
@@ -193,7 +193,7 @@ func (s *Store[TTx]) appendWith(ctx context.Context, exec meowmxdriver.Executor,
 		if errors.Is(err, meowmxdriver.ErrVersionTaken) {
 			// Another writer recorded the versions after this append read
 			// the stream.
-			switch expected := ExpectedVersion(params.Expected); {
+			switch expected := params.Expected; {
 			case !inTx, expected == Any, expected == StreamExists:
 				return nil, fmt.Errorf("meowmx: append to %s: %w", stream, errStreamRace)
 			}
@@ -201,26 +201,24 @@ func (s *Store[TTx]) appendWith(ctx context.Context, exec meowmxdriver.Executor,
 			if verr != nil {
 				actual = -1
 			}
-			return nil, &VersionConflictError{Stream: stream, Expected: ExpectedVersion(params.Expected), Actual: actual}
+			return nil, &VersionConflictError{Stream: stream, Expected: params.Expected, Actual: actual}
 		}
-		if errors.Is(err, meowmxdriver.ErrDuplicateEventID) {
-			return nil, fmt.Errorf("meowmx: append to %s: %w: %w", stream, errDuplicateRace, mapDriverError(err))
+		if errors.Is(err, ErrDuplicateEventID) {
+			return nil, fmt.Errorf("meowmx: append to %s: %w: %w", stream, errDuplicateRace, err)
 		}
-		return nil, fmt.Errorf("meowmx: append to %s: %w", stream, mapDriverError(err))
+		return nil, fmt.Errorf("meowmx: append to %s: %w", stream, err)
 	}
 	switch result.Status {
 	case meowmxdriver.AppendConflict:
-		return nil, &VersionConflictError{Stream: stream, Expected: ExpectedVersion(params.Expected), Actual: result.CurrentVersion}
+		return nil, &VersionConflictError{Stream: stream, Expected: params.Expected, Actual: result.CurrentVersion}
 	case meowmxdriver.AppendTooOld:
 		return nil, fmt.Errorf("%w (append to %s)", ErrTransactionTooOld, stream)
 	case meowmxdriver.AppendExisting:
 		return idempotentRetry(stream, params, result.Rows)
 	}
-	recorded := make([]RecordedEvent, len(result.Rows))
-	for i, row := range result.Rows {
-		in := params.Events[i]
-		recorded[i] = recordedFromRow(row)
-		recorded[i].Type, recorded[i].Data, recorded[i].Metadata = in.Type, events[i].Data, events[i].Metadata
+	recorded := result.Rows
+	for i := range recorded {
+		recorded[i].Type, recorded[i].Data, recorded[i].Metadata = params.Events[i].Type, events[i].Data, events[i].Metadata
 	}
 	return recorded, nil
 }
@@ -229,35 +227,35 @@ func (s *Store[TTx]) appendWith(ctx context.Context, exec meowmxdriver.Executor,
 // recorded repeats an earlier append: the same IDs, in the same order, in
 // the same stream, at the place the expected version names. stored holds
 // the events recorded from the first ID on.
-func idempotentRetry(stream Stream, params *meowmxdriver.AppendParams, stored []*meowmxdriver.EventRow) ([]RecordedEvent, error) {
+func idempotentRetry(stream Stream, params *meowmxdriver.AppendParams, stored []RecordedEvent) ([]RecordedEvent, error) {
 	first := stored[0]
 	firstID := uuid.UUID(params.Events[0].ID)
-	if first.Category != stream.Category || first.StreamID != stream.ID {
+	if first.Stream != stream {
 		return nil, fmt.Errorf("%w: event %s is recorded in stream %s (append to %s)",
-			ErrDuplicateEventID, firstID, Stream{Category: first.Category, ID: first.StreamID}, stream)
+			ErrDuplicateEventID, firstID, first.Stream, stream)
 	}
 	if len(stored) < len(params.Events) {
 		return nil, fmt.Errorf("%w: event %s is recorded at version %d of %s, but the rest of the batch is not after it",
 			ErrDuplicateEventID, firstID, first.Version, stream)
 	}
 	for i, ev := range params.Events {
-		if stored[i].ID != ev.ID {
+		if stored[i].ID != uuid.UUID(ev.ID) {
 			return nil, fmt.Errorf("%w: event %s is recorded at version %d of %s, but event %d of the batch (%s) is not at version %d",
 				ErrDuplicateEventID, firstID, first.Version, stream, i, uuid.UUID(ev.ID), first.Version+int64(i))
 		}
 	}
 	var samePlace bool
 	switch params.Expected {
-	case meowmxdriver.ExpectedAny:
+	case Any:
 		samePlace = true
-	case meowmxdriver.ExpectedStreamExists:
+	case StreamExists:
 		samePlace = first.Version > 0
 	default: // NoStream (-1) or an exact version
-		samePlace = first.Version == params.Expected+1
+		samePlace = first.Version == int64(params.Expected)+1
 	}
 	if !samePlace {
 		return nil, fmt.Errorf("%w: the batch is recorded at version %d of %s, not where %s puts it",
-			ErrDuplicateEventID, first.Version, stream, ExpectedVersion(params.Expected))
+			ErrDuplicateEventID, first.Version, stream, params.Expected)
 	}
-	return recordedFromRows(stored[:len(params.Events)]), nil
+	return stored[:len(params.Events)], nil
 }

@@ -3,19 +3,17 @@ package meowmx
 import (
 	"encoding/json"
 	"hash/fnv"
-	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 
-	"github.com/meowmx/meowmx/meowmxdriver"
+	"github.com/meowmx/meowmx/meowmxtype"
 )
 
 // StreamSeparator joins a stream's category and ID in its name
 // ("order-1234"). A category cannot contain it; an ID can.
-const StreamSeparator = "-"
+const StreamSeparator = meowmxtype.StreamSeparator
 
 // Limits on the text an application gives meowmx, in bytes of UTF-8. Both
 // drivers enforce them, so that what SQLite accepts PostgreSQL accepts too:
@@ -33,16 +31,10 @@ const (
 
 // Stream identifies a stream: a category, such as "order", and an ID within
 // it, any non-empty string.
-type Stream struct {
-	Category string
-	ID       string
-}
+type Stream = meowmxtype.Stream
 
 // NewStream returns the stream of category and id.
-func NewStream(category, id string) Stream { return Stream{Category: category, ID: id} }
-
-// String returns the stream's name, category-ID.
-func (s Stream) String() string { return s.Category + StreamSeparator + s.ID }
+func NewStream(category, id string) Stream { return meowmxtype.NewStream(category, id) }
 
 // ParseStream parses a stream name, splitting it at the first separator.
 func ParseStream(name string) (Stream, error) {
@@ -51,10 +43,10 @@ func ParseStream(name string) (Stream, error) {
 		return Stream{}, invalidf("stream name %q: want CATEGORY%sID", name, StreamSeparator)
 	}
 	s := Stream{Category: category, ID: id}
-	return s, s.validate()
+	return s, validateStream(s)
 }
 
-func (s Stream) validate() error {
+func validateStream(s Stream) error {
 	if err := validateCategory(s.Category); err != nil {
 		return err
 	}
@@ -124,31 +116,18 @@ func StreamHash(s Stream) int64 {
 
 // ExpectedVersion is what an append requires of the stream: an exact
 // version (that of its last event, >= 0), or Any, NoStream or StreamExists.
-type ExpectedVersion int64
+type ExpectedVersion = meowmxtype.ExpectedVersion
 
 const (
 	// Any appends whatever the stream's version.
-	Any ExpectedVersion = ExpectedVersion(meowmxdriver.ExpectedAny)
+	Any = meowmxtype.Any
 	// NoStream requires that the stream has no events.
-	NoStream ExpectedVersion = ExpectedVersion(meowmxdriver.ExpectedNoStream)
+	NoStream = meowmxtype.NoStream
 	// StreamExists requires that the stream has at least one event.
-	StreamExists ExpectedVersion = ExpectedVersion(meowmxdriver.ExpectedStreamExists)
+	StreamExists = meowmxtype.StreamExists
 )
 
-// String returns "any", "no stream", "stream exists" or "version N".
-func (v ExpectedVersion) String() string {
-	switch v {
-	case Any:
-		return "any"
-	case NoStream:
-		return "no stream"
-	case StreamExists:
-		return "stream exists"
-	}
-	return "version " + strconv.FormatInt(int64(v), 10)
-}
-
-func (v ExpectedVersion) validate() error {
+func validateExpected(v ExpectedVersion) error {
 	if v < StreamExists {
 		return invalidf("expected version %d: want >= 0, Any, NoStream or StreamExists", int64(v))
 	}
@@ -170,39 +149,4 @@ type Event struct {
 }
 
 // RecordedEvent is an event as the store recorded it.
-type RecordedEvent struct {
-	ID     uuid.UUID
-	Stream Stream
-	// Version is the event's place in its stream, from 0, without gaps.
-	Version int64
-	// Position is the event's place in the global order.
-	Position Position
-	Type     string
-	// Data and Metadata are the event's JSON. PostgreSQL stores them as
-	// jsonb, so what it returns is equivalent JSON, normalized (key order,
-	// spacing), not the same bytes. Metadata is nil when there was none.
-	Data       json.RawMessage
-	Metadata   json.RawMessage
-	RecordedAt time.Time
-}
-
-func recordedFromRow(row *meowmxdriver.EventRow) RecordedEvent {
-	return RecordedEvent{
-		ID:         row.ID,
-		Stream:     Stream{Category: row.Category, ID: row.StreamID},
-		Version:    row.Version,
-		Position:   Position{TransactionID: row.TransactionID, Seq: row.Seq},
-		Type:       row.Type,
-		Data:       row.Data,
-		Metadata:   row.Metadata,
-		RecordedAt: row.RecordedAt,
-	}
-}
-
-func recordedFromRows(rows []*meowmxdriver.EventRow) []RecordedEvent {
-	events := make([]RecordedEvent, len(rows))
-	for i, row := range rows {
-		events[i] = recordedFromRow(row)
-	}
-	return events
-}
+type RecordedEvent = meowmxtype.RecordedEvent

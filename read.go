@@ -41,7 +41,7 @@ func (s *Store[TTx]) readStream(ctx context.Context, exec meowmxdriver.Executor,
 	if err := s.begin(ctx); err != nil {
 		return nil, err
 	}
-	if err := stream.validate(); err != nil {
+	if err := validateStream(stream); err != nil {
 		return nil, err
 	}
 	if opts == nil {
@@ -58,9 +58,9 @@ func (s *Store[TTx]) readStream(ctx context.Context, exec meowmxdriver.Executor,
 		From: opts.From, Limit: opts.Limit, Backward: opts.Backward,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("meowmx: read %s: %w", stream, mapDriverError(err))
+		return nil, fmt.Errorf("meowmx: read %s: %w", stream, err)
 	}
-	return recordedFromRows(rows), nil
+	return rows, nil
 }
 
 // LastEvent returns the last event of stream, or ErrStreamNotFound.
@@ -100,12 +100,12 @@ func (s *Store[TTx]) streamVersion(ctx context.Context, exec meowmxdriver.Execut
 	if err := s.begin(ctx); err != nil {
 		return 0, err
 	}
-	if err := stream.validate(); err != nil {
+	if err := validateStream(stream); err != nil {
 		return 0, err
 	}
 	version, err := exec.StreamVersion(ctx, s.config.Schema, stream.Category, stream.ID)
 	if err != nil {
-		return 0, fmt.Errorf("meowmx: version of %s: %w", stream, mapDriverError(err))
+		return 0, fmt.Errorf("meowmx: version of %s: %w", stream, err)
 	}
 	return version, nil
 }
@@ -184,7 +184,7 @@ func (s *Store[TTx]) readGlobal(ctx context.Context, exec meowmxdriver.Executor,
 		if category != "" {
 			what = "category " + category
 		}
-		return nil, fmt.Errorf("meowmx: read %s: %w", what, mapDriverError(err))
+		return nil, fmt.Errorf("meowmx: read %s: %w", what, err)
 	}
-	return recordedFromRows(rows), nil
+	return rows, nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/meowmx/meowmx/meowmxdriver"
+	"github.com/meowmx/meowmx/meowmxtype"
 )
 
 const (
@@ -198,7 +199,7 @@ func (s *Store[TTx]) MigrateWithResult(ctx context.Context) (*MigrateResult, err
 	}
 	result, err := s.driver.Migrate(ctx, s.config.Schema)
 	if err != nil {
-		return nil, fmt.Errorf("meowmx: migrate: %w", mapDriverError(err))
+		return nil, fmt.Errorf("meowmx: migrate: %w", err)
 	}
 	if len(result.Applied) > 0 {
 		s.config.Logger.InfoContext(ctx, "meowmx: migrated",
@@ -233,24 +234,8 @@ func (s *Store[TTx]) logClusterChange(ctx context.Context, c *meowmxdriver.Clust
 }
 
 // Horizon describes the oldest running transaction that holds the global
-// order's visibility horizon back: events written by transactions that
-// started after it stay invisible to ReadAll, ReadCategory and
-// subscriptions until it ends. A long-running or forgotten transaction
-// anywhere in the PostgreSQL cluster, any database, shows up here.
-type Horizon struct {
-	// PID is the backend's process id (0 for a prepared transaction).
-	PID int
-	// TransactionID is its 32-bit transaction id, as pg_stat_activity shows.
-	TransactionID uint64
-	// Age is how long its transaction has been running.
-	Age time.Duration
-	// Database is the database it is connected to.
-	Database string
-	// State is its pg_stat_activity state, or "prepared".
-	State string
-	// Query is the start of its last query (the gid of a prepared one).
-	Query string
-}
+// order's visibility horizon back (see meowmxtype.Horizon).
+type Horizon = meowmxtype.Horizon
 
 // Horizon returns the oldest running transaction holding the visibility
 // horizon back, or nil when none does. It is always nil on SQLite, whose
@@ -259,15 +244,9 @@ func (s *Store[TTx]) Horizon(ctx context.Context) (*Horizon, error) {
 	if err := s.begin(ctx); err != nil {
 		return nil, err
 	}
-	row, err := s.driver.Executor().Horizon(ctx)
+	h, err := s.driver.Executor().Horizon(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("meowmx: horizon: %w", mapDriverError(err))
+		return nil, fmt.Errorf("meowmx: horizon: %w", err)
 	}
-	if row == nil {
-		return nil, nil
-	}
-	return &Horizon{
-		PID: row.PID, TransactionID: row.TransactionID, Age: row.Age,
-		Database: row.Database, State: row.State, Query: row.Query,
-	}, nil
+	return h, nil
 }

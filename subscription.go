@@ -328,7 +328,7 @@ func (sub *Subscription[TTx]) init(ctx context.Context) error {
 		Categories: cfg.Categories, Types: cfg.Types, AfterTxID: after.TransactionID, AfterSeq: after.Seq,
 	})
 	if err != nil {
-		return fmt.Errorf("meowmx: subscription %s: %w", cfg.Name, mapDriverError(err))
+		return fmt.Errorf("meowmx: subscription %s: %w", cfg.Name, err)
 	}
 	if len(rows) == 0 {
 		return fmt.Errorf("meowmx: subscription %s: not created", cfg.Name)
@@ -477,13 +477,13 @@ func (sub *Subscription[TTx]) balance(ctx, workCtx context.Context, exec meowmxd
 			r.abortBatch()
 		}
 		sub.mu.Unlock()
-		return mapDriverError(exec.RemoveWorker(ctx, schema, cfg.Name, sub.worker))
+		return exec.RemoveWorker(ctx, schema, cfg.Name, sub.worker)
 	}
 	sub.mu.Unlock()
 
 	workers, err := exec.Heartbeat(ctx, schema, cfg.Name, sub.worker, cfg.Lease)
 	if err != nil {
-		return mapDriverError(err)
+		return err
 	}
 	// Shares sum to the partition count: every live worker gets
 	// partitions/workers, and the first partitions%workers of them (in
@@ -497,7 +497,7 @@ func (sub *Subscription[TTx]) balance(ctx, workCtx context.Context, exec meowmxd
 	claimedAt := time.Now()
 	rows, err := exec.Claim(ctx, &meowmxdriver.ClaimParams{Schema: schema, Name: cfg.Name, Worker: sub.worker, Lease: cfg.Lease, Want: share})
 	if err != nil {
-		return mapDriverError(err)
+		return err
 	}
 	// Our view of the lease ends a little before the database's, so a
 	// runner never starts a batch it might not be allowed to commit.
@@ -561,7 +561,7 @@ func (sub *Subscription[TTx]) balance(ctx, workCtx context.Context, exec meowmxd
 	sub.mu.Unlock()
 	if len(toRelease) > 0 {
 		if err := exec.Release(ctx, schema, cfg.Name, sub.worker, toRelease); err != nil {
-			return mapDriverError(err)
+			return err
 		}
 	}
 	return nil

@@ -54,7 +54,7 @@ func (s *Store[TTx]) SubscriptionStatuses(ctx context.Context, name string) ([]S
 	exec := s.driver.Executor()
 	rows, err := exec.Subscriptions(ctx, s.config.Schema, name)
 	if err != nil {
-		return nil, fmt.Errorf("meowmx: subscriptions: %w", mapDriverError(err))
+		return nil, fmt.Errorf("meowmx: subscriptions: %w", err)
 	}
 	horizon, err := s.Horizon(ctx)
 	if err != nil {
@@ -65,7 +65,7 @@ func (s *Store[TTx]) SubscriptionStatuses(ctx context.Context, name string) ([]S
 	for i, row := range rows {
 		lag, oldest, err := exec.Lag(ctx, s.config.Schema, row)
 		if err != nil {
-			return nil, fmt.Errorf("meowmx: subscription %s lag: %w", row.Name, mapDriverError(err))
+			return nil, fmt.Errorf("meowmx: subscription %s lag: %w", row.Name, err)
 		}
 		st := SubscriptionStatus{
 			Name: row.Name, Partition: row.Partition, Partitions: row.Partitions,
@@ -105,7 +105,7 @@ func (s *Store[TTx]) ResetSubscription(ctx context.Context, name string, from Su
 	}
 	n, err := exec.Reset(ctx, s.config.Schema, name, after.TransactionID, after.Seq)
 	if err != nil {
-		return fmt.Errorf("meowmx: reset %s: %w", name, mapDriverError(err))
+		return fmt.Errorf("meowmx: reset %s: %w", name, err)
 	}
 	if n == 0 {
 		return fmt.Errorf("%w: %s", ErrSubscriptionNotFound, name)
@@ -131,13 +131,13 @@ func (s *Store[TTx]) WaitCaughtUp(ctx context.Context, name string) error {
 	// transaction still hides from global readers (see Horizon).
 	txID, seq, err := exec.LastPosition(ctx, s.config.Schema)
 	if err != nil {
-		return fmt.Errorf("meowmx: wait for %s: %w", name, mapDriverError(err))
+		return fmt.Errorf("meowmx: wait for %s: %w", name, err)
 	}
 	wait := time.Millisecond
 	for {
 		rows, err := exec.Subscriptions(ctx, s.config.Schema, name)
 		if err != nil {
-			return fmt.Errorf("meowmx: wait for %s: %w", name, mapDriverError(err))
+			return fmt.Errorf("meowmx: wait for %s: %w", name, err)
 		}
 		if len(rows) == 0 {
 			return fmt.Errorf("%w: %s", ErrSubscriptionNotFound, name)
@@ -146,7 +146,7 @@ func (s *Store[TTx]) WaitCaughtUp(ctx context.Context, name string) error {
 		for _, row := range rows {
 			pending, err := exec.Pending(ctx, s.config.Schema, row, txID, seq)
 			if err != nil {
-				return fmt.Errorf("meowmx: wait for %s: %w", name, mapDriverError(err))
+				return fmt.Errorf("meowmx: wait for %s: %w", name, err)
 			}
 			if pending {
 				caughtUp = false
@@ -181,7 +181,7 @@ func (s *Store[TTx]) startPosition(ctx context.Context, exec meowmxdriver.Execut
 	if from.end {
 		txID, seq, err := exec.EndPosition(ctx, s.config.Schema)
 		if err != nil {
-			return Position{}, mapDriverError(err)
+			return Position{}, err
 		}
 		return Position{TransactionID: txID, Seq: seq}, nil
 	}
@@ -190,7 +190,7 @@ func (s *Store[TTx]) startPosition(ctx context.Context, exec meowmxdriver.Execut
 	}
 	txID, seq, err := exec.LastPosition(ctx, s.config.Schema)
 	if err != nil {
-		return Position{}, mapDriverError(err)
+		return Position{}, err
 	}
 	if last := (Position{TransactionID: txID, Seq: seq}); from.after.Compare(last) > 0 {
 		return Position{}, fmt.Errorf("%w: %s is after the last event, at %s", ErrAfterEnd, from.after, last)
@@ -222,12 +222,12 @@ func (s *Store[TTx]) ParkedEvents(ctx context.Context, name string) ([]ParkedEve
 	}
 	rows, err := s.driver.Executor().Parked(ctx, &meowmxdriver.ParkedParams{Schema: s.config.Schema, Name: name})
 	if err != nil {
-		return nil, fmt.Errorf("meowmx: parked events of %s: %w", name, mapDriverError(err))
+		return nil, fmt.Errorf("meowmx: parked events of %s: %w", name, err)
 	}
 	out := make([]ParkedEvent, len(rows))
 	for i, row := range rows {
 		out[i] = ParkedEvent{
-			Subscription: row.Subscription, Partition: row.Partition, Event: recordedFromRow(&row.Event),
+			Subscription: row.Subscription, Partition: row.Partition, Event: row.Event,
 			Error: row.Error, Attempts: row.Attempts, ParkedAt: row.ParkedAt, Replay: row.Replay,
 		}
 	}
@@ -249,7 +249,7 @@ func (s *Store[TTx]) ReplayParked(ctx context.Context, name string) (int, error)
 	}
 	n, err := s.driver.Executor().RequestReplay(ctx, s.config.Schema, name)
 	if err != nil {
-		return 0, fmt.Errorf("meowmx: replay parked events of %s: %w", name, mapDriverError(err))
+		return 0, fmt.Errorf("meowmx: replay parked events of %s: %w", name, err)
 	}
 	return n, nil
 }

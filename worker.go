@@ -159,7 +159,7 @@ func (r *partitionRunner[TTx]) run(ctx, workCtx context.Context) {
 			}
 			failures++
 			wait := backoff(cfg.RetryBackoff, cfg.RetryBackoffMax, failures)
-			logger.WarnContext(ctx, "meowmx: reading events failed", slog.String("err", mapDriverError(err).Error()), slog.Duration("retry_in", wait))
+			logger.WarnContext(ctx, "meowmx: reading events failed", slog.String("err", err.Error()), slog.Duration("retry_in", wait))
 			if ok, _ := r.sleep(ctx, wait, false); !ok {
 				return
 			}
@@ -186,7 +186,7 @@ func (r *partitionRunner[TTx]) run(ctx, workCtx context.Context) {
 			continue
 		}
 		chase = 0
-		if err := r.process(ctx, workCtx, recordedFromRows(rows), 1); err != nil {
+		if err := r.process(ctx, workCtx, rows, 1); err != nil {
 			if !errors.Is(err, errLeaseLost) && ctx.Err() == nil && workCtx.Err() == nil {
 				sub.fail(err)
 			}
@@ -291,7 +291,7 @@ func (r *partitionRunner[TTx]) commitBatch(ctx context.Context, events []Recorde
 	}()
 	tx, err := driver.Begin(ctx, sub.config.SynchronousCommit)
 	if err != nil {
-		return mapDriverError(err)
+		return err
 	}
 	defer func() {
 		if err != nil {
@@ -304,7 +304,7 @@ func (r *partitionRunner[TTx]) commitBatch(ctx context.Context, events []Recorde
 			return &handlerError{err: err}
 		}
 	} else if err := exec.Park(ctx, park); err != nil {
-		return mapDriverError(err)
+		return err
 	}
 	last := events[len(events)-1].Position
 	ok, err := exec.Advance(ctx, &meowmxdriver.AdvanceParams{
@@ -313,14 +313,14 @@ func (r *partitionRunner[TTx]) commitBatch(ctx context.Context, events []Recorde
 		TxID: last.TransactionID, Seq: last.Seq, Lease: sub.config.Lease,
 	})
 	if err != nil {
-		return mapDriverError(err)
+		return err
 	}
 	if !ok {
 		return errLeaseLost
 	}
 	renewed := time.Now()
 	if err := driver.Commit(ctx, tx); err != nil {
-		return mapDriverError(err)
+		return err
 	}
 	r.checkpoint = last
 	r.extendLease(renewed.Add(sub.config.Lease - sub.config.Lease/10))
@@ -337,15 +337,15 @@ func (r *partitionRunner[TTx]) replayParked(ctx, workCtx context.Context, exec m
 		Schema: store.config.Schema, Name: sub.config.Name, OnlyReplay: true, Partition: r.partition, Limit: sub.config.BatchSize,
 	})
 	if err != nil || len(parked) == 0 {
-		return mapDriverError(err)
+		return err
 	}
 	for _, p := range parked {
-		event := recordedFromRow(&p.Event)
+		event := p.Event
 		err := r.inTx(workCtx, func(tx TTx) error {
 			if err := callHandler(workCtx, sub.config.Handler, tx, []RecordedEvent{event}); err != nil {
 				return err
 			}
-			return mapDriverError(store.driver.UnwrapExecutor(tx).Unpark(workCtx, store.config.Schema, sub.config.Name, event.ID))
+			return store.driver.UnwrapExecutor(tx).Unpark(workCtx, store.config.Schema, sub.config.Name, event.ID)
 		})
 		if err == nil {
 			sub.logger.InfoContext(ctx, "meowmx: replayed a parked event", slog.Int("partition", r.partition), slog.String("event_id", event.ID.String()))
@@ -360,7 +360,7 @@ func (r *partitionRunner[TTx]) replayParked(ctx, workCtx context.Context, exec m
 			Schema: store.config.Schema, Name: sub.config.Name, Partition: r.partition,
 			EventID: event.ID, Error: err.Error(), Attempts: 1,
 		}); err != nil {
-			return mapDriverError(err)
+			return err
 		}
 	}
 	return nil
@@ -370,13 +370,13 @@ func (r *partitionRunner[TTx]) inTx(ctx context.Context, fn func(tx TTx) error) 
 	driver := r.sub.store.driver
 	tx, err := driver.Begin(ctx, r.sub.config.SynchronousCommit)
 	if err != nil {
-		return mapDriverError(err)
+		return err
 	}
 	if err := fn(tx); err != nil {
 		_ = driver.Rollback(context.WithoutCancel(ctx), tx)
 		return err
 	}
-	return mapDriverError(driver.Commit(ctx, tx))
+	return driver.Commit(ctx, tx)
 }
 
 // callHandler runs the handler, turning a panic into an error.

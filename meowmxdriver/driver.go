@@ -9,7 +9,8 @@ package meowmxdriver
 import (
 	"context"
 	"errors"
-	"time"
+
+	"github.com/meowmx/meowmx/meowmxtype"
 )
 
 // Driver is a database behind meowmx, generic over the type of transaction
@@ -46,19 +47,19 @@ type Executor interface {
 	Append(ctx context.Context, p *AppendParams) (*AppendResult, error)
 
 	// ReadStream returns the events of one stream ordered by version.
-	ReadStream(ctx context.Context, p *ReadStreamParams) ([]*EventRow, error)
+	ReadStream(ctx context.Context, p *ReadStreamParams) ([]meowmxtype.RecordedEvent, error)
 
 	// ReadGlobal returns events in global order after a position, limited
 	// to events below the visibility horizon, optionally filtered to one
 	// category and to some event types.
-	ReadGlobal(ctx context.Context, p *ReadGlobalParams) ([]*EventRow, error)
+	ReadGlobal(ctx context.Context, p *ReadGlobalParams) ([]meowmxtype.RecordedEvent, error)
 
 	// StreamVersion returns the version of a stream's last event, or -1.
 	StreamVersion(ctx context.Context, schema, category, streamID string) (int64, error)
 
 	// Horizon returns the oldest running transaction holding the visibility
 	// horizon back, or nil when none does (always nil on SQLite).
-	Horizon(ctx context.Context) (*HorizonRow, error)
+	Horizon(ctx context.Context) (*meowmxtype.Horizon, error)
 
 	SubscriptionExecutor
 
@@ -83,28 +84,6 @@ type SnapshotRow struct {
 	State         []byte
 }
 
-// Expected-version values below zero. An exact version is >= 0.
-const (
-	ExpectedNoStream     int64 = -1
-	ExpectedAny          int64 = -2
-	ExpectedStreamExists int64 = -3
-)
-
-// ExpectedMatches reports whether a stream whose last version is current
-// (-1 for none) satisfies expected. Drivers that check in SQL mirror it.
-func ExpectedMatches(expected, current int64) bool {
-	switch expected {
-	case ExpectedAny:
-		return true
-	case ExpectedNoStream:
-		return current == -1
-	case ExpectedStreamExists:
-		return current >= 0
-	default:
-		return current == expected
-	}
-}
-
 // EventInsert is one event to record.
 type EventInsert struct {
 	ID       [16]byte
@@ -121,7 +100,7 @@ type AppendParams struct {
 	// StreamHash is meowmx.StreamHash of the stream, stored with each event
 	// to split subscriptions into partitions.
 	StreamHash int64
-	Expected   int64
+	Expected   meowmxtype.ExpectedVersion
 	Events     []EventInsert
 }
 
@@ -149,22 +128,9 @@ const (
 type AppendResult struct {
 	Status         AppendStatus
 	CurrentVersion int64
-	Rows           []*EventRow
-}
-
-// EventRow is a recorded event as stored. Rows returned by Append for
-// AppendRecorded may leave Type, Data and Metadata empty: the caller has them.
-type EventRow struct {
-	TransactionID uint64
-	Seq           int64
-	Category      string
-	StreamID      string
-	Version       int64
-	ID            [16]byte
-	Type          string
-	Data          []byte
-	Metadata      []byte
-	RecordedAt    time.Time
+	// Rows are the recorded events. For AppendRecorded they may leave Type,
+	// Data and Metadata empty: the caller has them.
+	Rows []meowmxtype.RecordedEvent
 }
 
 // ReadStreamParams are the arguments of Executor.ReadStream.
@@ -187,17 +153,6 @@ type ReadGlobalParams struct {
 	AfterTxID uint64
 	AfterSeq  int64
 	Limit     int
-}
-
-// HorizonRow describes the oldest running transaction that holds an id.
-type HorizonRow struct {
-	PID           int
-	TransactionID uint64
-	Age           time.Duration
-	Database      string
-	State         string
-	Query         string
-	Prepared      bool
 }
 
 // MigrateResult lists the migrations Migrate applied, and what it found of
@@ -226,23 +181,12 @@ type ClusterChange struct {
 	Offset, PreviousOffset int64
 }
 
-// Errors drivers return for meowmx to map to its own.
+// Errors of the protocol between meowmx and its drivers. Everything else a
+// driver returns is, or wraps, an error of meowmxtype, which meowmx returns
+// as it is.
 var (
-	// ErrDuplicateEventID: an event ID in the batch is already recorded.
-	ErrDuplicateEventID = errors.New("duplicate event id")
 	// ErrVersionTaken: a (stream, version) unique violation, which means
-	// another writer recorded the version first.
+	// another writer recorded the version first. meowmx decides what it
+	// means for the caller.
 	ErrVersionTaken = errors.New("version already recorded")
-	// ErrRetryable: a serialization failure or deadlock; retry the
-	// transaction.
-	ErrRetryable = errors.New("transaction must be retried")
-	// ErrSchemaMissing: meowmx's tables or functions are not there.
-	ErrSchemaMissing = errors.New("schema not migrated")
-	// ErrInvalidInput: the database refused a value (a data exception, a
-	// key too large for an index).
-	ErrInvalidInput = errors.New("value refused by the database")
-	// ErrClusterMoved: the schema is on another cluster than the one its
-	// positions come from, and the driver could not make new positions
-	// follow the stored ones yet.
-	ErrClusterMoved = errors.New("schema moved to another cluster, positions not re-based yet")
 )

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/meowmx/meowmx/meowmxtype"
 )
 
 // Transactor begins, commits and rolls back the driver's transactions, for
@@ -68,7 +70,7 @@ type SubscriptionExecutor interface {
 	// ReadSubscription returns the events after a position that match a
 	// subscription's filter and partition, in global order, below the
 	// visibility horizon.
-	ReadSubscription(ctx context.Context, p *ReadSubscriptionParams) ([]*EventRow, error)
+	ReadSubscription(ctx context.Context, p *ReadSubscriptionParams) ([]meowmxtype.RecordedEvent, error)
 
 	// EndPosition returns the position of the last visible event (zero for
 	// none).
@@ -196,5 +198,5 @@ type ParkedRow struct {
 	Attempts     int
 	Replay       bool
 	ParkedAt     time.Time
-	Event        EventRow
+	Event        meowmxtype.RecordedEvent
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/meowmx/meowmx/meowmxdriver"
+	"github.com/meowmx/meowmx/meowmxtype"
 )
 
 // Positions stay in order across a move to another cluster.
@@ -153,7 +154,7 @@ func (d *Driver) reconcileElsewhere(ctx context.Context, schema string, id int64
 	conn, err := d.pool.Acquire(acquireCtx)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("%w: the schema's positions must be re-based and no other pool connection came to do it: %w", meowmxdriver.ErrClusterMoved, mapError(err))
+		return fmt.Errorf("%w: the schema's positions must be re-based and no other pool connection came to do it: %w", meowmxtype.ErrClusterMoved, mapError(err))
 	}
 	defer conn.Release()
 	other, err := systemID(ctx, conn.Conn())
@@ -161,7 +162,7 @@ func (d *Driver) reconcileElsewhere(ctx context.Context, schema string, id int64
 		return err
 	}
 	if other != id {
-		return fmt.Errorf("%w: the pool's connections reach two clusters (system identifiers %d and %d)", meowmxdriver.ErrClusterMoved, id, other)
+		return fmt.Errorf("%w: the pool's connections reach two clusters (system identifiers %d and %d)", meowmxtype.ErrClusterMoved, id, other)
 	}
 	_, err = d.reconcileOn(ctx, conn.Conn(), schema)
 	return err
@@ -209,7 +210,7 @@ func readClusterState(ctx context.Context, tx pgx.Tx, st *statements) (*clusterS
 	s := &clusterState{}
 	err := tx.QueryRow(ctx, st.clusterState).Scan(&s.systemID, &s.recordedID, &s.offset, &s.effectiveOffset, &s.lastTxID, &s.xmin, &s.xmax)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("%w: no row in %s.cluster", meowmxdriver.ErrSchemaMissing, st.ident)
+		return nil, fmt.Errorf("%w: no row in %s.cluster", meowmxtype.ErrSchemaMissing, st.ident)
 	}
 	return s, mapError(err)
 }
@@ -232,7 +233,7 @@ func reconcile(ctx context.Context, tx pgx.Tx, st *statements, lock bool) (*meow
 	if err != nil && ctx.Err() == nil {
 		// Nothing was changed; what failed stays in the chain (a lock
 		// timeout is retryable).
-		err = fmt.Errorf("%w: re-basing the schema's positions: %w", meowmxdriver.ErrClusterMoved, mapError(err))
+		err = fmt.Errorf("%w: re-basing the schema's positions: %w", meowmxtype.ErrClusterMoved, mapError(err))
 	}
 	return change, s.systemID, err
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/meowmx/meowmx/meowmxdriver"
+	"github.com/meowmx/meowmx/meowmxtype"
 )
 
 //go:embed migrations/*.sql
@@ -133,22 +134,22 @@ func mapError(err error) error {
 	case "23505":
 		switch pgErr.ConstraintName {
 		case "events_event_id_key":
-			return fmt.Errorf("%w: %w", meowmxdriver.ErrDuplicateEventID, err)
+			return fmt.Errorf("%w: %w", meowmxtype.ErrDuplicateEventID, err)
 		case "events_stream_version_key":
 			return fmt.Errorf("%w: %w", meowmxdriver.ErrVersionTaken, err)
 		}
 	case "40001", "40P01":
-		return fmt.Errorf("%w: %w", meowmxdriver.ErrRetryable, err)
+		return fmt.Errorf("%w: %w", meowmxtype.ErrSerialization, err)
 	case "55P03": // lock_not_available: a lock timeout
-		return fmt.Errorf("%w: %w", meowmxdriver.ErrRetryable, err)
+		return fmt.Errorf("%w: %w", meowmxtype.ErrSerialization, err)
 	case "3F000", "42P01", "42883":
-		return fmt.Errorf("%w: %w", meowmxdriver.ErrSchemaMissing, err)
+		return fmt.Errorf("%w: %w", meowmxtype.ErrSchemaMissing, err)
 	case "54000", "54001":
 		// A key too large for an index, a document nested too deeply.
-		return fmt.Errorf("%w: %w", meowmxdriver.ErrInvalidInput, err)
+		return fmt.Errorf("%w: %w", meowmxtype.ErrInvalidInput, err)
 	}
 	if strings.HasPrefix(pgErr.Code, "22") { // data exception
-		return fmt.Errorf("%w: %w", meowmxdriver.ErrInvalidInput, err)
+		return fmt.Errorf("%w: %w", meowmxtype.ErrInvalidInput, err)
 	}
 	return err
 }

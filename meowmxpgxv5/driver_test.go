@@ -20,6 +20,7 @@ import (
 	"github.com/meowmx/meowmx/internal/testdb"
 	"github.com/meowmx/meowmx/meowmxdriver"
 	"github.com/meowmx/meowmx/meowmxpgxv5"
+	"github.com/meowmx/meowmx/meowmxtype"
 )
 
 func TestMain(m *testing.M) { testdb.Main(m) }
@@ -370,7 +371,7 @@ func TestDataExceptionsAreInvalidInput(t *testing.T) {
 	_, err := store.Driver().Executor().ReadGlobal(context.Background(), &meowmxdriver.ReadGlobalParams{
 		Schema: store.Schema(), Types: []string{"a\x00b"}, Limit: 1,
 	})
-	if !errors.Is(err, meowmxdriver.ErrInvalidInput) {
-		t.Fatalf("a NUL byte in a text parameter: err = %v, want meowmxdriver.ErrInvalidInput", err)
+	if !errors.Is(err, meowmxtype.ErrInvalidInput) {
+		t.Fatalf("a NUL byte in a text parameter: err = %v, want meowmxtype.ErrInvalidInput", err)
 	}
 }

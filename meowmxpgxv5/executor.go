@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/meowmx/meowmx/meowmxdriver"
+	"github.com/meowmx/meowmx/meowmxtype"
 )
 
 // querier is what a pooled connection and a transaction have in common.
@@ -61,7 +62,7 @@ func (e *executor) Append(ctx context.Context, p *meowmxdriver.AppendParams) (*m
 	for i, ev := range p.Events {
 		ids[i], types[i], data[i], metadata[i] = ev.ID, ev.Type, ev.Data, ev.Metadata
 	}
-	recorded := func(rows []*meowmxdriver.EventRow) *meowmxdriver.AppendResult {
+	recorded := func(rows []meowmxtype.RecordedEvent) *meowmxdriver.AppendResult {
 		return &meowmxdriver.AppendResult{Status: meowmxdriver.AppendRecorded, Rows: rows}
 	}
 
@@ -73,7 +74,7 @@ func (e *executor) Append(ctx context.Context, p *meowmxdriver.AppendParams) (*m
 	case p.Expected >= -1:
 		// An exact version, in a transaction of its own: the indexes
 		// check, and the verdict says why if they refuse.
-		var rows []*meowmxdriver.EventRow
+		var rows []meowmxtype.RecordedEvent
 		var err error
 		if n == 1 {
 			rows, err = scanRecorded(ctx, db, p, ids, st.appendAt1, p.Category, p.StreamID, p.StreamHash, p.Expected, ids[0], types[0], data[0], metadata[0])
@@ -83,7 +84,7 @@ func (e *executor) Append(ctx context.Context, p *meowmxdriver.AppendParams) (*m
 		if err == nil && len(rows) > 0 {
 			return recorded(rows), nil
 		}
-		if err != nil && !errors.Is(err, meowmxdriver.ErrVersionTaken) && !errors.Is(err, meowmxdriver.ErrDuplicateEventID) {
+		if err != nil && !errors.Is(err, meowmxdriver.ErrVersionTaken) && !errors.Is(err, meowmxtype.ErrDuplicateEventID) {
 			return nil, err
 		}
 		result, err := appendVerdict(ctx, db, st, p, ids, inTx)
@@ -139,16 +140,16 @@ func appendVerdict(ctx context.Context, db querier, st *statements, p *meowmxdri
 
 // scanRecorded runs an append statement with args and returns the recorded
 // rows, in the batch's order (checked by their versions).
-func scanRecorded(ctx context.Context, db querier, p *meowmxdriver.AppendParams, ids [][16]byte, query string, args ...any) ([]*meowmxdriver.EventRow, error) {
+func scanRecorded(ctx context.Context, db querier, p *meowmxdriver.AppendParams, ids [][16]byte, query string, args ...any) ([]meowmxtype.RecordedEvent, error) {
 	rows, err := db.Query(ctx, query, args...)
 	if err != nil {
 		return nil, mapError(err)
 	}
 	defer rows.Close()
-	var out []*meowmxdriver.EventRow
+	var out []meowmxtype.RecordedEvent
 	for rows.Next() {
-		row := &meowmxdriver.EventRow{Category: p.Category, StreamID: p.StreamID}
-		if err := rows.Scan(&row.TransactionID, &row.Seq, &row.Version, &row.RecordedAt); err != nil {
+		row := meowmxtype.RecordedEvent{Stream: meowmxtype.Stream{Category: p.Category, ID: p.StreamID}}
+		if err := rows.Scan(&row.Position.TransactionID, &row.Position.Seq, &row.Version, &row.RecordedAt); err != nil {
 			return nil, mapError(err)
 		}
 		if i := len(out); i < len(ids) {
@@ -172,7 +173,7 @@ func scanRecorded(ctx context.Context, db querier, p *meowmxdriver.AppendParams,
 	return out, nil
 }
 
-func (e *executor) ReadStream(ctx context.Context, p *meowmxdriver.ReadStreamParams) ([]*meowmxdriver.EventRow, error) {
+func (e *executor) ReadStream(ctx context.Context, p *meowmxdriver.ReadStreamParams) ([]meowmxtype.RecordedEvent, error) {
 	return e.events(ctx, p.Schema, func(st *statements) (string, []any) {
 		query := st.readStreamFwd
 		if p.Backward {
@@ -186,7 +187,7 @@ func (e *executor) ReadStream(ctx context.Context, p *meowmxdriver.ReadStreamPar
 	})
 }
 
-func (e *executor) ReadGlobal(ctx context.Context, p *meowmxdriver.ReadGlobalParams) ([]*meowmxdriver.EventRow, error) {
+func (e *executor) ReadGlobal(ctx context.Context, p *meowmxdriver.ReadGlobalParams) ([]meowmxtype.RecordedEvent, error) {
 	return e.events(ctx, p.Schema, func(st *statements) (string, []any) {
 		if p.Category == "" {
 			return st.readAll, []any{p.AfterTxID, p.AfterSeq, nonNil(p.Types), p.Limit}
@@ -196,7 +197,7 @@ func (e *executor) ReadGlobal(ctx context.Context, p *meowmxdriver.ReadGlobalPar
 }
 
 // events runs the query of eventColumns that query gives for schema.
-func (e *executor) events(ctx context.Context, schema string, query func(st *statements) (string, []any)) ([]*meowmxdriver.EventRow, error) {
+func (e *executor) events(ctx context.Context, schema string, query func(st *statements) (string, []any)) ([]meowmxtype.RecordedEvent, error) {
 	db, release, err := e.acquire(ctx, schema)
 	if err != nil {
 		return nil, err
@@ -207,25 +208,23 @@ func (e *executor) events(ctx context.Context, schema string, query func(st *sta
 }
 
 // queryEvents runs a query of eventColumns and returns its rows. The rows
-// of one call share their allocations: the rows themselves in blocks, the
-// repeated category, stream and type strings once each, and the data and
-// metadata in blocks of bytes (so a caller keeping one event keeps its
-// block).
-func queryEvents(ctx context.Context, db querier, query string, args ...any) ([]*meowmxdriver.EventRow, error) {
+// of one call share their allocations: the repeated category, stream and
+// type strings once each, and the data and metadata in blocks of bytes (so
+// a caller keeping one event keeps its block).
+func queryEvents(ctx context.Context, db querier, query string, args ...any) ([]meowmxtype.RecordedEvent, error) {
 	rows, err := db.Query(ctx, query, args...)
 	if err != nil {
 		return nil, mapError(err)
 	}
 	defer rows.Close()
 	var (
-		events        []*meowmxdriver.EventRow
-		block         []meowmxdriver.EventRow
+		events        []meowmxtype.RecordedEvent
 		bytes         []byte
 		strs          = map[string]string{}
 		cat, sid, typ pgtype.DriverBytes
 		data, meta    pgtype.DriverBytes
-		row           meowmxdriver.EventRow
-		dest          = []any{&row.TransactionID, &row.Seq, &cat, &sid, &row.Version, &row.ID, &typ, &data, &meta, &row.RecordedAt}
+		row           meowmxtype.RecordedEvent
+		dest          = []any{&row.Position.TransactionID, &row.Position.Seq, &cat, &sid, &row.Version, (*[16]byte)(&row.ID), &typ, &data, &meta, &row.RecordedAt}
 		intern        = func(b []byte) string {
 			if s, ok := strs[string(b)]; ok {
 				return s
@@ -250,13 +249,9 @@ func queryEvents(ctx context.Context, db querier, query string, args ...any) ([]
 		if err := rows.Scan(dest...); err != nil {
 			return nil, mapError(err)
 		}
-		row.Category, row.StreamID, row.Type = intern(cat), intern(sid), intern(typ)
+		row.Stream.Category, row.Stream.ID, row.Type = intern(cat), intern(sid), intern(typ)
 		row.Data, row.Metadata = keep(data), keep(meta)
-		if len(block) == cap(block) {
-			block = make([]meowmxdriver.EventRow, 0, min(max(2*cap(block), 16), 256))
-		}
-		block = append(block, row)
-		events = append(events, &block[len(block)-1])
+		events = append(events, row)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, mapError(err)
@@ -304,14 +299,14 @@ func (e *executor) exec(ctx context.Context, schema string, query func(st *state
 	return tag.RowsAffected(), nil
 }
 
-func (e *executor) Horizon(ctx context.Context) (*meowmxdriver.HorizonRow, error) {
-	h := &meowmxdriver.HorizonRow{}
+func (e *executor) Horizon(ctx context.Context) (*meowmxtype.Horizon, error) {
+	h := &meowmxtype.Horizon{}
 	var txID int64
 	var db querier = e.driver.pool
 	if e.tx != nil {
 		db = e.tx
 	}
-	err := db.QueryRow(ctx, horizonQuery).Scan(&h.PID, &txID, &h.Age, &h.Database, &h.State, &h.Query, &h.Prepared)
+	err := db.QueryRow(ctx, horizonQuery).Scan(&h.PID, &txID, &h.Age, &h.Database, &h.State, &h.Query)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}

@@ -208,13 +208,13 @@ CREATE TABLE IF NOT EXISTS {{schema}}.migrations (
 // horizonQuery finds the oldest transaction holding an id, running or
 // prepared: it is what pg_snapshot_xmin, and so every global reader, waits
 // for. The transaction id is the 32-bit xid that pg_stat_activity shows.
-const horizonQuery = `SELECT pid, xid::text::bigint, age, coalesce(datname, ''), coalesce(state, ''), coalesce(query, ''), prepared
+const horizonQuery = `SELECT pid, xid::text::bigint, age, coalesce(datname, ''), coalesce(state, ''), coalesce(query, '')
   FROM (
-    SELECT pid, backend_xid AS xid, now() - xact_start AS age, datname, state, left(query, 200) AS query, false AS prepared
+    SELECT pid, backend_xid AS xid, now() - xact_start AS age, datname, state, left(query, 200) AS query
       FROM pg_stat_activity
      WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
     UNION ALL
-    SELECT 0, transaction, now() - prepared, database, 'prepared', gid, true
+    SELECT 0, transaction, now() - prepared, database, 'prepared', gid
       FROM pg_prepared_xacts
   ) h
  ORDER BY age(xid) DESC

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/meowmx/meowmx/meowmxdriver"
+	"github.com/meowmx/meowmx/meowmxtype"
 )
 
 // subscriptionStatements holds the subscription SQL of one schema.
@@ -241,7 +242,7 @@ func (e *executor) Advance(ctx context.Context, p *meowmxdriver.AdvanceParams) (
 	return n == 1, err
 }
 
-func (e *executor) ReadSubscription(ctx context.Context, p *meowmxdriver.ReadSubscriptionParams) ([]*meowmxdriver.EventRow, error) {
+func (e *executor) ReadSubscription(ctx context.Context, p *meowmxdriver.ReadSubscriptionParams) ([]meowmxtype.RecordedEvent, error) {
 	return e.events(ctx, p.Schema, func(st *statements) (string, []any) {
 		query := st.sub.readSubAll
 		switch len(p.Categories) {
@@ -331,7 +332,7 @@ func (e *executor) Parked(ctx context.Context, p *meowmxdriver.ParkedParams) ([]
 			r := &meowmxdriver.ParkedRow{}
 			ev := &r.Event
 			if err := rows.Scan(&r.Subscription, &r.Partition, &r.Error, &r.Attempts, &r.Replay, &r.ParkedAt,
-				&ev.TransactionID, &ev.Seq, &ev.Category, &ev.StreamID, &ev.Version, &ev.ID, &ev.Type, &ev.Data, &ev.Metadata, &ev.RecordedAt); err != nil {
+				&ev.Position.TransactionID, &ev.Position.Seq, &ev.Stream.Category, &ev.Stream.ID, &ev.Version, &ev.ID, &ev.Type, &ev.Data, &ev.Metadata, &ev.RecordedAt); err != nil {
 				return err
 			}
 			out = append(out, r)

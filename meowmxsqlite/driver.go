@@ -26,6 +26,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/meowmx/meowmx/meowmxdriver"
+	"github.com/meowmx/meowmx/meowmxtype"
 )
 
 //go:embed migrations/*.sql
@@ -273,13 +274,13 @@ func mapError(err error) error {
 	}
 	switch sqliteErr.Code() {
 	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_BUSY_SNAPSHOT, sqlite3.SQLITE_LOCKED:
-		return fmt.Errorf("%w: %w", meowmxdriver.ErrRetryable, err)
+		return fmt.Errorf("%w: %w", meowmxtype.ErrSerialization, err)
 	case sqlite3.SQLITE_TOOBIG:
-		return fmt.Errorf("%w: %w", meowmxdriver.ErrInvalidInput, err)
+		return fmt.Errorf("%w: %w", meowmxtype.ErrInvalidInput, err)
 	case sqlite3.SQLITE_ERROR:
 		// SQLite has no code of its own for a missing table.
 		if strings.Contains(sqliteErr.Error(), "no such table") {
-			return fmt.Errorf("%w: %w", meowmxdriver.ErrSchemaMissing, err)
+			return fmt.Errorf("%w: %w", meowmxtype.ErrSchemaMissing, err)
 		}
 	}
 	return err

@@ -13,6 +13,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/meowmx/meowmx/meowmxdriver"
+	"github.com/meowmx/meowmx/meowmxtype"
 )
 
 // querier is what a connection and a transaction have in common.
@@ -79,7 +80,7 @@ func appendEvents(ctx context.Context, q querier, st *statements, p *meowmxdrive
 	if err := q.QueryRowContext(ctx, st.lastVersion, p.Category, p.StreamID).Scan(&current); err != nil {
 		return nil, err
 	}
-	if !meowmxdriver.ExpectedMatches(p.Expected, current) {
+	if !p.Expected.Matches(current) {
 		return &meowmxdriver.AppendResult{Status: meowmxdriver.AppendConflict, CurrentVersion: current}, nil
 	}
 
@@ -111,9 +112,10 @@ func appendEvents(ctx context.Context, q querier, st *statements, p *meowmxdrive
 			return nil, err
 		}
 		for i, ev := range chunk {
-			result.Rows = append(result.Rows, &meowmxdriver.EventRow{
-				Seq: last - int64(len(chunk)-1-i), Category: p.Category, StreamID: p.StreamID,
-				Version: current + 1 + int64(start+i), ID: ev.ID, RecordedAt: now,
+			result.Rows = append(result.Rows, meowmxtype.RecordedEvent{
+				Position: meowmxtype.Position{Seq: last - int64(len(chunk)-1-i)},
+				Stream:   meowmxtype.Stream{Category: p.Category, ID: p.StreamID},
+				Version:  current + 1 + int64(start+i), ID: ev.ID, RecordedAt: now,
 			})
 		}
 	}
@@ -137,13 +139,13 @@ func uniqueViolation(ctx context.Context, q querier, st *statements, ids []strin
 			return err
 		}
 		if n > 0 {
-			return fmt.Errorf("%w: %w", meowmxdriver.ErrDuplicateEventID, err)
+			return fmt.Errorf("%w: %w", meowmxtype.ErrDuplicateEventID, err)
 		}
 	}
 	return fmt.Errorf("%w: %w", meowmxdriver.ErrVersionTaken, err)
 }
 
-func (e *executor) ReadStream(ctx context.Context, p *meowmxdriver.ReadStreamParams) ([]*meowmxdriver.EventRow, error) {
+func (e *executor) ReadStream(ctx context.Context, p *meowmxdriver.ReadStreamParams) ([]meowmxtype.RecordedEvent, error) {
 	st := e.driver.statements(p.Schema)
 	query := st.readStreamFwd
 	if p.Backward {
@@ -157,7 +159,7 @@ func (e *executor) ReadStream(ctx context.Context, p *meowmxdriver.ReadStreamPar
 	return rows, mapError(err)
 }
 
-func (e *executor) ReadGlobal(ctx context.Context, p *meowmxdriver.ReadGlobalParams) ([]*meowmxdriver.EventRow, error) {
+func (e *executor) ReadGlobal(ctx context.Context, p *meowmxdriver.ReadGlobalParams) ([]meowmxtype.RecordedEvent, error) {
 	st := e.driver.statements(p.Schema)
 	types := p.Types
 	if types == nil {
@@ -177,29 +179,31 @@ func (e *executor) ReadGlobal(ctx context.Context, p *meowmxdriver.ReadGlobalPar
 	return rows, mapError(err)
 }
 
-func queryEvents(ctx context.Context, q querier, query string, args ...any) ([]*meowmxdriver.EventRow, error) {
+func queryEvents(ctx context.Context, q querier, query string, args ...any) ([]meowmxtype.RecordedEvent, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var events []*meowmxdriver.EventRow
+	var events []meowmxtype.RecordedEvent
 	for rows.Next() {
 		var (
-			row        = &meowmxdriver.EventRow{}
+			row        meowmxtype.RecordedEvent
 			id         string
+			data       []byte
 			metadata   sql.NullString
 			recordedAt int64
 		)
-		if err := rows.Scan(&row.Seq, &row.Category, &row.StreamID, &row.Version, &id, &row.Type,
-			&row.Data, &metadata, &recordedAt); err != nil {
+		if err := rows.Scan(&row.Position.Seq, &row.Stream.Category, &row.Stream.ID, &row.Version, &id, &row.Type,
+			&data, &metadata, &recordedAt); err != nil {
 			return nil, err
 		}
 		parsed, err := uuid.Parse(id)
 		if err != nil {
-			return nil, fmt.Errorf("event %d: stored event id %q: %w", row.Seq, id, err)
+			return nil, fmt.Errorf("event %d: stored event id %q: %w", row.Position.Seq, id, err)
 		}
 		row.ID = parsed
+		row.Data = data
 		if metadata.Valid {
 			row.Metadata = []byte(metadata.String)
 		}
@@ -217,6 +221,6 @@ func (e *executor) StreamVersion(ctx context.Context, schema, category, streamID
 
 // Horizon is always nil: SQLite's writers are serialized, so nothing can
 // commit behind a reader's position.
-func (e *executor) Horizon(ctx context.Context) (*meowmxdriver.HorizonRow, error) {
+func (e *executor) Horizon(ctx context.Context) (*meowmxtype.Horizon, error) {
 	return nil, ctx.Err()
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/meowmx/meowmx/meowmxdriver"
+	"github.com/meowmx/meowmx/meowmxtype"
 )
 
 // subscriptionStatements holds the subscription SQL of one prefix. Times are
@@ -94,7 +95,7 @@ ON CONFLICT (subscription, event_id) DO UPDATE
 	}
 }
 
-var errForeignPosition = fmt.Errorf("%w: a position with a transaction id comes from PostgreSQL; SQLite positions are 0/SEQ", meowmxdriver.ErrInvalidInput)
+var errForeignPosition = fmt.Errorf("%w: a position with a transaction id comes from PostgreSQL; SQLite positions are 0/SEQ", meowmxtype.ErrInvalidInput)
 
 func jsonList(values []string) string {
 	if len(values) == 0 {
@@ -296,7 +297,7 @@ func (e *executor) Advance(ctx context.Context, p *meowmxdriver.AdvanceParams) (
 	return ok, err
 }
 
-func (e *executor) ReadSubscription(ctx context.Context, p *meowmxdriver.ReadSubscriptionParams) ([]*meowmxdriver.EventRow, error) {
+func (e *executor) ReadSubscription(ctx context.Context, p *meowmxdriver.ReadSubscriptionParams) ([]meowmxtype.RecordedEvent, error) {
 	if p.AfterTxID != 0 {
 		return nil, errForeignPosition
 	}
@@ -396,17 +397,18 @@ func (e *executor) Parked(ctx context.Context, p *meowmxdriver.ParkedParams) ([]
 		var (
 			parkedAt, recordedAt int64
 			id                   string
+			data                 []byte
 			metadata             sql.NullString
 		)
 		if err := rows.Scan(&r.Subscription, &r.Partition, &r.Error, &r.Attempts, &r.Replay, &parkedAt,
-			&ev.Seq, &ev.Category, &ev.StreamID, &ev.Version, &id, &ev.Type, &ev.Data, &metadata, &recordedAt); err != nil {
+			&ev.Position.Seq, &ev.Stream.Category, &ev.Stream.ID, &ev.Version, &id, &ev.Type, &data, &metadata, &recordedAt); err != nil {
 			return nil, mapError(err)
 		}
 		parsed, err := uuid.Parse(strings.TrimSpace(id))
 		if err != nil {
 			return nil, err
 		}
-		ev.ID = parsed
+		ev.ID, ev.Data = parsed, data
 		if metadata.Valid {
 			ev.Metadata = []byte(metadata.String)
 		}

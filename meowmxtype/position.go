@@ -1,4 +1,4 @@
-package meowmx
+package meowmxtype
 
 import (
 	"cmp"
@@ -38,15 +38,15 @@ func (p Position) Compare(q Position) int {
 func ParsePosition(s string) (Position, error) {
 	txText, seqText, ok := strings.Cut(s, "/")
 	if !ok {
-		return Position{}, invalidf("position %q: want TX/SEQ, such as 0/42", s)
+		return Position{}, Invalid("position %q: want TX/SEQ, such as 0/42", s)
 	}
 	tx, err := strconv.ParseUint(txText, 10, 64)
 	if err != nil || txText[0] == '+' {
-		return Position{}, invalidf("position %q: transaction part is not an unsigned integer", s)
+		return Position{}, Invalid("position %q: transaction part is not an unsigned integer", s)
 	}
 	seq, err := strconv.ParseInt(seqText, 10, 64)
 	if err != nil || seq < 0 || seqText[0] == '+' {
-		return Position{}, invalidf("position %q: sequence part is not an unsigned integer", s)
+		return Position{}, Invalid("position %q: sequence part is not an unsigned integer", s)
 	}
 	return Position{TransactionID: tx, Seq: seq}, nil
 }

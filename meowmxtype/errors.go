@@ -1,0 +1,86 @@
+package meowmxtype
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrVersionConflict: the stream's version was not the expected one.
+	// Nothing was written. The error is a *VersionConflictError.
+	ErrVersionConflict = errors.New("meowmx: version conflict")
+
+	// ErrDuplicateEventID: an event ID of the batch is already recorded,
+	// and not as an idempotent retry of this append (another stream, another
+	// place in this stream, or only part of the batch). Nothing was written.
+	ErrDuplicateEventID = errors.New("meowmx: event ID already recorded")
+
+	// ErrInvalidInput: an argument was rejected (nearly always before
+	// anything was sent to the database). Nothing was written. The message
+	// says which and why.
+	ErrInvalidInput = errors.New("meowmx: invalid input")
+
+	// ErrStreamNotFound: the stream has no events.
+	ErrStreamNotFound = errors.New("meowmx: stream not found")
+
+	// ErrClosed: the store has been closed.
+	ErrClosed = errors.New("meowmx: store closed")
+
+	// ErrSchemaMissing: the schema has not been migrated; call Migrate (or
+	// run "meowmx migrate").
+	ErrSchemaMissing = errors.New("meowmx: schema not migrated (run Migrate or \"meowmx migrate\")")
+
+	// ErrTransactionTooOld: the caller's transaction took its id before the
+	// transaction that wrote the stream's last event, so recording this
+	// append would put the stream's events out of order in the global log.
+	// Nothing was written; roll the transaction back and retry it. It
+	// happens only in AppendTx, when the transaction wrote something before
+	// appending while another writer appended to the same stream.
+	// IsRetryable reports true for it.
+	ErrTransactionTooOld = errors.New("meowmx: transaction is older than the stream's last write; retry it")
+
+	// ErrClusterMoved: the store's PostgreSQL schema was found on another
+	// cluster than the one its events were written on, with a transaction
+	// counter behind their positions, and could not be re-based yet (see
+	// the README's "Moving to another cluster"): appends and reads fail
+	// rather than record or skip positions out of order. The message says
+	// why; Migrate, or the next call, tries again.
+	ErrClusterMoved = errors.New("meowmx: the schema moved to another PostgreSQL cluster and its positions are not re-based yet")
+
+	// ErrSerialization: the database aborted the transaction (serialization
+	// failure, deadlock, lock busy). Retry it. IsRetryable reports true.
+	ErrSerialization = errors.New("meowmx: transaction aborted by the database; retry it")
+)
+
+// IsRetryable reports whether err means that retrying the same operation in
+// a new transaction can succeed: ErrTransactionTooOld and ErrSerialization.
+// A version conflict is not retryable as such: the caller must reload the
+// stream and decide again.
+func IsRetryable(err error) bool {
+	return errors.Is(err, ErrTransactionTooOld) || errors.Is(err, ErrSerialization)
+}
+
+// VersionConflictError is the error of an append whose expected version did
+// not match. errors.Is(err, ErrVersionConflict) reports true for it.
+type VersionConflictError struct {
+	Stream   Stream
+	Expected ExpectedVersion
+	// Actual is the version of the stream's last event, -1 if it has none.
+	Actual int64
+}
+
+func (e *VersionConflictError) Error() string {
+	actual := fmt.Sprintf("version %d", e.Actual)
+	if e.Actual < 0 {
+		actual = "no events"
+	}
+	return fmt.Sprintf("meowmx: version conflict on stream %s: expected %s, stream has %s", e.Stream, e.Expected, actual)
+}
+
+// Is reports whether target is ErrVersionConflict.
+func (e *VersionConflictError) Is(target error) bool { return target == ErrVersionConflict }
+
+// Invalid returns an ErrInvalidInput saying what is wrong.
+func Invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidInput, fmt.Sprintf(format, args...))
+}
