@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/meowmx/meowmx/internal/retrypolicy"
 	"github.com/meowmx/meowmx/meowmxdriver"
 )
 
@@ -201,7 +202,7 @@ func (a *Aggregate[TTx, S]) Execute(ctx context.Context, id string, decide Decid
 		select {
 		case <-ctx.Done():
 			return state, nil, fmt.Errorf("meowmx: %s: %w (after: %w)", stream, ctx.Err(), lastConflict)
-		case <-time.After(backoff(a.cfg.RetryBackoff, a.cfg.RetryBackoff*100, attempt+1)):
+		case <-time.After(retrypolicy.Backoff{Base: a.cfg.RetryBackoff, Ceiling: a.cfg.RetryBackoff * 100}.Wait(attempt + 1)):
 		}
 	}
 }

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/meowmx/meowmx/internal/jsoncheck"
+	"github.com/meowmx/meowmx/internal/retrypolicy"
 	"github.com/meowmx/meowmx/meowmxdriver"
 )
 
@@ -51,15 +51,15 @@ func (s *Store[TTx]) Append(ctx context.Context, stream Stream, expected Expecte
 			// to append after it (Any, StreamExists) or to report the
 			// conflict or recognise an idempotent retry with a fresh view.
 			races++
-			wait = time.Duration(randInt64N(int64(time.Millisecond) * int64(min(races, 10))))
+			wait = raceBackoff.Wait(races)
 		case errors.Is(err, errDuplicateRace) && !duplicateRetried:
 			// An event ID was recorded by another writer since this
 			// append's snapshot: look again, to tell an idempotent retry
 			// from a duplicate.
 			duplicateRetried = true
 		case IsRetryable(err) && attempt < s.config.AppendRetries:
-			wait = retryBackoff(attempt)
 			attempt++
+			wait = appendBackoff.Wait(attempt)
 		default:
 			return nil, err
 		}
@@ -100,12 +100,13 @@ func (s *Store[TTx]) AppendTx(ctx context.Context, tx TTx, stream Stream, expect
 	return recorded, err
 }
 
-// retryBackoff is an exponential wait with full jitter: up to 10 ms, 20 ms,
-// 40 ms... capped at 1 s.
-func retryBackoff(attempt int) time.Duration {
-	ceiling := min(10*time.Millisecond<<min(attempt, 7), time.Second)
-	return time.Duration(rand.Int64N(int64(ceiling))) + time.Millisecond
-}
+var (
+	// appendBackoff spaces Append's retries of an aborted transaction: up
+	// to 10 ms, 20 ms, 40 ms... capped at 1 s.
+	appendBackoff = retrypolicy.Backoff{Base: 10 * time.Millisecond, Ceiling: time.Second}
+	// raceBackoff spaces the reads again after a lost race for a version.
+	raceBackoff = retrypolicy.Backoff{Base: time.Millisecond, Ceiling: 10 * time.Millisecond}
+)
 
 // appendParams validates an append and gives every event its ID.
 func (s *Store[TTx]) appendParams(ctx context.Context, exec meowmxdriver.Executor, stream Stream, expected ExpectedVersion, events []Event) (*meowmxdriver.AppendParams, error) {

@@ -5,27 +5,20 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/meowmx/meowmx/internal/retrypolicy"
 	"github.com/meowmx/meowmx/meowmxdriver"
 )
-
-func randInt64N(n int64) int64 {
-	if n <= 0 {
-		return 0
-	}
-	return rand.Int64N(n)
-}
 
 // hub wakes the subscriptions of this process when events of their
 // categories are appended: by this process (after Append commits), or by any
 // process when the driver has notifications (one LISTEN connection per
 // store, held while at least one subscription runs).
 type hub struct {
-	listen func(ctx context.Context, wake func(category string)) error
+	listen func(ctx context.Context, listening func(), wake func(category string)) error
 	logger *slog.Logger
 
 	mu     sync.Mutex
@@ -40,7 +33,7 @@ type hubSub struct {
 	wake       func()
 }
 
-func newHub(listen func(ctx context.Context, wake func(string)) error, logger *slog.Logger) *hub {
+func newHub(listen func(ctx context.Context, listening func(), wake func(string)) error, logger *slog.Logger) *hub {
 	return &hub{listen: listen, logger: logger, subs: map[int]hubSub{}}
 }
 
@@ -57,10 +50,7 @@ func (h *hub) register(categories []string, wake func()) func() {
 		h.cancel, h.done = cancel, done
 		go func() {
 			defer close(done)
-			err := h.listen(ctx, h.notify)
-			if err != nil && !errors.Is(err, meowmxdriver.ErrNoListen) {
-				h.logger.Warn("meowmx: listening for appends stopped; subscriptions poll", slog.String("err", err.Error()))
-			}
+			h.run(ctx)
 		}()
 	}
 	return func() {
@@ -76,6 +66,42 @@ func (h *hub) register(categories []string, wake func()) func() {
 		if cancel != nil {
 			cancel()
 			<-done
+		}
+	}
+}
+
+// listenBackoff spaces the attempts to listen again after a session failed.
+var listenBackoff = retrypolicy.Backoff{Base: 100 * time.Millisecond, Ceiling: 10 * time.Second}
+
+// run listens until ctx ends, starting a new session with listenBackoff
+// after each failure. Subscriptions poll meanwhile; an outage is logged
+// once, when it begins, and its end once. Every subscriber is woken each
+// time a session starts, for what was appended while none listened.
+func (h *hub) run(ctx context.Context) {
+	failures := 0
+	listening := func() {
+		if failures > 0 {
+			h.logger.Info("meowmx: listening for appends again")
+		}
+		failures = 0
+		h.notify("")
+	}
+	for {
+		err := h.listen(ctx, listening, h.notify)
+		if ctx.Err() != nil || errors.Is(err, meowmxdriver.ErrNoListen) {
+			return
+		}
+		if err == nil {
+			err = errors.New("the listening session ended")
+		}
+		if failures++; failures == 1 {
+			h.logger.Warn("meowmx: cannot listen for appends of other processes; subscriptions poll until it works again",
+				slog.String("err", err.Error()))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(listenBackoff.Wait(failures)):
 		}
 	}
 }
@@ -218,3 +244,39 @@ func (a *announcer) close(timeout time.Duration) {
 	}
 	a.cancel()
 }
+
+// notifyWhileListened returns the announcer's send for a store: it notifies
+// through the driver only while a subscription worker of the schema is
+// alive in some process (looked up at most once per listenersCheckEvery). A
+// notification costs the database a transaction, about a tenth of an
+// append's throughput when sent every millisecond; a worker that starts
+// reads at once and then polls, so the notifications it misses until the
+// next look delay nothing it has not already read. A driver without
+// notifications says so at its first Notify, which ends the announcer's
+// work for good.
+func notifyWhileListened[TTx any](driver meowmxdriver.Driver[TTx], schema string) func(context.Context, []string) error {
+	var (
+		mu      sync.Mutex // held by the announcer's one sender at a time
+		checked time.Time
+		alive   bool
+	)
+	return func(ctx context.Context, categories []string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(checked) >= listenersCheckEvery {
+			now, err := driver.Executor().WorkersAlive(ctx, schema)
+			if err != nil {
+				return err
+			}
+			alive, checked = now, time.Now()
+		}
+		if !alive {
+			return nil
+		}
+		return driver.Notify(ctx, schema, categories)
+	}
+}
+
+// listenersCheckEvery is how long a store trusts its last look for live
+// subscription workers before notifying.
+const listenersCheckEvery = time.Second

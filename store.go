@@ -105,12 +105,10 @@ func New[TTx any](driver meowmxdriver.Driver[TTx], config *Config) (*Store[TTx],
 		return nil, err
 	}
 	store := &Store[TTx]{driver: driver, config: cfg}
-	store.hub = newHub(func(ctx context.Context, wake func(string)) error {
-		return driver.Listen(ctx, cfg.Schema, wake)
+	store.hub = newHub(func(ctx context.Context, listening func(), wake func(string)) error {
+		return driver.Listen(ctx, cfg.Schema, listening, wake)
 	}, cfg.Logger)
-	store.out = newAnnouncer(func(ctx context.Context, categories []string) error {
-		return driver.Notify(ctx, cfg.Schema, categories)
-	}, cfg.Logger)
+	store.out = newAnnouncer(notifyWhileListened(driver, cfg.Schema), cfg.Logger)
 	store.stopClusterReports = driver.OnClusterChange(cfg.Schema, func(change *meowmxdriver.ClusterChange) {
 		store.logClusterChange(context.Background(), change)
 	})

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meowmx/meowmx/internal/retrypolicy"
 	"github.com/meowmx/meowmx/internal/testsignal"
 	"github.com/meowmx/meowmx/meowmxdriver"
 )
@@ -412,13 +413,13 @@ func (sub *Subscription[TTx]) run(ctx, workCtx context.Context) {
 	var wg sync.WaitGroup
 	failures := 0
 	for {
-		wait := jitter(cfg.Lease / 3)
+		wait := retrypolicy.Jitter(cfg.Lease / 3)
 		if err := sub.balance(ctx, workCtx, exec, &wg); err != nil {
 			if ctx.Err() != nil {
 				break
 			}
 			failures++
-			wait = min(wait, backoff(cfg.RetryBackoff, cfg.RetryBackoffMax, failures))
+			wait = min(wait, cfg.retryBackoff().Wait(failures))
 			sub.logger.WarnContext(ctx, "meowmx: subscription lease renewal failed", slog.String("err", err.Error()), slog.Duration("retry_in", wait))
 		} else {
 			failures = 0
@@ -567,17 +568,7 @@ func (sub *Subscription[TTx]) balance(ctx, workCtx context.Context, exec meowmxd
 	return nil
 }
 
-// jitter returns d scaled by a random factor in [0.8, 1.2).
-func jitter(d time.Duration) time.Duration {
-	return d*8/10 + time.Duration(randInt64N(int64(d*4/10)+1))
-}
-
-// backoff is the wait before the attempt-th retry: base doubling per attempt,
-// capped at ceiling, with full jitter.
-func backoff(base, ceiling time.Duration, attempt int) time.Duration {
-	d := base << min(attempt-1, 30)
-	if d <= 0 || d > ceiling {
-		d = ceiling
-	}
-	return time.Duration(randInt64N(int64(d) + 1))
+// retryBackoff spaces the retries of a failing batch, read or outage.
+func (c *SubscriptionConfig[TTx]) retryBackoff() retrypolicy.Backoff {
+	return retrypolicy.Backoff{Base: c.RetryBackoff, Ceiling: c.RetryBackoffMax}
 }

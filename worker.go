@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meowmx/meowmx/internal/retrypolicy"
 	"github.com/meowmx/meowmx/meowmxdriver"
 )
 
@@ -127,7 +128,7 @@ func (r *partitionRunner[TTx]) run(ctx, workCtx context.Context) {
 	// chase counts reads since a wake-up that found nothing: the commit
 	// that woke us may still be hidden behind the visibility horizon (a
 	// transaction of any database of the cluster still running), so look
-	// again with a backoff from 1 ms up to 1 s, for about 10 s, before
+	// again with chaseBackoff, chaseReads times (about 10 s), before
 	// falling back to PollInterval.
 	chase := 0
 	for !r.stopped() && ctx.Err() == nil {
@@ -158,7 +159,7 @@ func (r *partitionRunner[TTx]) run(ctx, workCtx context.Context) {
 				return
 			}
 			failures++
-			wait := backoff(cfg.RetryBackoff, cfg.RetryBackoffMax, failures)
+			wait := cfg.retryBackoff().Wait(failures)
 			logger.WarnContext(ctx, "meowmx: reading events failed", slog.String("err", err.Error()), slog.Duration("retry_in", wait))
 			if ok, _ := r.sleep(ctx, wait, false); !ok {
 				return
@@ -167,10 +168,10 @@ func (r *partitionRunner[TTx]) run(ctx, workCtx context.Context) {
 		}
 		failures = 0
 		if len(rows) == 0 {
-			wait := jitter(cfg.PollInterval)
+			wait := retrypolicy.Jitter(cfg.PollInterval)
 			if chase > 0 {
-				wait = min(wait, time.Millisecond<<min(chase-1, 10))
-				if chase++; chase > 20 {
+				wait = min(wait, chaseBackoff.Wait(chase))
+				if chase++; chase > chaseReads {
 					chase = 0
 				}
 			} else if sub.hooks.Idle != nil {
@@ -249,14 +250,14 @@ func (r *partitionRunner[TTx]) process(ctx, workCtx context.Context, events []Re
 				}
 				continue
 			}
-			wait = backoff(cfg.RetryBackoff, cfg.RetryBackoffMax, attempt)
+			wait = cfg.retryBackoff().Wait(attempt)
 			r.sub.logger.WarnContext(ctx, "meowmx: handler failed; retrying",
 				slog.Int("partition", r.partition), slog.String("event_id", ev.ID.String()),
 				slog.Int("attempt", attempt), slog.Duration("retry_in", wait), slog.String("err", err.Error()))
 			attempt++
 		} else {
 			outages++
-			wait = backoff(cfg.RetryBackoff, cfg.RetryBackoffMax, outages)
+			wait = cfg.retryBackoff().Wait(outages)
 			r.sub.logger.WarnContext(ctx, "meowmx: could not commit a batch; retrying",
 				slog.Int("partition", r.partition), slog.Int("events", len(events)),
 				slog.Duration("retry_in", wait), slog.String("err", err.Error()))
@@ -388,3 +389,10 @@ func callHandler[TTx any](ctx context.Context, handler Handler[TTx], tx TTx, eve
 	}()
 	return handler(ctx, tx, events)
 }
+
+// chaseBackoff spaces the reads after a wake-up that found nothing: the
+// events that woke the partition may be behind the visibility horizon for a
+// moment. chaseReads such reads take about 10 s.
+var chaseBackoff = retrypolicy.Backoff{Base: time.Millisecond, Ceiling: time.Second}
+
+const chaseReads = 30

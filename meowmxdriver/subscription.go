@@ -21,17 +21,19 @@ type Transactor[TTx any] interface {
 
 // Listener wakes subscriptions when events are appended elsewhere.
 type Listener interface {
-	// Listen calls wake with the category of every append committed by any
-	// process, until ctx ends, reconnecting with backoff when the
-	// connection drops (calling wake("") after each reconnect, since
-	// notifications may have been missed). Drivers without notifications
-	// return ErrNoListen at once.
-	Listen(ctx context.Context, schema string, wake func(category string)) error
+	// Listen runs one listening session: it connects, calls listening once
+	// it receives notifications, then calls wake with the category of
+	// every append committed by any process, until ctx ends (it returns
+	// nil) or the session fails (it returns why). meowmx reconnects, and
+	// wakes every subscription after each reconnect. Drivers without
+	// notifications return ErrNoListen at once.
+	Listen(ctx context.Context, schema string, listening func(), wake func(category string)) error
 
 	// Notify tells the listeners of every process that events of these
 	// categories were appended. meowmx calls it after an append, outside the
-	// append's transaction, and never has two calls of one store in flight.
-	// Drivers without notifications return ErrNoListen.
+	// append's transaction, never with two calls of one store in flight,
+	// and only while SubscriptionExecutor.WorkersAlive says someone may
+	// listen. Drivers without notifications return ErrNoListen.
 	Notify(ctx context.Context, schema string, categories []string) error
 }
 
@@ -53,6 +55,10 @@ type SubscriptionExecutor interface {
 
 	// RemoveWorker forgets worker and frees the partitions it owns.
 	RemoveWorker(ctx context.Context, schema, name, worker string) error
+
+	// WorkersAlive reports whether any subscription worker of the schema,
+	// in any process, has a heartbeat that has not expired.
+	WorkersAlive(ctx context.Context, schema string) (bool, error)
 
 	// Claim renews the leases worker holds on the subscription's
 	// partitions, takes free or expired ones until it holds want, and

@@ -31,7 +31,6 @@ var migrationFS embed.FS
 type Driver struct {
 	pool           *pgxpool.Pool
 	stmts          sync.Map // schema -> *statements
-	listeners      sync.Map // schema -> *listenerCheck
 	clusters       clusterChecks
 	rebasing       sync.Map // schema -> chan struct{}, one re-base at a time
 	clusterReports sync.Map // schema -> *clusterReport

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,7 +19,7 @@ type subscriptionStatements struct {
 	readSubAll, readSubCategory, readSubCategories    string
 	endPosition, lastPosition, reset, list, lag, park string
 	parked, replay, pending                           string
-	unpark                                            string
+	unpark, workersAlive                              string
 }
 
 const subColumns = `name, partition, partitions, categories, types, transaction_id, seq, generation, coalesce(owner, ''), lease_until, updated_at`
@@ -54,6 +52,7 @@ SELECT $1, p, $2, $3, $4, $5, $6 FROM generate_series(0, $2::int - 1) AS p
 SELECT worker FROM {{schema}}.subscription_workers WHERE name = $1 AND worker <> $2 AND alive_until >= now()
 UNION ALL SELECT $2
 ORDER BY 1`),
+		workersAlive: r(`SELECT EXISTS (SELECT FROM {{schema}}.subscription_workers WHERE alive_until > now())`),
 		removeWorker: r(`WITH gone AS (
     DELETE FROM {{schema}}.subscription_workers WHERE name = $1 AND worker = $2
 )
@@ -390,91 +389,19 @@ func (d *Driver) Rollback(ctx context.Context, tx pgx.Tx) error {
 const listenKeepalive = 15 * time.Second
 
 // Listen holds one connection, outside the pool, listening on the schema's
-// channel, and calls wake with each notification's category. It reconnects
-// with jittered exponential backoff when the connection drops, calling
-// wake("") after each reconnect because notifications sent meanwhile are
-// lost.
-func (d *Driver) Listen(ctx context.Context, schema string, wake func(category string)) error {
-	channel := pgx.Identifier{Channel(schema)}.Sanitize()
-	for attempt := 0; ; attempt++ {
-		err := d.listenOnce(ctx, channel, func() { attempt = 0 }, wake)
-		if ctx.Err() != nil {
-			return nil
-		}
-		wait := time.Duration(rand.Int64N(int64(min(100*time.Millisecond<<min(attempt, 8), 10*time.Second)))) + 10*time.Millisecond
-		_ = err // the caller learns of outages through wake("") and its polls
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-	}
-}
-
-// Notify sends one notification per category on the schema's channel, in a
-// transaction of its own that does not wait for its commit record to be
-// flushed: a notification is a hint, and a lost one is made up for by the
-// subscriptions' polls. It sends nothing while no subscription worker of the
-// schema is alive, in any process (looked up at most once per
-// listenerCheckEvery): a notification costs a transaction, about a tenth of
-// an append's throughput when sent every millisecond. A worker that starts
-// reads at once and polls, so the notifications it misses until the writers
-// look again delay nothing it has not already read.
-func (d *Driver) Notify(ctx context.Context, schema string, categories []string) error {
-	v, _ := d.listeners.LoadOrStore(schema, &listenerCheck{})
-	check := v.(*listenerCheck)
-	present, err := check.present(ctx, func(ctx context.Context) (bool, error) {
-		var alive bool
-		err := d.pool.QueryRow(ctx, d.statements(schema).r(anyWorkerSQL)).Scan(&alive)
-		return alive, mapError(err)
-	})
-	if err != nil || !present {
-		return err
-	}
-	_, err = d.pool.Exec(ctx, notifySQL, Channel(schema), categories)
-	return mapError(err)
-}
-
-const (
-	notifySQL    = `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, c) FROM unnest($2::text[]) AS c`
-	anyWorkerSQL = `SELECT EXISTS (SELECT FROM {{schema}}.subscription_workers WHERE alive_until > now())`
-	// listenerCheckEvery is how long Notify trusts its last look for live
-	// subscription workers.
-	listenerCheckEvery = time.Second
-)
-
-// listenerCheck caches whether a schema has live subscription workers.
-type listenerCheck struct {
-	mu      sync.Mutex
-	checked time.Time
-	alive   bool
-}
-
-func (c *listenerCheck) present(ctx context.Context, look func(context.Context) (bool, error)) (bool, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if time.Since(c.checked) < listenerCheckEvery {
-		return c.alive, nil
-	}
-	alive, err := look(ctx)
-	if err != nil {
-		return false, err
-	}
-	c.alive, c.checked = alive, time.Now()
-	return alive, nil
-}
-
-func (d *Driver) listenOnce(ctx context.Context, channel string, connected func(), wake func(string)) error {
+// channel, and calls wake with each notification's category, until ctx ends
+// or the connection fails. An idle connection is pinged every
+// listenKeepalive, so that a dead one is noticed.
+func (d *Driver) Listen(ctx context.Context, schema string, listening func(), wake func(category string)) error {
 	conn, err := pgx.ConnectConfig(ctx, d.pool.Config().ConnConfig.Copy())
 	if err != nil {
-		return err
+		return ctxOr(ctx, err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
-		return fmt.Errorf("listen: %w", err)
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{Channel(schema)}.Sanitize()); err != nil {
+		return ctxOr(ctx, fmt.Errorf("listen: %w", err))
 	}
-	connected()
-	wake("") // anything appended while this process was not listening
+	listening()
 	for {
 		waitCtx, cancel := context.WithTimeout(ctx, listenKeepalive)
 		n, err := conn.WaitForNotification(waitCtx)
@@ -486,13 +413,43 @@ func (d *Driver) listenOnce(ctx context.Context, channel string, connected func(
 			return nil
 		case errors.Is(err, context.DeadlineExceeded):
 			if err := conn.Ping(ctx); err != nil {
-				return err
+				return ctxOr(ctx, err)
 			}
 		default:
 			return err
 		}
 	}
 }
+
+// ctxOr returns nil once ctx has ended (the caller stopped listening), and
+// err otherwise.
+func ctxOr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// Notify sends one notification per category on the schema's channel, in a
+// transaction of its own that does not wait for its commit record to be
+// flushed: a notification is a hint, and a lost one is made up for by the
+// subscriptions' polls.
+func (d *Driver) Notify(ctx context.Context, schema string, categories []string) error {
+	_, err := d.pool.Exec(ctx, notifySQL, Channel(schema), categories)
+	return mapError(err)
+}
+
+// WorkersAlive reports whether any subscription worker of the schema has a
+// live heartbeat.
+func (e *executor) WorkersAlive(ctx context.Context, schema string) (bool, error) {
+	var alive bool
+	err := e.row(ctx, schema, func(st *statements) (string, []any) {
+		return st.sub.workersAlive, nil
+	}, &alive)
+	return alive, err
+}
+
+const notifySQL = `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, c) FROM unnest($2::text[]) AS c`
 
 const (
 	saveSnapshotSQL = `INSERT INTO {{schema}}.snapshots (category, stream_id, version, schema_version, state)

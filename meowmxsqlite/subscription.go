@@ -21,7 +21,8 @@ import (
 // users share one machine.
 type subscriptionStatements struct {
 	exists, initInsert, rows                          string
-	heartbeat, prune, countWorkers, removeWorker      string
+	heartbeat, prune, listWorkers, removeWorker       string
+	workersAlive                                      string
 	freeOwned, renew, free, take, owned, release      string
 	advance, readSubAll, readSubCategory, readSubMany string
 	endPosition, reset, list, lag, park, parked       string
@@ -47,8 +48,9 @@ VALUES (?, ?, ?, ?, ?, ?, ?)`),
 		heartbeat: r(`INSERT INTO {{prefix}}subscription_workers (name, worker, alive_until) VALUES (?1, ?2, ?3)
 ON CONFLICT (name, worker) DO UPDATE SET alive_until = excluded.alive_until`),
 		prune:        r(`DELETE FROM {{prefix}}subscription_workers WHERE name = ?1 AND alive_until < ?2`),
-		countWorkers: r(`SELECT worker FROM {{prefix}}subscription_workers WHERE name = ?1 ORDER BY worker`),
+		listWorkers:  r(`SELECT worker FROM {{prefix}}subscription_workers WHERE name = ?1 ORDER BY worker`),
 		removeWorker: r(`DELETE FROM {{prefix}}subscription_workers WHERE name = ?1 AND worker = ?2`),
+		workersAlive: r(`SELECT EXISTS (SELECT 1 FROM {{prefix}}subscription_workers WHERE alive_until > ?1)`),
 		freeOwned:    r(`UPDATE {{prefix}}subscriptions SET owner = NULL, lease_until = NULL WHERE name = ?1 AND owner = ?2`),
 		renew:        r(`UPDATE {{prefix}}subscriptions SET lease_until = ?3 WHERE name = ?1 AND owner = ?2`),
 		free: r(`SELECT partition FROM {{prefix}}subscriptions
@@ -191,7 +193,7 @@ func (e *executor) Heartbeat(ctx context.Context, schema, name, worker string, t
 		if _, err := q.ExecContext(ctx, st.prune, name, micros(now)); err != nil {
 			return err
 		}
-		rows, err := q.QueryContext(ctx, st.countWorkers, name)
+		rows, err := q.QueryContext(ctx, st.listWorkers, name)
 		if err != nil {
 			return err
 		}
@@ -207,6 +209,14 @@ func (e *executor) Heartbeat(ctx context.Context, schema, name, worker string, t
 		return rows.Err()
 	})
 	return workers, err
+}
+
+// WorkersAlive reports whether any subscription worker of the database has
+// a live heartbeat.
+func (e *executor) WorkersAlive(ctx context.Context, schema string) (bool, error) {
+	var alive bool
+	err := e.reader().QueryRowContext(ctx, e.driver.statements(schema).sub.workersAlive, micros(time.Now())).Scan(&alive)
+	return alive, mapError(err)
 }
 
 func (e *executor) RemoveWorker(ctx context.Context, schema, name, worker string) error {
@@ -534,7 +544,7 @@ func (d *Driver) Rollback(_ context.Context, tx *sql.Tx) error {
 // Listen returns meowmxdriver.ErrNoListen: SQLite has no notifications.
 // meowmx wakes subscriptions of appends made in the same process and polls
 // for the others.
-func (d *Driver) Listen(context.Context, string, func(string)) error {
+func (d *Driver) Listen(context.Context, string, func(), func(string)) error {
 	return meowmxdriver.ErrNoListen
 }
 
