@@ -129,7 +129,7 @@ func (a *Aggregate[TTx, S]) LoadTx(ctx context.Context, tx TTx, id string) (S, i
 func (a *Aggregate[TTx, S]) load(ctx context.Context, exec meowmxdriver.Executor, id string) (S, int64, error) {
 	stream := a.stream(id)
 	state, version := a.cfg.Initial(), int64(-1)
-	if err := a.store.begin(ctx); err != nil {
+	if err := a.store.checkUsable(ctx); err != nil {
 		return state, 0, err
 	}
 	if err := validateStream(stream); err != nil {
@@ -281,7 +281,7 @@ func (a *Aggregate[TTx, S]) snapshot(ctx context.Context, stream Stream, before 
 // version, and returns how many there were.
 func (a *Aggregate[TTx, S]) DeleteSnapshots(ctx context.Context, id string) (int, error) {
 	stream := a.stream(id)
-	if err := a.store.begin(ctx); err != nil {
+	if err := a.store.checkUsable(ctx); err != nil {
 		return 0, err
 	}
 	if err := validateStream(stream); err != nil {

@@ -110,7 +110,7 @@ var (
 
 // appendParams validates an append and gives every event its ID.
 func (s *Store[TTx]) appendParams(ctx context.Context, exec meowmxdriver.Executor, stream Stream, expected ExpectedVersion, events []Event) (*meowmxdriver.AppendParams, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.checkUsable(ctx); err != nil {
 		return nil, err
 	}
 	if err := validateStream(stream); err != nil {

@@ -38,7 +38,7 @@ func (s *Store[TTx]) ReadStreamTx(ctx context.Context, tx TTx, stream Stream, op
 }
 
 func (s *Store[TTx]) readStream(ctx context.Context, exec meowmxdriver.Executor, stream Stream, opts *ReadStreamOpts) ([]RecordedEvent, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.checkUsable(ctx); err != nil {
 		return nil, err
 	}
 	if err := validateStream(stream); err != nil {
@@ -97,7 +97,7 @@ func (s *Store[TTx]) StreamVersionTx(ctx context.Context, tx TTx, stream Stream)
 }
 
 func (s *Store[TTx]) streamVersion(ctx context.Context, exec meowmxdriver.Executor, stream Stream) (int64, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.checkUsable(ctx); err != nil {
 		return 0, err
 	}
 	if err := validateStream(stream); err != nil {
@@ -156,7 +156,7 @@ func (s *Store[TTx]) ReadCategoryTx(ctx context.Context, tx TTx, category string
 }
 
 func (s *Store[TTx]) readGlobal(ctx context.Context, exec meowmxdriver.Executor, category string, after Position, opts *ReadOpts) ([]RecordedEvent, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.checkUsable(ctx); err != nil {
 		return nil, err
 	}
 	if opts == nil {

@@ -140,8 +140,9 @@ func (s *Store[TTx]) Close() error {
 // processes of the last appends.
 const CloseFlushTimeout = 2 * time.Second
 
-// begin checks what every call checks first.
-func (s *Store[TTx]) begin(ctx context.Context) error {
+// checkUsable returns ErrClosed after Close, and the context's error once
+// it is done: what every call checks before it starts.
+func (s *Store[TTx]) checkUsable(ctx context.Context) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
@@ -192,7 +193,7 @@ type ClusterChange struct {
 
 // MigrateWithResult is Migrate, saying what it did.
 func (s *Store[TTx]) MigrateWithResult(ctx context.Context) (*MigrateResult, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.checkUsable(ctx); err != nil {
 		return nil, err
 	}
 	result, err := s.driver.Migrate(ctx, s.config.Schema)
@@ -239,7 +240,7 @@ type Horizon = meowmxtype.Horizon
 // horizon back, or nil when none does. It is always nil on SQLite, whose
 // writers are serialized.
 func (s *Store[TTx]) Horizon(ctx context.Context) (*Horizon, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.checkUsable(ctx); err != nil {
 		return nil, err
 	}
 	h, err := s.driver.Executor().Horizon(ctx)

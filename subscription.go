@@ -290,7 +290,7 @@ func (sub *Subscription[TTx]) Worker() string { return sub.worker }
 // the background until ctx ends or Stop is called. It fails if the stored
 // subscription has another number of partitions or another filter.
 func (sub *Subscription[TTx]) Start(ctx context.Context) error {
-	if err := sub.store.begin(ctx); err != nil {
+	if err := sub.store.checkUsable(ctx); err != nil {
 		return err
 	}
 	sub.mu.Lock()

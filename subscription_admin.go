@@ -43,7 +43,7 @@ type SubscriptionStatus struct {
 // SubscriptionStatuses returns the status of every partition of the
 // subscription name, or of every subscription when name is empty.
 func (s *Store[TTx]) SubscriptionStatuses(ctx context.Context, name string) ([]SubscriptionStatus, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.checkUsable(ctx); err != nil {
 		return nil, err
 	}
 	if name != "" {
@@ -92,7 +92,7 @@ func (s *Store[TTx]) SubscriptionStatuses(ctx context.Context, name string) ([]S
 // (a third of the lease): a batch in flight at the moment of the reset is
 // rolled back, not committed past it.
 func (s *Store[TTx]) ResetSubscription(ctx context.Context, name string, from SubscriptionFrom) error {
-	if err := s.begin(ctx); err != nil {
+	if err := s.checkUsable(ctx); err != nil {
 		return err
 	}
 	if err := validName(name); err != nil {
@@ -120,7 +120,7 @@ func (s *Store[TTx]) ResetSubscription(ctx context.Context, name string, from Su
 // worker runs, or that its failure policy stopped, never catches up.
 // Scripts and tests use it instead of summing lags.
 func (s *Store[TTx]) WaitCaughtUp(ctx context.Context, name string) error {
-	if err := s.begin(ctx); err != nil {
+	if err := s.checkUsable(ctx); err != nil {
 		return err
 	}
 	if err := validName(name); err != nil {
@@ -214,7 +214,7 @@ type ParkedEvent struct {
 // ParkedEvents lists the parked events of the subscription name, in global
 // order.
 func (s *Store[TTx]) ParkedEvents(ctx context.Context, name string) ([]ParkedEvent, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.checkUsable(ctx); err != nil {
 		return nil, err
 	}
 	if err := validName(name); err != nil {
@@ -241,7 +241,7 @@ func (s *Store[TTx]) ParkedEvents(ctx context.Context, name string) ([]ParkedEve
 // its new error. Replayed events come after the events their stream has had
 // since: a handler must not assume version order for them.
 func (s *Store[TTx]) ReplayParked(ctx context.Context, name string) (int, error) {
-	if err := s.begin(ctx); err != nil {
+	if err := s.checkUsable(ctx); err != nil {
 		return 0, err
 	}
 	if err := validName(name); err != nil {
