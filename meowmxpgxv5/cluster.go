@@ -89,20 +89,6 @@ func (d *Driver) reportClusterChange(schema string, change *meowmxdriver.Cluster
 	}
 }
 
-// systemID returns the system identifier of conn's server.
-func systemID(ctx context.Context, conn *pgx.Conn) (int64, error) {
-	data := conn.PgConn().CustomData()
-	if seen, ok := data[clusterKey].(clusterSeen); ok && time.Since(seen.at) < connectionRecheck {
-		return seen.systemID, nil
-	}
-	var id int64
-	if err := conn.QueryRow(ctx, systemIDSQL).Scan(&id); err != nil {
-		return 0, mapError(err)
-	}
-	data[clusterKey] = clusterSeen{systemID: id, at: time.Now()}
-	return id, nil
-}
-
 // ensureCluster makes sure that positions written and read through conn for
 // schema follow the stored ones. inTx is the caller's transaction on conn,
 // or nil when conn is idle.
@@ -271,7 +257,7 @@ func rebase(ctx context.Context, tx pgx.Tx, st *statements, lock bool) (*meowmxd
 	if _, err := tx.Exec(ctx, positionFunctions(st.ident, change.Offset)); err != nil {
 		return nil, err
 	}
-	if _, err := tx.Exec(ctx, st.recordCluster, s.systemID, change.Offset); err != nil {
+	if _, err := tx.Exec(ctx, st.recordCluster, pgx.StrictNamedArgs{"system_identifier": s.systemID, "offset": change.Offset}); err != nil {
 		return nil, err
 	}
 	return change, nil
@@ -296,8 +282,16 @@ CREATE OR REPLACE FUNCTION ` + ident + `.visible_horizon() RETURNS xid8
     AS 'SELECT ` + horizon + `'`
 }
 
-const (
-	systemIDSQL    = `SELECT system_identifier FROM pg_control_system()`
-	lockTimeoutSQL = `SET LOCAL lock_timeout = '10s'`
-	migrateLockSQL = `SELECT pg_advisory_xact_lock(hashtextextended('meowmx.migrate.' || $1::text, 0))`
-)
+// systemID returns the system identifier of conn's server.
+func systemID(ctx context.Context, conn *pgx.Conn) (int64, error) {
+	data := conn.PgConn().CustomData()
+	if seen, ok := data[clusterKey].(clusterSeen); ok && time.Since(seen.at) < connectionRecheck {
+		return seen.systemID, nil
+	}
+	var id int64
+	if err := conn.QueryRow(ctx, systemIDSQL).Scan(&id); err != nil {
+		return 0, mapError(err)
+	}
+	data[clusterKey] = clusterSeen{systemID: id, at: time.Now()}
+	return id, nil
+}

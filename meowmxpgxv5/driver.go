@@ -95,7 +95,7 @@ func (d *Driver) Migrate(ctx context.Context, schema string) (*meowmxdriver.Migr
 			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, st.recordMigration, m.Version, m.Name)
+			_, err := tx.Exec(ctx, st.recordMigration, pgx.StrictNamedArgs{"version": m.Version, "name": m.Name})
 			return err
 		})
 		if err != nil {

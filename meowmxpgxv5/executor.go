@@ -316,3 +316,27 @@ func (e *executor) Horizon(ctx context.Context) (*meowmxtype.Horizon, error) {
 	h.TransactionID = uint64(txID)
 	return h, nil
 }
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// query runs the query that query gives for schema and hands its rows to
+// scan.
+func (e *executor) query(ctx context.Context, schema string, query func(st *statements) (string, []any), scan func(pgx.Rows) error) error {
+	db, release, err := e.acquire(ctx, schema)
+	if err != nil {
+		return err
+	}
+	defer release()
+	sql, args := query(e.driver.statements(schema))
+	rows, err := db.Query(ctx, sql, args...)
+	if err != nil {
+		return mapError(err)
+	}
+	defer rows.Close()
+	return mapError(scan(rows))
+}

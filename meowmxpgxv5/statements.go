@@ -1,7 +1,6 @@
 package meowmxpgxv5
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -34,8 +33,7 @@ type statements struct {
 
 	sub subscriptionStatements
 
-	// r puts the schema into a statement.
-	r func(string) string
+	saveSnapshot, loadSnapshot, deleteSnapshots string
 }
 
 const eventColumns = `transaction_id, seq, category, stream_id, version, event_id, type, data, metadata, recorded_at`
@@ -64,7 +62,10 @@ SELECT $1, $2, $3, s.version + i.ord, i.id, i.type, i.data, i.metadata
   FROM (SELECT coalesce(max(x.version), -1) AS version FROM {{schema}}.events x WHERE x.category = $1 AND x.stream_id = $2) s,
        unnest($5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[]) WITH ORDINALITY AS i(id, type, data, metadata, ord)
  WHERE ` + expectedMatches + `
-   AND NOT EXISTS (SELECT FROM {{schema}}.events d WHERE d.event_id = ($5::uuid[])[1])` + "%s" + `
+   AND NOT EXISTS (SELECT FROM {{schema}}.events d WHERE d.event_id = ($5::uuid[])[1])`
+
+// appendTail ends appendSQL.
+const appendTail = `
  ORDER BY i.ord
 RETURNING e.transaction_id, e.seq, e.version, e.recorded_at`
 
@@ -150,10 +151,10 @@ CREATE TABLE IF NOT EXISTS {{schema}}.migrations (
     applied_at timestamptz NOT NULL DEFAULT now()
 )`),
 		appliedMigrations: r(`SELECT version FROM {{schema}}.migrations ORDER BY version`),
-		recordMigration:   r(`INSERT INTO {{schema}}.migrations (version, name) VALUES ($1, $2)`),
+		recordMigration:   r(`INSERT INTO {{schema}}.migrations (version, name) VALUES (@version, @name)`),
 
-		append:        r(fmt.Sprintf(appendSQL, "")),
-		appendTx:      r(fmt.Sprintf(appendSQL, notTooOld)),
+		append:        r(appendSQL + appendTail),
+		appendTx:      r(appendSQL + notTooOld + appendTail),
 		appendVerdict: r(appendVerdictSQL),
 		appendAt:      r(appendAtSQL),
 		appendAt1:     r(appendAt1SQL),
@@ -198,10 +199,16 @@ CREATE TABLE IF NOT EXISTS {{schema}}.migrations (
        pg_snapshot_xmax(pg_current_snapshot())::text::bigint
   FROM pg_control_system() s, {{schema}}.cluster c`),
 		lockEvents:    r(`LOCK TABLE {{schema}}.events IN SHARE ROW EXCLUSIVE MODE`),
-		recordCluster: r(`UPDATE {{schema}}.cluster SET system_identifier = $1, position_offset = $2, updated_at = now()`),
+		recordCluster: r(`UPDATE {{schema}}.cluster SET system_identifier = @system_identifier, position_offset = @offset, updated_at = now()`),
 
 		sub: newSubscriptionStatements(r),
-		r:   r,
+
+		saveSnapshot: r(`INSERT INTO {{schema}}.snapshots (category, stream_id, version, schema_version, state)
+VALUES (@category, @stream_id, @version, @schema_version, @state) ON CONFLICT DO NOTHING`),
+		loadSnapshot: r(`SELECT version, state FROM {{schema}}.snapshots
+ WHERE category = @category AND stream_id = @stream_id AND schema_version = @schema_version
+ ORDER BY version DESC LIMIT 1`),
+		deleteSnapshots: r(`DELETE FROM {{schema}}.snapshots WHERE category = @category AND stream_id = @stream_id`),
 	}
 }
 
@@ -229,3 +236,124 @@ func Channel(schema string) string {
 	}
 	return channel
 }
+
+// subscriptionStatements holds the subscription SQL of one schema.
+type subscriptionStatements struct {
+	initLock, initInsert, rows                        string
+	heartbeat, removeWorker, claim, release, advance  string
+	readSubAll, readSubCategory, readSubCategories    string
+	endPosition, lastPosition, reset, list, lag, park string
+	parked, replay, pending                           string
+	unpark, workersAlive                              string
+}
+
+const subColumns = `name, partition, partitions, categories, types, transaction_id, seq, generation, coalesce(owner, ''), lease_until, updated_at`
+
+func newSubscriptionStatements(r func(string) string) subscriptionStatements {
+	readSub := func(categoryFilter string) string {
+		return r(`SELECT ` + eventColumns + ` FROM {{schema}}.events
+ WHERE (transaction_id, seq) > ($1, $2) AND ` + visible + `
+   AND ` + categoryFilter + `
+   AND (cardinality($4::text[]) = 0 OR type = ANY($4::text[]))
+   AND ($5::int <= 1 OR stream_hash % $5::int = $6::int)
+ ORDER BY transaction_id, seq
+ LIMIT $7`)
+	}
+	return subscriptionStatements{
+		initLock: `SELECT pg_advisory_xact_lock(hashtextextended('meowmx.subscription.' || @schema::text || '.' || @name::text, 0))`,
+		initInsert: r(`INSERT INTO {{schema}}.subscriptions (name, partition, partitions, categories, types, transaction_id, seq)
+SELECT @name, p, @partitions, @categories, @types, @transaction_id, @seq FROM generate_series(0, @partitions::int - 1) AS p
+ WHERE NOT EXISTS (SELECT 1 FROM {{schema}}.subscriptions WHERE name = @name)`),
+		rows: r(`SELECT ` + subColumns + `, 0::bigint FROM {{schema}}.subscriptions WHERE name = @name ORDER BY partition`),
+		heartbeat: r(`WITH up AS (
+    INSERT INTO {{schema}}.subscription_workers (name, worker, alive_until) VALUES (@name, @worker, now() + @ttl::interval)
+    ON CONFLICT (name, worker) DO UPDATE SET alive_until = excluded.alive_until
+), gone AS (
+    DELETE FROM {{schema}}.subscription_workers WHERE name = @name AND worker <> @worker AND alive_until < now()
+)
+SELECT worker FROM {{schema}}.subscription_workers WHERE name = @name AND worker <> @worker AND alive_until >= now()
+UNION ALL SELECT @worker
+ORDER BY 1`),
+		workersAlive: r(`SELECT EXISTS (SELECT FROM {{schema}}.subscription_workers WHERE alive_until > now())`),
+		removeWorker: r(`WITH gone AS (
+    DELETE FROM {{schema}}.subscription_workers WHERE name = @name AND worker = @worker
+)
+UPDATE {{schema}}.subscriptions SET owner = NULL, lease_until = NULL WHERE name = @name AND owner = @worker`),
+		claim: r(`WITH renewed AS (
+    UPDATE {{schema}}.subscriptions SET lease_until = now() + @lease::interval
+     WHERE name = @name AND owner = @worker
+    RETURNING ` + subColumns + `
+), free AS (
+    SELECT partition FROM {{schema}}.subscriptions
+     WHERE name = @name AND (owner IS NULL OR (owner <> @worker AND lease_until < now()))
+     ORDER BY partition
+     LIMIT greatest(@want::int - (SELECT count(*) FROM renewed), 0)
+     FOR UPDATE SKIP LOCKED
+), taken AS (
+    UPDATE {{schema}}.subscriptions s SET owner = @worker, lease_until = now() + @lease::interval
+      FROM free WHERE s.name = @name AND s.partition = free.partition
+    RETURNING ` + subColumnsOf("s") + `
+)
+SELECT *, 0::bigint FROM renewed UNION ALL SELECT *, 0::bigint FROM taken`),
+		release: r(`UPDATE {{schema}}.subscriptions SET owner = NULL, lease_until = NULL
+ WHERE name = @name AND owner = @worker AND partition = ANY(@partitions::int[])`),
+		advance: r(`UPDATE {{schema}}.subscriptions
+   SET transaction_id = $5, seq = $6, lease_until = now() + $7::interval, updated_at = now()
+ WHERE name = $1 AND partition = $2 AND owner = $3 AND generation = $4`),
+		readSubAll:        readSub(`($3::text[] IS NOT NULL)`),
+		readSubCategory:   readSub(`category = ($3::text[])[1]`),
+		readSubCategories: readSub(`category = ANY($3::text[])`),
+		endPosition: r(`SELECT transaction_id, seq FROM {{schema}}.events WHERE ` + visible + `
+ ORDER BY transaction_id DESC, seq DESC LIMIT 1`),
+		lastPosition: r(`SELECT transaction_id, seq FROM {{schema}}.events ORDER BY transaction_id DESC, seq DESC LIMIT 1`),
+		reset: r(`UPDATE {{schema}}.subscriptions
+   SET transaction_id = @transaction_id, seq = @seq, generation = generation + 1, updated_at = now()
+ WHERE name = @name`),
+		list: r(`SELECT ` + subColumnsOf("s") + `,
+       (SELECT count(*) FROM {{schema}}.parked_events p WHERE p.subscription = s.name AND p.partition = s.partition)
+  FROM {{schema}}.subscriptions s
+ WHERE @name = '' OR s.name = @name
+ ORDER BY s.name, s.partition`),
+		lag: r(`SELECT count(*), min(recorded_at) FROM {{schema}}.events
+ WHERE (transaction_id, seq) > (@transaction_id, @seq)
+   AND ` + subscriptionFilter),
+		pending: r(`SELECT EXISTS (SELECT FROM {{schema}}.events
+ WHERE (transaction_id, seq) > (@transaction_id, @seq) AND (transaction_id, seq) <= (@until_transaction_id, @until_seq)
+   AND ` + subscriptionFilter + `)`),
+		park: r(`INSERT INTO {{schema}}.parked_events (subscription, partition, event_id, error, attempts)
+VALUES (@name, @partition, @event_id, @error, @attempts)
+ON CONFLICT (subscription, event_id) DO UPDATE
+   SET error = excluded.error, attempts = parked_events.attempts + excluded.attempts,
+       replay = false, parked_at = now()`),
+		parked: r(`SELECT p.subscription, p.partition, p.error, p.attempts, p.replay, p.parked_at,
+       e.transaction_id, e.seq, e.category, e.stream_id, e.version, e.event_id, e.type, e.data, e.metadata, e.recorded_at
+  FROM {{schema}}.parked_events p
+  JOIN {{schema}}.events e ON e.event_id = p.event_id
+ WHERE p.subscription = @name AND (NOT @only_replay::bool OR (p.replay AND p.partition = @partition))
+ ORDER BY e.transaction_id, e.seq
+ LIMIT @limit::bigint`),
+		replay: r(`UPDATE {{schema}}.parked_events SET replay = true WHERE subscription = @name`),
+		unpark: r(`DELETE FROM {{schema}}.parked_events WHERE subscription = @name AND event_id = @event_id`),
+	}
+}
+
+// subscriptionFilter keeps the events a subscription row covers: its
+// categories and types (empty for all) and its partition.
+const subscriptionFilter = `(cardinality(@categories::text[]) = 0 OR category = ANY(@categories::text[]))
+   AND (cardinality(@types::text[]) = 0 OR type = ANY(@types::text[]))
+   AND (@partitions::int <= 1 OR stream_hash % @partitions::int = @partition::int)`
+
+func subColumnsOf(alias string) string {
+	a := alias + "."
+	return a + "name, " + a + "partition, " + a + "partitions, " + a + "categories, " + a + "types, " +
+		a + "transaction_id, " + a + "seq, " + a + "generation, coalesce(" + a + "owner, ''), " +
+		a + "lease_until, " + a + "updated_at"
+}
+
+const notifySQL = `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, c) FROM unnest($2::text[]) AS c`
+
+const (
+	systemIDSQL    = `SELECT system_identifier FROM pg_control_system()`
+	lockTimeoutSQL = `SET LOCAL lock_timeout = '10s'`
+	migrateLockSQL = `SELECT pg_advisory_xact_lock(hashtextextended('meowmx.migrate.' || $1::text, 0))`
+)

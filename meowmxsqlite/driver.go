@@ -20,7 +20,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -99,67 +98,6 @@ func New(db *sql.DB) *Driver {
 	return &Driver{db: db, writing: make(chan struct{}, 1)}
 }
 
-// lock waits for this process's turn to write. A line that moves never
-// times out, however long it is; a turn held for BusyTimeout without the
-// line moving (as SQLite waits for another process's lock) fails: a
-// subscription handler that calls Append instead of AppendTx gets an error,
-// not a deadlock.
-func (d *Driver) lock(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	select {
-	case d.writing <- struct{}{}:
-		d.turns.Add(1)
-		return nil
-	default:
-	}
-	d.waiting.Add(1)
-	defer d.waiting.Add(-1)
-	// The wait stays in one select, so that waiting writers keep their
-	// place in line (the channel serves them first come, first served); a
-	// watcher ends it if no turn is taken for BusyTimeout.
-	waitCtx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	go func() {
-		timer := time.NewTimer(BusyTimeout * time.Millisecond)
-		defer timer.Stop()
-		seen := d.turns.Load()
-		for {
-			select {
-			case <-waitCtx.Done():
-				return
-			case <-timer.C:
-				now := d.turns.Load()
-				if now == seen {
-					cancel(errLineStalled)
-					return
-				}
-				seen = now
-				timer.Reset(BusyTimeout * time.Millisecond)
-			}
-		}
-	}()
-	select {
-	case d.writing <- struct{}{}:
-		d.turns.Add(1)
-		return nil
-	case <-waitCtx.Done():
-		if context.Cause(waitCtx) == errLineStalled {
-			return fmt.Errorf("meowmxsqlite: waited %d ms for this process's other write transaction, which did not end (a subscription handler calling Append instead of AppendTx?): %w",
-				BusyTimeout, errWriteTimeout)
-		}
-		return ctx.Err()
-	}
-}
-
-func (d *Driver) unlock() { <-d.writing }
-
-var (
-	errWriteTimeout = errors.New("database is locked")
-	errLineStalled  = errors.New("no write turn taken")
-)
-
 var _ meowmxdriver.Driver[*sql.Tx] = (*Driver)(nil)
 
 // Name returns "sqlite".
@@ -176,12 +114,6 @@ func (d *Driver) UnwrapExecutor(tx *sql.Tx) meowmxdriver.Executor {
 	return &executor{driver: d, tx: tx}
 }
 
-// OnClusterChange does nothing: an SQLite database is a file, which keeps
-// its positions wherever it is copied.
-func (d *Driver) OnClusterChange(string, func(*meowmxdriver.ClusterChange)) (stop func()) {
-	return func() {}
-}
-
 // Migrate applies the migrations the schema lacks in one immediate
 // transaction, which also serializes concurrent migrating processes.
 func (d *Driver) Migrate(ctx context.Context, schema string) (*meowmxdriver.MigrateResult, error) {
@@ -191,7 +123,7 @@ func (d *Driver) Migrate(ctx context.Context, schema string) (*meowmxdriver.Migr
 		return nil, err
 	}
 	result := &meowmxdriver.MigrateResult{}
-	err = d.write(ctx, func(q querier) error {
+	err = d.writeTx(ctx, func(q querier) error {
 		if _, err := q.ExecContext(ctx, st.createMigrations); err != nil {
 			return err
 		}
@@ -227,36 +159,6 @@ func (d *Driver) Migrate(ctx context.Context, schema string) (*meowmxdriver.Migr
 	return result, nil
 }
 
-// write runs fn in a BEGIN IMMEDIATE transaction on one connection,
-// committing when fn returns nil and rolling back otherwise.
-func (d *Driver) write(ctx context.Context, fn func(q querier) error) (err error) {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := d.lock(ctx); err != nil {
-		return err
-	}
-	defer d.unlock()
-	conn, err := d.db.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-		}
-	}()
-	if err := fn(conn); err != nil {
-		return err
-	}
-	_, err = conn.ExecContext(ctx, "COMMIT")
-	return err
-}
-
 func (d *Driver) statements(schema string) *statements {
 	if st, ok := d.stmts.Load(schema); ok {
 		return st.(*statements)
@@ -277,6 +179,8 @@ func mapError(err error) error {
 		return fmt.Errorf("%w: %w", meowmxtype.ErrSerialization, err)
 	case sqlite3.SQLITE_TOOBIG:
 		return fmt.Errorf("%w: %w", meowmxtype.ErrInvalidInput, err)
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+		return fmt.Errorf("%w: %w", errUniqueViolation, err)
 	case sqlite3.SQLITE_ERROR:
 		// SQLite has no code of its own for a missing table.
 		if strings.Contains(sqliteErr.Error(), "no such table") {
@@ -285,3 +189,18 @@ func mapError(err error) error {
 	}
 	return err
 }
+
+// Listen returns meowmxdriver.ErrNoListen: SQLite has no notifications.
+// meowmx wakes subscriptions of appends made in the same process and polls
+// for the others.
+func (d *Driver) Listen(context.Context, string, func(), func(string)) error {
+	return meowmxdriver.ErrNoListen
+}
+
+// Notify returns meowmxdriver.ErrNoListen: SQLite has no notifications
+// between processes.
+func (d *Driver) Notify(context.Context, string, []string) error { return meowmxdriver.ErrNoListen }
+
+// errUniqueViolation is a unique index refusing a row; which one, the
+// append asks the database (SQLite's error does not say).
+var errUniqueViolation = errors.New("unique constraint failed")

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/meowmx/meowmx/meowmxdriver"
 	"github.com/meowmx/meowmx/meowmxtype"
@@ -38,7 +36,7 @@ func (e *executor) reader() querier {
 func (e *executor) Append(ctx context.Context, p *meowmxdriver.AppendParams) (result *meowmxdriver.AppendResult, err error) {
 	st := e.driver.statements(p.Schema)
 	if e.tx == nil {
-		err = e.driver.write(ctx, func(q querier) error {
+		err = e.driver.writeTx(ctx, func(q querier) error {
 			result, err = appendEvents(ctx, q, st, p)
 			return err
 		})
@@ -129,8 +127,7 @@ const insertChunk = 100
 // uniqueViolation tells a duplicate event ID from a taken version: SQLite's
 // error code says a unique constraint failed, not which one.
 func uniqueViolation(ctx context.Context, q querier, st *statements, ids []string, err error) error {
-	var sqliteErr *sqlite.Error
-	if !errors.As(err, &sqliteErr) || sqliteErr.Code() != sqlite3.SQLITE_CONSTRAINT_UNIQUE {
+	if !errors.Is(mapError(err), errUniqueViolation) {
 		return err
 	}
 	for _, id := range ids {

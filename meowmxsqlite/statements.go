@@ -22,12 +22,12 @@ type statements struct {
 	readStreamFwd  string
 	readStreamBack string
 
-	sub subscriptionStatements
-
-	// r puts the table prefix into a statement.
-	r            func(string) string
 	readAll      string
 	readCategory string
+
+	sub subscriptionStatements
+
+	saveSnapshot, loadSnapshot, deleteSnapshots string
 }
 
 const eventColumns = `seq, category, stream_id, version, event_id, type, data, metadata, recorded_at`
@@ -62,7 +62,13 @@ func newStatements(schema string) *statements {
  ORDER BY version DESC
  LIMIT ?4`),
 		sub: newSubscriptionStatements(r),
-		r:   r,
+
+		saveSnapshot: r(`INSERT INTO {{prefix}}snapshots (category, stream_id, version, schema_version, state, created_at)
+VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
+		loadSnapshot: r(`SELECT version, state FROM {{prefix}}snapshots
+ WHERE category = ? AND stream_id = ? AND schema_version = ?
+ ORDER BY version DESC LIMIT 1`),
+		deleteSnapshots: r(`DELETE FROM {{prefix}}snapshots WHERE category = ? AND stream_id = ?`),
 
 		// The position is (0, seq): a position with a transaction id (from
 		// PostgreSQL) is after every SQLite event. types is a JSON array,
@@ -95,4 +101,85 @@ func (st *statements) insertEvents(n int) string {
 	}
 	q, _ := st.insertMany.LoadOrStore(n, b.String())
 	return q.(string)
+}
+
+// subscriptionStatements holds the subscription SQL of one prefix. Times are
+// microseconds since the Unix epoch, from this process's clock: SQLite's
+// users share one machine.
+type subscriptionStatements struct {
+	exists, initInsert, rows                          string
+	heartbeat, prune, listWorkers, removeWorker       string
+	workersAlive                                      string
+	freeOwned, renew, free, take, owned, release      string
+	advance, readSubAll, readSubCategory, readSubMany string
+	endPosition, reset, list, lag, park, parked       string
+	replay, unpark, pending                           string
+}
+
+const subColumns = `name, partition, partitions, categories, types, seq, generation, coalesce(owner, ''), lease_until, updated_at`
+
+func newSubscriptionStatements(r func(string) string) subscriptionStatements {
+	readSub := func(categoryFilter string) string {
+		return r(`SELECT ` + eventColumns + ` FROM {{prefix}}events
+ WHERE seq > ?1 AND ` + categoryFilter + `
+   AND (?3 = '[]' OR type IN (SELECT value FROM json_each(?3)))
+   AND (?4 <= 1 OR stream_hash % ?4 = ?5)
+ ORDER BY seq
+ LIMIT ?6`)
+	}
+	return subscriptionStatements{
+		exists: r(`SELECT count(*) FROM {{prefix}}subscriptions WHERE name = ?`),
+		initInsert: r(`INSERT INTO {{prefix}}subscriptions (name, partition, partitions, categories, types, seq, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)`),
+		rows: r(`SELECT ` + subColumns + `, 0 FROM {{prefix}}subscriptions WHERE name = ? ORDER BY partition`),
+		heartbeat: r(`INSERT INTO {{prefix}}subscription_workers (name, worker, alive_until) VALUES (?1, ?2, ?3)
+ON CONFLICT (name, worker) DO UPDATE SET alive_until = excluded.alive_until`),
+		prune:        r(`DELETE FROM {{prefix}}subscription_workers WHERE name = ?1 AND alive_until < ?2`),
+		listWorkers:  r(`SELECT worker FROM {{prefix}}subscription_workers WHERE name = ?1 ORDER BY worker`),
+		removeWorker: r(`DELETE FROM {{prefix}}subscription_workers WHERE name = ?1 AND worker = ?2`),
+		workersAlive: r(`SELECT EXISTS (SELECT 1 FROM {{prefix}}subscription_workers WHERE alive_until > ?1)`),
+		freeOwned:    r(`UPDATE {{prefix}}subscriptions SET owner = NULL, lease_until = NULL WHERE name = ?1 AND owner = ?2`),
+		renew:        r(`UPDATE {{prefix}}subscriptions SET lease_until = ?3 WHERE name = ?1 AND owner = ?2`),
+		free: r(`SELECT partition FROM {{prefix}}subscriptions
+ WHERE name = ?1 AND (owner IS NULL OR (owner <> ?2 AND lease_until < ?3))
+ ORDER BY partition LIMIT ?4`),
+		take:    r(`UPDATE {{prefix}}subscriptions SET owner = ?2, lease_until = ?3 WHERE name = ?1 AND partition = ?4`),
+		owned:   r(`SELECT ` + subColumns + `, 0 FROM {{prefix}}subscriptions WHERE name = ?1 AND owner = ?2 ORDER BY partition`),
+		release: r(`UPDATE {{prefix}}subscriptions SET owner = NULL, lease_until = NULL WHERE name = ?1 AND owner = ?2 AND partition = ?3`),
+		advance: r(`UPDATE {{prefix}}subscriptions SET seq = ?5, lease_until = ?6, updated_at = ?7
+ WHERE name = ?1 AND partition = ?2 AND owner = ?3 AND generation = ?4`),
+		readSubAll:      readSub(`?2 IS NOT NULL`),
+		readSubCategory: readSub(`category = ?2`),
+		readSubMany:     readSub(`category IN (SELECT value FROM json_each(?2))`),
+		endPosition:     r(`SELECT coalesce(max(seq), 0) FROM {{prefix}}events`),
+		reset:           r(`UPDATE {{prefix}}subscriptions SET seq = ?2, generation = generation + 1, updated_at = ?3 WHERE name = ?1`),
+		list: r(`SELECT ` + subColumns + `,
+       (SELECT count(*) FROM {{prefix}}parked_events p WHERE p.subscription = s.name AND p.partition = s.partition)
+  FROM {{prefix}}subscriptions s
+ WHERE ?1 = '' OR s.name = ?1
+ ORDER BY s.name, s.partition`),
+		lag: r(`SELECT count(*), min(recorded_at) FROM {{prefix}}events
+ WHERE seq > ?1
+   AND (?2 = '[]' OR category IN (SELECT value FROM json_each(?2)))
+   AND (?3 = '[]' OR type IN (SELECT value FROM json_each(?3)))
+   AND (?4 <= 1 OR stream_hash % ?4 = ?5)`),
+		pending: r(`SELECT EXISTS (SELECT 1 FROM {{prefix}}events
+ WHERE seq > ?1 AND seq <= ?6
+   AND (?2 = '[]' OR category IN (SELECT value FROM json_each(?2)))
+   AND (?3 = '[]' OR type IN (SELECT value FROM json_each(?3)))
+   AND (?4 <= 1 OR stream_hash % ?4 = ?5))`),
+		park: r(`INSERT INTO {{prefix}}parked_events (subscription, partition, event_id, error, attempts, parked_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+ON CONFLICT (subscription, event_id) DO UPDATE
+   SET error = excluded.error, attempts = attempts + excluded.attempts, replay = 0, parked_at = excluded.parked_at`),
+		parked: r(`SELECT p.subscription, p.partition, p.error, p.attempts, p.replay, p.parked_at,
+       e.seq, e.category, e.stream_id, e.version, e.event_id, e.type, e.data, e.metadata, e.recorded_at
+  FROM {{prefix}}parked_events p
+  JOIN {{prefix}}events e ON e.event_id = p.event_id
+ WHERE p.subscription = ?1 AND (NOT ?2 OR (p.replay AND p.partition = ?3))
+ ORDER BY e.seq
+ LIMIT ?4`),
+		replay: r(`UPDATE {{prefix}}parked_events SET replay = 1 WHERE subscription = ?`),
+		unpark: r(`DELETE FROM {{prefix}}parked_events WHERE subscription = ? AND event_id = ?`),
+	}
 }

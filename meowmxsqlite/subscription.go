@@ -3,9 +3,7 @@ package meowmxsqlite
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -15,87 +13,6 @@ import (
 	"github.com/meowmx/meowmx/meowmxdriver"
 	"github.com/meowmx/meowmx/meowmxtype"
 )
-
-// subscriptionStatements holds the subscription SQL of one prefix. Times are
-// microseconds since the Unix epoch, from this process's clock: SQLite's
-// users share one machine.
-type subscriptionStatements struct {
-	exists, initInsert, rows                          string
-	heartbeat, prune, listWorkers, removeWorker       string
-	workersAlive                                      string
-	freeOwned, renew, free, take, owned, release      string
-	advance, readSubAll, readSubCategory, readSubMany string
-	endPosition, reset, list, lag, park, parked       string
-	replay, unpark, pending                           string
-}
-
-const subColumns = `name, partition, partitions, categories, types, seq, generation, coalesce(owner, ''), lease_until, updated_at`
-
-func newSubscriptionStatements(r func(string) string) subscriptionStatements {
-	readSub := func(categoryFilter string) string {
-		return r(`SELECT ` + eventColumns + ` FROM {{prefix}}events
- WHERE seq > ?1 AND ` + categoryFilter + `
-   AND (?3 = '[]' OR type IN (SELECT value FROM json_each(?3)))
-   AND (?4 <= 1 OR stream_hash % ?4 = ?5)
- ORDER BY seq
- LIMIT ?6`)
-	}
-	return subscriptionStatements{
-		exists: r(`SELECT count(*) FROM {{prefix}}subscriptions WHERE name = ?`),
-		initInsert: r(`INSERT INTO {{prefix}}subscriptions (name, partition, partitions, categories, types, seq, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?)`),
-		rows: r(`SELECT ` + subColumns + `, 0 FROM {{prefix}}subscriptions WHERE name = ? ORDER BY partition`),
-		heartbeat: r(`INSERT INTO {{prefix}}subscription_workers (name, worker, alive_until) VALUES (?1, ?2, ?3)
-ON CONFLICT (name, worker) DO UPDATE SET alive_until = excluded.alive_until`),
-		prune:        r(`DELETE FROM {{prefix}}subscription_workers WHERE name = ?1 AND alive_until < ?2`),
-		listWorkers:  r(`SELECT worker FROM {{prefix}}subscription_workers WHERE name = ?1 ORDER BY worker`),
-		removeWorker: r(`DELETE FROM {{prefix}}subscription_workers WHERE name = ?1 AND worker = ?2`),
-		workersAlive: r(`SELECT EXISTS (SELECT 1 FROM {{prefix}}subscription_workers WHERE alive_until > ?1)`),
-		freeOwned:    r(`UPDATE {{prefix}}subscriptions SET owner = NULL, lease_until = NULL WHERE name = ?1 AND owner = ?2`),
-		renew:        r(`UPDATE {{prefix}}subscriptions SET lease_until = ?3 WHERE name = ?1 AND owner = ?2`),
-		free: r(`SELECT partition FROM {{prefix}}subscriptions
- WHERE name = ?1 AND (owner IS NULL OR (owner <> ?2 AND lease_until < ?3))
- ORDER BY partition LIMIT ?4`),
-		take:    r(`UPDATE {{prefix}}subscriptions SET owner = ?2, lease_until = ?3 WHERE name = ?1 AND partition = ?4`),
-		owned:   r(`SELECT ` + subColumns + `, 0 FROM {{prefix}}subscriptions WHERE name = ?1 AND owner = ?2 ORDER BY partition`),
-		release: r(`UPDATE {{prefix}}subscriptions SET owner = NULL, lease_until = NULL WHERE name = ?1 AND owner = ?2 AND partition = ?3`),
-		advance: r(`UPDATE {{prefix}}subscriptions SET seq = ?5, lease_until = ?6, updated_at = ?7
- WHERE name = ?1 AND partition = ?2 AND owner = ?3 AND generation = ?4`),
-		readSubAll:      readSub(`?2 IS NOT NULL`),
-		readSubCategory: readSub(`category = ?2`),
-		readSubMany:     readSub(`category IN (SELECT value FROM json_each(?2))`),
-		endPosition:     r(`SELECT coalesce(max(seq), 0) FROM {{prefix}}events`),
-		reset:           r(`UPDATE {{prefix}}subscriptions SET seq = ?2, generation = generation + 1, updated_at = ?3 WHERE name = ?1`),
-		list: r(`SELECT ` + subColumns + `,
-       (SELECT count(*) FROM {{prefix}}parked_events p WHERE p.subscription = s.name AND p.partition = s.partition)
-  FROM {{prefix}}subscriptions s
- WHERE ?1 = '' OR s.name = ?1
- ORDER BY s.name, s.partition`),
-		lag: r(`SELECT count(*), min(recorded_at) FROM {{prefix}}events
- WHERE seq > ?1
-   AND (?2 = '[]' OR category IN (SELECT value FROM json_each(?2)))
-   AND (?3 = '[]' OR type IN (SELECT value FROM json_each(?3)))
-   AND (?4 <= 1 OR stream_hash % ?4 = ?5)`),
-		pending: r(`SELECT EXISTS (SELECT 1 FROM {{prefix}}events
- WHERE seq > ?1 AND seq <= ?6
-   AND (?2 = '[]' OR category IN (SELECT value FROM json_each(?2)))
-   AND (?3 = '[]' OR type IN (SELECT value FROM json_each(?3)))
-   AND (?4 <= 1 OR stream_hash % ?4 = ?5))`),
-		park: r(`INSERT INTO {{prefix}}parked_events (subscription, partition, event_id, error, attempts, parked_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-ON CONFLICT (subscription, event_id) DO UPDATE
-   SET error = excluded.error, attempts = attempts + excluded.attempts, replay = 0, parked_at = excluded.parked_at`),
-		parked: r(`SELECT p.subscription, p.partition, p.error, p.attempts, p.replay, p.parked_at,
-       e.seq, e.category, e.stream_id, e.version, e.event_id, e.type, e.data, e.metadata, e.recorded_at
-  FROM {{prefix}}parked_events p
-  JOIN {{prefix}}events e ON e.event_id = p.event_id
- WHERE p.subscription = ?1 AND (NOT ?2 OR (p.replay AND p.partition = ?3))
- ORDER BY e.seq
- LIMIT ?4`),
-		replay: r(`UPDATE {{prefix}}parked_events SET replay = 1 WHERE subscription = ?`),
-		unpark: r(`DELETE FROM {{prefix}}parked_events WHERE subscription = ? AND event_id = ?`),
-	}
-}
 
 var errForeignPosition = fmt.Errorf("%w: a position with a transaction id comes from PostgreSQL; SQLite positions are 0/SEQ", meowmxtype.ErrInvalidInput)
 
@@ -143,22 +60,13 @@ func scanSubscriptions(rows *sql.Rows) ([]*meowmxdriver.SubscriptionRow, error) 
 	return out, rows.Err()
 }
 
-// writeQ runs fn in the caller's transaction if there is one, in a write
-// transaction of its own otherwise.
-func (e *executor) writeQ(ctx context.Context, fn func(q querier) error) error {
-	if e.tx != nil {
-		return mapError(fn(e.tx))
-	}
-	return mapError(e.driver.write(ctx, fn))
-}
-
 func (e *executor) InitSubscription(ctx context.Context, p *meowmxdriver.InitSubscriptionParams) ([]*meowmxdriver.SubscriptionRow, error) {
 	if p.AfterTxID != 0 {
 		return nil, errForeignPosition
 	}
 	st := &e.driver.statements(p.Schema).sub
 	var out []*meowmxdriver.SubscriptionRow
-	err := e.writeQ(ctx, func(q querier) error {
+	err := e.inWriteTx(ctx, func(q querier) error {
 		var n int
 		if err := q.QueryRowContext(ctx, st.exists, p.Name).Scan(&n); err != nil {
 			return err
@@ -185,7 +93,7 @@ func (e *executor) InitSubscription(ctx context.Context, p *meowmxdriver.InitSub
 func (e *executor) Heartbeat(ctx context.Context, schema, name, worker string, ttl time.Duration) ([]string, error) {
 	st := &e.driver.statements(schema).sub
 	var workers []string
-	err := e.writeQ(ctx, func(q querier) error {
+	err := e.inWriteTx(ctx, func(q querier) error {
 		now := time.Now()
 		if _, err := q.ExecContext(ctx, st.heartbeat, name, worker, micros(now.Add(ttl))); err != nil {
 			return err
@@ -221,7 +129,7 @@ func (e *executor) WorkersAlive(ctx context.Context, schema string) (bool, error
 
 func (e *executor) RemoveWorker(ctx context.Context, schema, name, worker string) error {
 	st := &e.driver.statements(schema).sub
-	return e.writeQ(ctx, func(q querier) error {
+	return e.inWriteTx(ctx, func(q querier) error {
 		if _, err := q.ExecContext(ctx, st.removeWorker, name, worker); err != nil {
 			return err
 		}
@@ -233,7 +141,7 @@ func (e *executor) RemoveWorker(ctx context.Context, schema, name, worker string
 func (e *executor) Claim(ctx context.Context, p *meowmxdriver.ClaimParams) ([]*meowmxdriver.SubscriptionRow, error) {
 	st := &e.driver.statements(p.Schema).sub
 	var out []*meowmxdriver.SubscriptionRow
-	err := e.writeQ(ctx, func(q querier) error {
+	err := e.inWriteTx(ctx, func(q querier) error {
 		now := time.Now()
 		until := micros(now.Add(p.Lease))
 		res, err := q.ExecContext(ctx, st.renew, p.Name, p.Worker, until)
@@ -280,7 +188,7 @@ func (e *executor) Claim(ctx context.Context, p *meowmxdriver.ClaimParams) ([]*m
 
 func (e *executor) Release(ctx context.Context, schema, name, worker string, partitions []int) error {
 	st := &e.driver.statements(schema).sub
-	return e.writeQ(ctx, func(q querier) error {
+	return e.inWriteTx(ctx, func(q querier) error {
 		for _, partition := range partitions {
 			if _, err := q.ExecContext(ctx, st.release, name, worker, partition); err != nil {
 				return err
@@ -293,7 +201,7 @@ func (e *executor) Release(ctx context.Context, schema, name, worker string, par
 func (e *executor) Advance(ctx context.Context, p *meowmxdriver.AdvanceParams) (bool, error) {
 	st := &e.driver.statements(p.Schema).sub
 	var ok bool
-	err := e.writeQ(ctx, func(q querier) error {
+	err := e.inWriteTx(ctx, func(q querier) error {
 		now := time.Now()
 		res, err := q.ExecContext(ctx, st.advance, p.Name, p.Partition, p.Worker, p.Generation, p.Seq,
 			micros(now.Add(p.Lease)), micros(now))
@@ -342,7 +250,7 @@ func (e *executor) Reset(ctx context.Context, schema, name string, txID uint64, 
 	}
 	st := &e.driver.statements(schema).sub
 	var n int64
-	err := e.writeQ(ctx, func(q querier) error {
+	err := e.inWriteTx(ctx, func(q querier) error {
 		res, err := q.ExecContext(ctx, st.reset, name, seq, micros(time.Now()))
 		if err != nil {
 			return err
@@ -384,7 +292,7 @@ func (e *executor) Pending(ctx context.Context, schema string, row *meowmxdriver
 
 func (e *executor) Park(ctx context.Context, p *meowmxdriver.ParkParams) error {
 	st := &e.driver.statements(p.Schema).sub
-	return e.writeQ(ctx, func(q querier) error {
+	return e.inWriteTx(ctx, func(q querier) error {
 		_, err := q.ExecContext(ctx, st.park, p.Name, p.Partition, uuid.UUID(p.EventID).String(), p.Error, p.Attempts, micros(time.Now()))
 		return err
 	})
@@ -432,7 +340,7 @@ func (e *executor) Parked(ctx context.Context, p *meowmxdriver.ParkedParams) ([]
 func (e *executor) RequestReplay(ctx context.Context, schema, name string) (int, error) {
 	st := &e.driver.statements(schema).sub
 	var n int64
-	err := e.writeQ(ctx, func(q querier) error {
+	err := e.inWriteTx(ctx, func(q querier) error {
 		res, err := q.ExecContext(ctx, st.replay, name)
 		if err != nil {
 			return err
@@ -445,158 +353,8 @@ func (e *executor) RequestReplay(ctx context.Context, schema, name string) (int,
 
 func (e *executor) Unpark(ctx context.Context, schema, name string, eventID [16]byte) error {
 	st := &e.driver.statements(schema).sub
-	return e.writeQ(ctx, func(q querier) error {
+	return e.inWriteTx(ctx, func(q querier) error {
 		_, err := q.ExecContext(ctx, st.unpark, name, uuid.UUID(eventID).String())
 		return err
 	})
-}
-
-// heldTx is a transaction of Begin: its connection, and the synchronous
-// setting to restore on it.
-type heldTx struct {
-	conn    *sql.Conn
-	restore string // "" when unchanged
-}
-
-// Begin starts an immediate write transaction (with a database opened by
-// Open) for a subscription's batch, in this process's turn to write. Unless
-// synchronous, it commits with synchronous=NORMAL: in WAL mode the commit
-// survives a crash of the process but not of the machine, which can lose
-// the last batches' writes and checkpoints together (they are handled
-// again), and spares a disk flush per batch.
-func (d *Driver) Begin(ctx context.Context, synchronous bool) (*sql.Tx, error) {
-	if err := d.lock(ctx); err != nil {
-		return nil, err
-	}
-	tx, err := d.begin(ctx, synchronous)
-	if err != nil {
-		d.unlock()
-		return nil, mapError(err)
-	}
-	return tx, nil
-}
-
-func (d *Driver) begin(ctx context.Context, synchronous bool) (*sql.Tx, error) {
-	conn, err := d.db.Conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	h := &heldTx{conn: conn}
-	if !synchronous {
-		var level int
-		if err := conn.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&level); err != nil {
-			conn.Close()
-			return nil, err
-		}
-		if level > 1 { // FULL or EXTRA
-			if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
-				conn.Close()
-				return nil, err
-			}
-			h.restore = fmt.Sprintf("PRAGMA synchronous = %d", level)
-		}
-	}
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		d.release(h)
-		return nil, err
-	}
-	d.held.Store(tx, h)
-	return tx, nil
-}
-
-// release restores the connection's setting and returns it to the pool (or
-// discards it, if the setting cannot be restored).
-func (d *Driver) release(h *heldTx) {
-	if h.restore != "" {
-		if _, err := h.conn.ExecContext(context.Background(), h.restore); err != nil {
-			_ = h.conn.Raw(func(any) error { return driver.ErrBadConn })
-		}
-	}
-	h.conn.Close()
-}
-
-// end releases what Begin took for tx, once.
-func (d *Driver) end(tx *sql.Tx) {
-	if v, ok := d.held.LoadAndDelete(tx); ok {
-		d.release(v.(*heldTx))
-		d.unlock()
-	}
-}
-
-// Commit commits tx.
-func (d *Driver) Commit(_ context.Context, tx *sql.Tx) error {
-	err := tx.Commit()
-	d.end(tx)
-	return mapError(err)
-}
-
-// Rollback rolls tx back.
-func (d *Driver) Rollback(_ context.Context, tx *sql.Tx) error {
-	err := tx.Rollback()
-	d.end(tx)
-	if errors.Is(err, sql.ErrTxDone) {
-		return nil
-	}
-	return err
-}
-
-// Listen returns meowmxdriver.ErrNoListen: SQLite has no notifications.
-// meowmx wakes subscriptions of appends made in the same process and polls
-// for the others.
-func (d *Driver) Listen(context.Context, string, func(), func(string)) error {
-	return meowmxdriver.ErrNoListen
-}
-
-// Notify returns meowmxdriver.ErrNoListen: SQLite has no notifications
-// between processes.
-func (d *Driver) Notify(context.Context, string, []string) error { return meowmxdriver.ErrNoListen }
-
-const (
-	saveSnapshotSQL = `INSERT INTO {{prefix}}snapshots (category, stream_id, version, schema_version, state, created_at)
-VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
-	loadSnapshotSQL = `SELECT version, state FROM {{prefix}}snapshots
- WHERE category = ? AND stream_id = ? AND schema_version = ?
- ORDER BY version DESC LIMIT 1`
-	deleteSnapshotsSQL = `DELETE FROM {{prefix}}snapshots WHERE category = ? AND stream_id = ?`
-)
-
-func (e *executor) SaveSnapshot(ctx context.Context, p *meowmxdriver.SnapshotRow) (bool, error) {
-	st := e.driver.statements(p.Schema)
-	var n int64
-	err := e.writeQ(ctx, func(q querier) error {
-		res, err := q.ExecContext(ctx, st.r(saveSnapshotSQL), p.Category, p.StreamID, p.Version, p.SchemaVersion, string(p.State), micros(time.Now()))
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	return n == 1, err
-}
-
-func (e *executor) LoadSnapshot(ctx context.Context, schema, category, streamID string, schemaVersion int) (*meowmxdriver.SnapshotRow, error) {
-	row := &meowmxdriver.SnapshotRow{Schema: schema, Category: category, StreamID: streamID, SchemaVersion: schemaVersion}
-	err := e.reader().QueryRowContext(ctx, e.driver.statements(schema).r(loadSnapshotSQL), category, streamID, schemaVersion).Scan(&row.Version, &row.State)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, mapError(err)
-	}
-	return row, nil
-}
-
-func (e *executor) DeleteSnapshots(ctx context.Context, schema, category, streamID string) (int, error) {
-	st := e.driver.statements(schema)
-	var n int64
-	err := e.writeQ(ctx, func(q querier) error {
-		res, err := q.ExecContext(ctx, st.r(deleteSnapshotsSQL), category, streamID)
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	return int(n), err
 }

@@ -1,0 +1,65 @@
+package meowmxpgxv5
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// listenKeepalive is how long Listen waits for a notification before it
+// pings the connection to find out whether it is still there.
+const listenKeepalive = 15 * time.Second
+
+// Listen holds one connection, outside the pool, listening on the schema's
+// channel, and calls wake with each notification's category, until ctx ends
+// or the connection fails. An idle connection is pinged every
+// listenKeepalive, so that a dead one is noticed.
+func (d *Driver) Listen(ctx context.Context, schema string, listening func(), wake func(category string)) error {
+	conn, err := pgx.ConnectConfig(ctx, d.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return ctxOr(ctx, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{Channel(schema)}.Sanitize()); err != nil {
+		return ctxOr(ctx, fmt.Errorf("listen: %w", err))
+	}
+	listening()
+	for {
+		waitCtx, cancel := context.WithTimeout(ctx, listenKeepalive)
+		n, err := conn.WaitForNotification(waitCtx)
+		cancel()
+		switch {
+		case err == nil:
+			wake(n.Payload)
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, context.DeadlineExceeded):
+			if err := conn.Ping(ctx); err != nil {
+				return ctxOr(ctx, err)
+			}
+		default:
+			return err
+		}
+	}
+}
+
+// ctxOr returns nil once ctx has ended (the caller stopped listening), and
+// err otherwise.
+func ctxOr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// Notify sends one notification per category on the schema's channel, in a
+// transaction of its own that does not wait for its commit record to be
+// flushed: a notification is a hint, and a lost one is made up for by the
+// subscriptions' polls.
+func (d *Driver) Notify(ctx context.Context, schema string, categories []string) error {
+	_, err := d.pool.Exec(ctx, notifySQL, Channel(schema), categories)
+	return mapError(err)
+}
