@@ -189,7 +189,7 @@ func (s *Store[TTx]) validateEvent(ev *Event) error {
 // here.
 func (s *Store[TTx]) appendWith(ctx context.Context, exec meowmxdriver.Executor, params *meowmxdriver.AppendParams, events []Event, inTx bool) ([]RecordedEvent, error) {
 	stream := Stream{Category: params.Category, ID: params.StreamID}
-	result, err := exec.Append(ctx, params)
+	result, err := s.record(ctx, exec, params, inTx)
 	if err != nil {
 		if errors.Is(err, meowmxdriver.ErrVersionTaken) {
 			// Another writer recorded the versions after this append read
@@ -222,6 +222,18 @@ func (s *Store[TTx]) appendWith(ctx context.Context, exec meowmxdriver.Executor,
 		recorded[i].Type, recorded[i].Data, recorded[i].Metadata = params.Events[i].Type, events[i].Data, events[i].Metadata
 	}
 	return recorded, nil
+}
+
+// record runs one append on exec: with the store's other appends of the
+// moment when it can (see group.go), alone otherwise.
+func (s *Store[TTx]) record(ctx context.Context, exec meowmxdriver.Executor, params *meowmxdriver.AppendParams, inTx bool) (*meowmxdriver.AppendResult, error) {
+	if !inTx && s.groups != nil {
+		result, err := s.groups.append(ctx, params)
+		if result != nil || err != nil {
+			return result, err
+		}
+	}
+	return exec.Append(ctx, params)
 }
 
 // idempotentRetry decides whether an append whose first event ID is already

@@ -43,6 +43,15 @@ type Config struct {
 
 	// Logger receives the store's logs. Defaults to slog.Default().
 	Logger *slog.Logger
+
+	// DisableGroupCommit makes every Append a transaction of its own.
+	// By default, appends that a store's goroutines make while others are
+	// in flight go to the database together, each still all or nothing
+	// (see "Group commit" in the README). Disable it when something reads
+	// the database's transactions rather than its events, such as logical
+	// decoding that expects one append per transaction, or to measure
+	// appends one by one.
+	DisableGroupCommit bool
 }
 
 func (c *Config) withDefaults() *Config {
@@ -89,6 +98,8 @@ type Store[TTx any] struct {
 	closed atomic.Bool
 	hub    *hub
 	out    *announcer
+	// groups gathers concurrent appends; nil when disabled.
+	groups *appendGroups
 	// stopClusterReports ends the driver's reports of cluster changes to
 	// this store's log.
 	stopClusterReports func()
@@ -105,6 +116,9 @@ func New[TTx any](driver meowmxdriver.Driver[TTx], config *Config) (*Store[TTx],
 		return nil, err
 	}
 	store := &Store[TTx]{driver: driver, config: cfg}
+	if !cfg.DisableGroupCommit {
+		store.groups = newAppendGroups(driver.Executor())
+	}
 	store.hub = newHub(func(ctx context.Context, listening func(), wake func(string)) error {
 		return driver.Listen(ctx, cfg.Schema, listening, wake)
 	}, cfg.Logger)

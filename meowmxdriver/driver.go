@@ -46,6 +46,14 @@ type Executor interface {
 	// Append records events in a stream. See AppendParams and AppendResult.
 	Append(ctx context.Context, p *AppendParams) (*AppendResult, error)
 
+	// AppendGroup records appends of one schema, each to another stream,
+	// together: in one transaction where the database allows, each still
+	// all or nothing. It returns one result per append, or nil for an
+	// append that recorded nothing and must be made alone (with Append) to
+	// learn why. An error means that none was recorded. Executors of the
+	// caller's transaction do not support it.
+	AppendGroup(ctx context.Context, group []*AppendParams) ([]*AppendResult, error)
+
 	// ReadStream returns the events of one stream ordered by version.
 	ReadStream(ctx context.Context, p *ReadStreamParams) ([]meowmxtype.RecordedEvent, error)
 

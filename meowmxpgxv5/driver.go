@@ -30,7 +30,7 @@ var migrationFS embed.FS
 // Driver is the PostgreSQL driver. Create it with New.
 type Driver struct {
 	pool           *pgxpool.Pool
-	stmts          sync.Map // schema -> *statements
+	stmts          *meowmxdriver.PerSchema[statements]
 	clusters       clusterChecks
 	rebasing       sync.Map // schema -> chan struct{}, one re-base at a time
 	clusterReports sync.Map // schema -> *clusterReport
@@ -39,7 +39,7 @@ type Driver struct {
 // New returns a driver that runs on pool. The pool stays the caller's: the
 // driver never closes it.
 func New(pool *pgxpool.Pool) *Driver {
-	return &Driver{pool: pool}
+	return &Driver{pool: pool, stmts: meowmxdriver.NewPerSchema(newStatements)}
 }
 
 var _ meowmxdriver.Driver[pgx.Tx] = (*Driver)(nil)
@@ -114,15 +114,9 @@ func (d *Driver) Migrate(ctx context.Context, schema string) (*meowmxdriver.Migr
 	return result, nil
 }
 
-func (d *Driver) statements(schema string) *statements {
-	if st, ok := d.stmts.Load(schema); ok {
-		return st.(*statements)
-	}
-	st, _ := d.stmts.LoadOrStore(schema, newStatements(schema))
-	return st.(*statements)
-}
+func (d *Driver) statements(schema string) *statements { return d.stmts.Get(schema) }
 
-// mapError turns PostgreSQL errors into the driver package's sentinels,
+// mapError turns PostgreSQL errors into meowmxtype's errors,
 // keeping the original in the chain.
 func mapError(err error) error {
 	var pgErr *pgconn.PgError
@@ -141,6 +135,8 @@ func mapError(err error) error {
 		return fmt.Errorf("%w: %w", meowmxtype.ErrSerialization, err)
 	case "55P03": // lock_not_available: a lock timeout
 		return fmt.Errorf("%w: %w", meowmxtype.ErrSerialization, err)
+	case "MXP01": // refuse_partial_append
+		return fmt.Errorf("%w: %w", errPartialAppend, err)
 	case "3F000", "42P01", "42883":
 		return fmt.Errorf("%w: %w", meowmxtype.ErrSchemaMissing, err)
 	case "54000", "54001":
@@ -152,3 +148,7 @@ func mapError(err error) error {
 	}
 	return err
 }
+
+// errPartialAppend: a group of appends was refused because one of them would
+// have recorded only part of its events (see appendGroupSQL).
+var errPartialAppend = errors.New("an append of the group was refused in part")

@@ -17,6 +17,7 @@ type statements struct {
 
 	append         string
 	appendTx       string
+	appendGroup    string
 	appendVerdict  string
 	appendAt       string
 	appendAt1      string
@@ -111,6 +112,40 @@ const notTooOld = `
                   WHERE t.category = $1 AND t.stream_id = $2
                   ORDER BY t.version DESC LIMIT 1) <= {{schema}}.current_position_txid(), true)`
 
+// appendGroupSQL records several appends of this process, to distinct
+// streams, in one statement: one snapshot, taken before the statement's
+// transaction has an id, so that no stream's last event can have been
+// written by a transaction with a higher id (the inversion that notTooOld
+// guards against in the caller's transactions). The appends are arrays:
+// $1 index, $2 category, $3 stream ID, $4 stream hash, $5 expected version,
+// $6 number of events; the events: $7 append index, $8 ID, $9 type, $10
+// data, $11 metadata, $12 place in the append from 1. An append whose
+// expected version does not match inserts nothing; a row that a unique
+// index refuses (a racing writer's version, a recorded event ID) is
+// skipped, and an append left with only part of its events aborts the
+// statement (refuse_partial_append). It returns the recorded rows with their
+// append's index; an append without rows recorded nothing.
+const appendGroupSQL = `WITH a AS (
+    SELECT a.g, a.category, a.stream_id, a.stream_hash, a.expected, a.n,
+           coalesce((SELECT max(x.version) FROM {{schema}}.events x WHERE x.category = a.category AND x.stream_id = a.stream_id), -1) AS version
+      FROM unnest($1::int[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::int[]) AS a(g, category, stream_id, stream_hash, expected, n)
+), ins AS (
+    INSERT INTO {{schema}}.events AS e (category, stream_id, stream_hash, version, event_id, type, data, metadata)
+    SELECT a.category, a.stream_id, a.stream_hash, a.version + i.ord, i.id, i.type, i.data, i.metadata
+      FROM a JOIN unnest($7::int[], $8::uuid[], $9::text[], $10::jsonb[], $11::jsonb[], $12::int[]) AS i(g, id, type, data, metadata, ord) ON i.g = a.g
+     WHERE CASE a.expected WHEN -2 THEN true
+                           WHEN -1 THEN a.version = -1
+                           WHEN -3 THEN a.version >= 0
+                           ELSE a.version = a.expected END
+     ORDER BY a.g, i.ord
+    ON CONFLICT DO NOTHING
+    RETURNING e.category, e.stream_id, e.transaction_id, e.seq, e.version, e.recorded_at
+)
+SELECT a.g, ins.transaction_id, ins.seq, ins.version, ins.recorded_at,
+       CASE WHEN count(*) OVER (PARTITION BY a.g) <> a.n THEN {{schema}}.refuse_partial_append() END
+  FROM ins JOIN a ON a.category = ins.category AND a.stream_id = ins.stream_id
+ ORDER BY a.g, ins.version`
+
 // appendVerdictSQL says why appendSQL recorded nothing: 1 version conflict,
 // 2 the first event ID is recorded (the caller reads what is stored, to
 // recognise an idempotent retry), 3 the transaction is too old (only asked
@@ -156,6 +191,7 @@ CREATE TABLE IF NOT EXISTS {{schema}}.migrations (
 		append:        r(appendSQL + appendTail),
 		appendTx:      r(appendSQL + notTooOld + appendTail),
 		appendVerdict: r(appendVerdictSQL),
+		appendGroup:   r(appendGroupSQL),
 		appendAt:      r(appendAtSQL),
 		appendAt1:     r(appendAt1SQL),
 		existingFrom: r(`SELECT ` + prefixed("e.", eventColumns) + `

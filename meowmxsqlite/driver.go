@@ -89,13 +89,13 @@ type Driver struct {
 	turns   atomic.Uint64
 	waiting atomic.Int64
 	held    sync.Map // *sql.Tx from Begin -> *heldTx
-	stmts   sync.Map // schema -> *statements
+	stmts   *meowmxdriver.PerSchema[statements]
 }
 
 // New returns a driver that runs on db, best opened with Open. The driver
 // never closes db.
 func New(db *sql.DB) *Driver {
-	return &Driver{db: db, writing: make(chan struct{}, 1)}
+	return &Driver{db: db, writing: make(chan struct{}, 1), stmts: meowmxdriver.NewPerSchema(newStatements)}
 }
 
 var _ meowmxdriver.Driver[*sql.Tx] = (*Driver)(nil)
@@ -159,15 +159,9 @@ func (d *Driver) Migrate(ctx context.Context, schema string) (*meowmxdriver.Migr
 	return result, nil
 }
 
-func (d *Driver) statements(schema string) *statements {
-	if st, ok := d.stmts.Load(schema); ok {
-		return st.(*statements)
-	}
-	st, _ := d.stmts.LoadOrStore(schema, newStatements(schema))
-	return st.(*statements)
-}
+func (d *Driver) statements(schema string) *statements { return d.stmts.Get(schema) }
 
-// mapError turns SQLite errors into the driver package's sentinels, keeping
+// mapError turns SQLite errors into meowmxtype's errors, keeping
 // the original in the chain.
 func mapError(err error) error {
 	var sqliteErr *sqlite.Error

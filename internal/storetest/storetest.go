@@ -78,6 +78,9 @@ func Exercise[TTx any](t *testing.T, h *Harness[TTx]) {
 		"ReadTxVariants":          testReadTxVariants[TTx],
 		"PositionsIncreaseInPage": testPositionsIncrease[TTx],
 	}
+	for name, fn := range groupTests[TTx]() {
+		tests[name] = fn
+	}
 	for name, fn := range aggregateTests[TTx]() {
 		tests["Aggregate/"+name] = fn
 	}

@@ -8,11 +8,14 @@ package testsignal
 import "context"
 
 // Hooks are called by a subscription worker started with a context that
-// carries them.
+// carries them, and by an Append given such a context.
 type Hooks struct {
 	// Idle is called when a partition runner has read everything there
 	// is and goes to sleep until its next poll or a wake-up.
 	Idle func(partition int)
+	// Queued is called when an Append with a context that carries the
+	// hooks waits in line for its group (see group.go).
+	Queued func()
 }
 
 type key struct{}

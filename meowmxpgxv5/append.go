@@ -1,0 +1,229 @@
+package meowmxpgxv5
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/meowmx/meowmx/meowmxdriver"
+	"github.com/meowmx/meowmx/meowmxtype"
+)
+
+func (e *executor) Append(ctx context.Context, p *meowmxdriver.AppendParams) (*meowmxdriver.AppendResult, error) {
+	db, release, err := e.acquire(ctx, p.Schema)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	st := e.driver.statements(p.Schema)
+	n := len(p.Events)
+	ids := make([][16]byte, n)
+	types := make([]string, n)
+	data := make([][]byte, n)
+	metadata := make([][]byte, n)
+	for i, ev := range p.Events {
+		ids[i], types[i], data[i], metadata[i] = ev.ID, ev.Type, ev.Data, ev.Metadata
+	}
+	recorded := func(rows []meowmxtype.RecordedEvent) *meowmxdriver.AppendResult {
+		return &meowmxdriver.AppendResult{Status: meowmxdriver.AppendRecorded, Rows: rows}
+	}
+
+	inTx := e.tx != nil
+	query := st.append
+	switch {
+	case inTx:
+		query = st.appendTx
+	case p.Expected >= -1:
+		// An exact version, in a transaction of its own: the indexes
+		// check, and the verdict says why if they refuse.
+		var rows []meowmxtype.RecordedEvent
+		var err error
+		if n == 1 {
+			rows, err = scanRecorded(ctx, db, p, ids, st.appendAt1, p.Category, p.StreamID, p.StreamHash, p.Expected, ids[0], types[0], data[0], metadata[0])
+		} else {
+			rows, err = scanRecorded(ctx, db, p, ids, st.appendAt, p.Category, p.StreamID, p.StreamHash, p.Expected, ids, types, data, metadata)
+		}
+		if err == nil && len(rows) > 0 {
+			return recorded(rows), nil
+		}
+		if err != nil && !errors.Is(err, meowmxdriver.ErrVersionTaken) && !errors.Is(err, meowmxtype.ErrDuplicateEventID) {
+			return nil, err
+		}
+		result, err := appendVerdict(ctx, db, st, p, ids, inTx)
+		if err != nil || result.Status != meowmxdriver.AppendRecorded {
+			return result, err
+		}
+		// Nothing in the way any more, or an event ID after the first is
+		// recorded: the general statement tells.
+	}
+
+	// The verdict runs only when the append records nothing; if by then
+	// nothing stands in the way (another writer moved the stream between
+	// the two statements), the append runs again.
+	for attempt := 0; ; attempt++ {
+		rows, err := scanRecorded(ctx, db, p, ids, query, p.Category, p.StreamID, p.StreamHash, p.Expected, ids, types, data, metadata)
+		if err != nil {
+			return nil, err
+		}
+		if len(rows) > 0 {
+			return recorded(rows), nil
+		}
+		result, err := appendVerdict(ctx, db, st, p, ids, inTx)
+		if err != nil || result.Status != meowmxdriver.AppendRecorded {
+			return result, err
+		}
+		if attempt >= 10 {
+			return nil, errors.New("append recorded nothing, with nothing in its way, 10 times")
+		}
+	}
+}
+
+// appendVerdict says why an append recorded nothing. AppendRecorded means
+// nothing stands in the way now.
+func appendVerdict(ctx context.Context, db querier, st *statements, p *meowmxdriver.AppendParams, ids [][16]byte, inTx bool) (*meowmxdriver.AppendResult, error) {
+	var status int
+	var current int64
+	if err := db.QueryRow(ctx, st.appendVerdict, p.Category, p.StreamID, ids[0], p.Expected, inTx).Scan(&status, &current); err != nil {
+		return nil, mapError(err)
+	}
+	result := &meowmxdriver.AppendResult{Status: meowmxdriver.AppendStatus(status), CurrentVersion: current}
+	if result.Status == meowmxdriver.AppendExisting {
+		rows, err := queryEvents(ctx, db, st.existingFrom, ids[0], len(ids))
+		if err != nil {
+			return nil, err
+		}
+		if len(rows) == 0 {
+			return nil, errors.New("append found the first event ID recorded, then could not read it")
+		}
+		result.Rows = rows
+	}
+	return result, nil
+}
+
+// scanRecorded runs an append statement with args and returns the recorded
+// rows, in the batch's order (checked by their versions).
+func scanRecorded(ctx context.Context, db querier, p *meowmxdriver.AppendParams, ids [][16]byte, query string, args ...any) ([]meowmxtype.RecordedEvent, error) {
+	rows, err := db.Query(ctx, query, args...)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	defer rows.Close()
+	var out []meowmxtype.RecordedEvent
+	for rows.Next() {
+		row := meowmxtype.RecordedEvent{Stream: meowmxtype.Stream{Category: p.Category, ID: p.StreamID}}
+		if err := rows.Scan(&row.Position.TransactionID, &row.Position.Seq, &row.Version, &row.RecordedAt); err != nil {
+			return nil, mapError(err)
+		}
+		if i := len(out); i < len(ids) {
+			row.ID = ids[i]
+		}
+		out = append(out, row)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, mapError(err)
+	}
+	if len(out) > 0 {
+		if len(out) != len(ids) {
+			return nil, fmt.Errorf("append returned %d rows for %d events", len(out), len(ids))
+		}
+		for i, row := range out {
+			if row.Version != out[0].Version+int64(i) {
+				return nil, fmt.Errorf("append returned version %d at row %d after version %d", row.Version, i, out[0].Version)
+			}
+		}
+	}
+	return out, nil
+}
+
+// AppendGroup records appends to distinct streams in one statement
+// (appendGroupSQL), in a transaction of its own. It returns nil for the
+// appends that recorded nothing, to be made alone; every append is made
+// alone when one would have been recorded only in part, or when the schema
+// predates the statement's function (migration 5).
+func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.AppendParams) ([]*meowmxdriver.AppendResult, error) {
+	results := make([]*meowmxdriver.AppendResult, len(group))
+	if len(group) == 0 {
+		return results, nil
+	}
+	if e.tx != nil {
+		return nil, errors.New("meowmxpgxv5: AppendGroup in the caller's transaction")
+	}
+	schema := group[0].Schema
+	db, release, err := e.acquire(ctx, schema)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+
+	var (
+		n                   = len(group)
+		g, counts           = make([]int32, n), make([]int32, n)
+		categories, streams = make([]string, n), make([]string, n)
+		hashes, expected    = make([]int64, n), make([]int64, n)
+		eg, ord             []int32
+		ids                 [][16]byte
+		types               []string
+		data, metadata      [][]byte
+	)
+	for i, p := range group {
+		if p.Schema != schema {
+			return nil, fmt.Errorf("meowmxpgxv5: a group of appends across schemas %s and %s", schema, p.Schema)
+		}
+		g[i], counts[i] = int32(i), int32(len(p.Events))
+		categories[i], streams[i], hashes[i], expected[i] = p.Category, p.StreamID, p.StreamHash, int64(p.Expected)
+		for j, ev := range p.Events {
+			eg, ord = append(eg, int32(i)), append(ord, int32(j+1))
+			ids, types = append(ids, ev.ID), append(types, ev.Type)
+			data, metadata = append(data, ev.Data), append(metadata, ev.Metadata)
+		}
+	}
+	// An append recorded only in part, or a schema without the function
+	// that refuses it, aborts the statement: then each append alone.
+	alone := func(err error) ([]*meowmxdriver.AppendResult, error) {
+		err = mapError(err)
+		if errors.Is(err, errPartialAppend) || errors.Is(err, meowmxtype.ErrSchemaMissing) {
+			clear(results)
+			return results, nil
+		}
+		return nil, err
+	}
+	rows, err := db.Query(ctx, e.driver.statements(schema).appendGroup,
+		g, categories, streams, hashes, expected, counts, eg, ids, types, data, metadata, ord)
+	if err != nil {
+		return alone(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			i       int32
+			row     meowmxtype.RecordedEvent
+			refused *int32
+		)
+		if err := rows.Scan(&i, &row.Position.TransactionID, &row.Position.Seq, &row.Version, &row.RecordedAt, &refused); err != nil {
+			return alone(err)
+		}
+		if i < 0 || int(i) >= n {
+			return nil, fmt.Errorf("meowmxpgxv5: the group's statement returned append %d of %d", i, n)
+		}
+		p := group[i]
+		if results[i] == nil {
+			results[i] = &meowmxdriver.AppendResult{Status: meowmxdriver.AppendRecorded, Rows: make([]meowmxtype.RecordedEvent, 0, len(p.Events))}
+		}
+		k := len(results[i].Rows)
+		if k >= len(p.Events) {
+			return nil, fmt.Errorf("meowmxpgxv5: the group's statement returned more rows than append %d has events", i)
+		}
+		row.Stream = meowmxtype.Stream{Category: p.Category, ID: p.StreamID}
+		row.ID = p.Events[k].ID
+		results[i].Rows = append(results[i].Rows, row)
+	}
+	if err := rows.Err(); err != nil {
+		return alone(err)
+	}
+	for i, r := range results {
+		if r != nil && len(r.Rows) != len(group[i].Events) {
+			return nil, fmt.Errorf("meowmxpgxv5: the group's statement recorded %d of the %d events of append %d", len(r.Rows), len(group[i].Events), i)
+		}
+	}
+	return results, nil
+}

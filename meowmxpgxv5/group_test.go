@@ -1,0 +1,76 @@
+package meowmxpgxv5_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/meowmx/meowmx"
+	"github.com/meowmx/meowmx/internal/storetest"
+	"github.com/meowmx/meowmx/internal/testdb"
+)
+
+// TestGroupConnectionDropped: a group of appends whose connection is
+// terminated while its statement runs fails every member, writes nothing,
+// and the members' retries, with the same event IDs, are recorded.
+func TestGroupConnectionDropped(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.Pool(t)
+	store := newStore(t, pool)
+
+	// A transaction that has written version 0 of grp-b and stays open:
+	// the group's insert of that version waits for it.
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	var pid int
+	if err := tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.AppendTx(ctx, tx, meowmx.NewStream("grp", "b"), meowmx.NoStream, meowmx.Event{Type: "Blocker", Data: data}); err != nil {
+		t.Fatal(err)
+	}
+
+	appends := make([]*storetest.GroupedAppend, 3)
+	for i, id := range []string{"a", "b", "c"} {
+		appends[i] = &storetest.GroupedAppend{
+			Stream: meowmx.NewStream("grp", id), Expected: meowmx.Any,
+			Events: []meowmx.Event{{ID: uuid.New(), Type: "Member", Data: json.RawMessage(`{}`)}, {ID: uuid.New(), Type: "Member", Data: data}},
+		}
+	}
+	storetest.AppendAsGroup(t, store, appends, func() {
+		var group int
+		testdb.Eventually(t, func() (bool, string) {
+			err := testdb.Pool(t).QueryRow(ctx, `SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, pid).Scan(&group)
+			return err == nil, fmt.Sprintf("the group's statement waits for the open transaction (%v)", err)
+		})
+		if _, err := testdb.Pool(t).Exec(ctx, `SELECT pg_terminate_backend($1)`, group); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for _, a := range appends {
+		if a.Err == nil {
+			t.Fatalf("append to %s succeeded in a group whose connection was terminated", a.Stream)
+		}
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range appends {
+		if v, err := store.StreamVersion(ctx, a.Stream); err != nil || v != -1 {
+			t.Fatalf("%s at version %d (%v) after its group failed, want -1", a.Stream, v, err)
+		}
+	}
+	for _, a := range appends {
+		got, err := store.Append(ctx, a.Stream, a.Expected, a.Events...)
+		if err != nil || len(got) != 2 || got[0].ID != a.Events[0].ID || got[1].Version != 1 {
+			t.Fatalf("retry of the append to %s: %v %+v", a.Stream, err, got)
+		}
+	}
+}
