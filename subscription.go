@@ -158,6 +158,9 @@ type SubscriptionConfig[TTx any] struct {
 	Logger *slog.Logger
 }
 
+// withDefaults returns a copy of the config with its gaps filled from the
+// defaults and the store's config, and its categories and types sorted so
+// that they compare with the stored subscription's.
 func (c *SubscriptionConfig[TTx]) withDefaults(store *Config) *SubscriptionConfig[TTx] {
 	out := *c
 	out.Categories = slices.Clone(c.Categories)
@@ -191,6 +194,8 @@ func (c *SubscriptionConfig[TTx]) withDefaults(store *Config) *SubscriptionConfi
 	return &out
 }
 
+// validate returns an error naming the first field that is missing or out
+// of range.
 func (c *SubscriptionConfig[TTx]) validate() error {
 	if c.Name == "" {
 		return invalidf("SubscriptionConfig.Name is required")
@@ -232,30 +237,30 @@ func (c *SubscriptionConfig[TTx]) validate() error {
 // failing under the StopSubscription policy; the error wraps the handler's.
 var ErrSubscriptionStopped = errors.New("meowmx: subscription stopped")
 
-// errLeaseLost: the worker no longer holds the partition (another took it,
-// or the subscription was reset); the batch was rolled back.
-var errLeaseLost = errors.New("meowmx: partition lease lost")
-
 // Subscription is one process's worker of a named subscription. Any number
 // of processes (or Subscription values) can run the same subscription: its
 // partitions are shared among them through leases, and a partition is only
 // ever processed by the worker that holds it.
+//
+// A Subscription value is the public face of the worker: it starts and
+// stops it and reports how it ended. The work itself is done in the
+// background by a coordinator (coordinator.go), which shares the partitions
+// out, and by one partitionRunner per partition held (partition.go).
 type Subscription[TTx any] struct {
 	store  *Store[TTx]
 	config *SubscriptionConfig[TTx]
 	worker string
 	logger *slog.Logger
+	done   chan struct{} // closed once the coordinator has returned
 
-	mu        sync.Mutex
-	started   bool
-	stopping  context.CancelFunc // ends fetching and waiting
-	abort     context.CancelFunc // ends in-flight handlers
-	done      chan struct{}
-	err       error
-	rebalance chan struct{}
-	runners   map[int]*partitionRunner[TTx]
-	suspended bool // a batch overran its lease: out of the subscription until its runners return
-	hooks     *testsignal.Hooks
+	// mu guards the subscription's lifecycle, which Start, Stop, Err and a
+	// failing runner may touch from different goroutines. It guards
+	// nothing of the coordinator's or the runners' own state.
+	mu       sync.Mutex
+	started  bool
+	stopping context.CancelFunc // ends fetching and waiting
+	abort    context.CancelFunc // ends in-flight handlers
+	err      error
 }
 
 // Subscribe returns a worker of the subscription config describes. Start it
@@ -273,13 +278,11 @@ func (s *Store[TTx]) Subscribe(config SubscriptionConfig[TTx]) (*Subscription[TT
 	host, _ := os.Hostname()
 	worker := fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 	return &Subscription[TTx]{
-		store:     s,
-		config:    cfg,
-		worker:    worker,
-		logger:    cfg.Logger.With(slog.String("subscription", cfg.Name), slog.String("worker", worker)),
-		done:      make(chan struct{}),
-		rebalance: make(chan struct{}, 1),
-		runners:   map[int]*partitionRunner[TTx]{},
+		store:  s,
+		config: cfg,
+		worker: worker,
+		logger: cfg.Logger.With(slog.String("subscription", cfg.Name), slog.String("worker", worker)),
+		done:   make(chan struct{}),
 	}, nil
 }
 
@@ -302,21 +305,23 @@ func (sub *Subscription[TTx]) Start(ctx context.Context) error {
 		return err
 	}
 	sub.started = true
-	sub.hooks = testsignal.From(ctx)
 	runCtx, stopping := context.WithCancel(context.WithoutCancel(ctx))
 	workCtx, abort := context.WithCancel(context.WithoutCancel(ctx))
 	sub.stopping, sub.abort = stopping, abort
 	stopWithParent := context.AfterFunc(ctx, stopping)
-	unregister := sub.store.hub.register(sub.config.Categories, sub.wakeAll)
+	c := newCoordinator(sub, testsignal.From(ctx))
+	unregister := sub.store.hub.register(sub.config.Categories, c.wakeAll)
 	go func() {
 		defer close(sub.done)
 		defer stopWithParent()
 		defer unregister()
-		sub.run(runCtx, workCtx)
+		c.run(runCtx, workCtx)
 	}()
 	return nil
 }
 
+// init creates the subscription in the database if it does not exist, and
+// checks that the stored one has the configured partitions and filter.
 func (sub *Subscription[TTx]) init(ctx context.Context) error {
 	cfg := sub.config
 	exec := sub.store.driver.Executor()
@@ -385,6 +390,8 @@ func (sub *Subscription[TTx]) Err() error {
 	return sub.err
 }
 
+// fail stops the subscription by itself, under the StopSubscription policy:
+// the first error is the one Err reports.
 func (sub *Subscription[TTx]) fail(err error) {
 	sub.mu.Lock()
 	if sub.err == nil {
@@ -393,179 +400,6 @@ func (sub *Subscription[TTx]) fail(err error) {
 	stopping := sub.stopping
 	sub.mu.Unlock()
 	stopping()
-}
-
-// wakeAll makes every partition runner look for events now.
-func (sub *Subscription[TTx]) wakeAll() {
-	sub.mu.Lock()
-	defer sub.mu.Unlock()
-	for _, r := range sub.runners {
-		r.wake()
-	}
-}
-
-// run is the coordinator: it keeps the worker's heartbeat and leases, and
-// starts and stops one runner per partition held.
-func (sub *Subscription[TTx]) run(ctx, workCtx context.Context) {
-	cfg := sub.config
-	exec := sub.store.driver.Executor()
-	schema := sub.store.config.Schema
-	var wg sync.WaitGroup
-	failures := 0
-	for {
-		wait := retrypolicy.Jitter(cfg.Lease / 3)
-		if err := sub.balance(ctx, workCtx, exec, &wg); err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			failures++
-			wait = min(wait, cfg.retryBackoff().Wait(failures))
-			sub.logger.WarnContext(ctx, "meowmx: subscription lease renewal failed", slog.String("err", err.Error()), slog.Duration("retry_in", wait))
-		} else {
-			failures = 0
-		}
-		select {
-		case <-ctx.Done():
-		case <-sub.rebalance:
-			continue
-		case <-time.After(wait):
-			continue
-		}
-		break
-	}
-	// Stop: runners finish their batch, then the partitions are freed.
-	sub.mu.Lock()
-	for _, r := range sub.runners {
-		r.stop()
-	}
-	sub.mu.Unlock()
-	wg.Wait()
-	cleanup, cancel := context.WithTimeout(context.WithoutCancel(workCtx), 5*time.Second)
-	defer cancel()
-	if err := exec.RemoveWorker(cleanup, schema, cfg.Name, sub.worker); err != nil {
-		sub.logger.WarnContext(cleanup, "meowmx: could not release partitions; they free up when the lease ends", slog.String("err", err.Error()))
-	}
-}
-
-// balance renews the worker's heartbeat and leases, claims its share of the
-// partitions, gives back any above its share, and reconciles runners.
-func (sub *Subscription[TTx]) balance(ctx, workCtx context.Context, exec meowmxdriver.Executor, wg *sync.WaitGroup) error {
-	cfg := sub.config
-	schema := sub.store.config.Schema
-
-	// A batch that runs longer than the lease is taken for a hung handler:
-	// the worker then acts as a crashed one would. It cancels its batches
-	// (their transactions roll back, and cannot commit anyway once the
-	// partitions are gone), leaves the subscription so that the other
-	// workers share its partitions, and comes back once its runners have
-	// all returned.
-	sub.mu.Lock()
-	if sub.suspended && len(sub.runners) > 0 {
-		sub.mu.Unlock()
-		return nil
-	}
-	sub.suspended = false
-	for partition, r := range sub.runners {
-		if r.overran(cfg.Lease - cfg.Lease/10) {
-			sub.logger.ErrorContext(ctx, "meowmx: a batch has run longer than the lease; leaving the subscription to the other workers until it returns",
-				slog.Int("partition", partition), slog.Duration("lease", cfg.Lease))
-			sub.suspended = true
-		}
-	}
-	if sub.suspended {
-		for _, r := range sub.runners {
-			r.stop()
-			r.abortBatch()
-		}
-		sub.mu.Unlock()
-		return exec.RemoveWorker(ctx, schema, cfg.Name, sub.worker)
-	}
-	sub.mu.Unlock()
-
-	workers, err := exec.Heartbeat(ctx, schema, cfg.Name, sub.worker, cfg.Lease)
-	if err != nil {
-		return err
-	}
-	// Shares sum to the partition count: every live worker gets
-	// partitions/workers, and the first partitions%workers of them (in
-	// name order) one more.
-	live := max(len(workers), 1)
-	rank := max(slices.Index(workers, sub.worker), 0)
-	share := cfg.Partitions / live
-	if rank < cfg.Partitions%live {
-		share++
-	}
-	claimedAt := time.Now()
-	rows, err := exec.Claim(ctx, &meowmxdriver.ClaimParams{Schema: schema, Name: cfg.Name, Worker: sub.worker, Lease: cfg.Lease, Want: share})
-	if err != nil {
-		return err
-	}
-	// Our view of the lease ends a little before the database's, so a
-	// runner never starts a batch it might not be allowed to commit.
-	leaseEnd := claimedAt.Add(cfg.Lease - cfg.Lease/10)
-
-	held := map[int]*meowmxdriver.SubscriptionRow{}
-	for _, row := range rows {
-		held[row.Partition] = row
-	}
-	// Above our share (a worker joined): give back the highest partitions.
-	var extra []int
-	if len(rows) > share {
-		for _, row := range rows[share:] {
-			extra = append(extra, row.Partition)
-			delete(held, row.Partition)
-		}
-	}
-
-	sub.mu.Lock()
-	for partition, r := range sub.runners {
-		row, ok := held[partition]
-		if !ok || row.Generation != r.generation {
-			r.stop() // lost, given back, or reset: the runner ends after its batch
-			continue
-		}
-		r.extendLease(leaseEnd)
-	}
-	var toRelease []int
-	for _, partition := range extra {
-		if r, running := sub.runners[partition]; running {
-			r.releaseWhenDone = true
-		} else {
-			toRelease = append(toRelease, partition)
-		}
-	}
-	for partition, row := range held {
-		if _, running := sub.runners[partition]; running {
-			continue // running, or finishing: started again once it is gone
-		}
-		r := newPartitionRunner(sub, row, leaseEnd)
-		sub.runners[partition] = r
-		wg.Go(func() {
-			r.run(ctx, workCtx)
-			sub.mu.Lock()
-			delete(sub.runners, partition)
-			release := r.releaseWhenDone
-			sub.mu.Unlock()
-			if release {
-				releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(workCtx), 5*time.Second)
-				if err := exec.Release(releaseCtx, schema, cfg.Name, sub.worker, []int{partition}); err != nil {
-					sub.logger.WarnContext(releaseCtx, "meowmx: could not release partition", slog.Int("partition", partition), slog.String("err", err.Error()))
-				}
-				cancel()
-			}
-			select { // let the coordinator look again at once
-			case sub.rebalance <- struct{}{}:
-			default:
-			}
-		})
-	}
-	sub.mu.Unlock()
-	if len(toRelease) > 0 {
-		if err := exec.Release(ctx, schema, cfg.Name, sub.worker, toRelease); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // retryBackoff spaces the retries of a failing batch, read or outage.

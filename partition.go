@@ -11,14 +11,23 @@ import (
 	"time"
 
 	"github.com/meowmx/meowmx/internal/retrypolicy"
+	"github.com/meowmx/meowmx/internal/testsignal"
 	"github.com/meowmx/meowmx/meowmxdriver"
 )
+
+// errLeaseLost: the worker no longer holds the partition (another took it,
+// or the subscription was reset); the batch was rolled back.
+var errLeaseLost = errors.New("meowmx: partition lease lost")
 
 // partitionRunner processes one partition while its worker holds it. It
 // holds no transaction while it waits: each batch is read outside any
 // transaction, then handled and checkpointed in one short transaction.
+//
+// Only the runner's goroutine touches its checkpoint; the coordinator calls
+// only wake, stop, extendLease, abortBatch and overran, safe from any goroutine.
 type partitionRunner[TTx any] struct {
 	sub        *Subscription[TTx]
+	hooks      *testsignal.Hooks
 	partition  int
 	generation int64
 	checkpoint Position
@@ -29,16 +38,20 @@ type partitionRunner[TTx any] struct {
 	// cancelBatch cancels the batch in flight.
 	cancelBatch atomic.Pointer[context.CancelFunc]
 
-	mu              sync.Mutex
-	leaseEnd        time.Time
-	stopC           chan struct{}
-	stopOnce        sync.Once
-	releaseWhenDone bool // guarded by sub.mu
+	stopC    chan struct{}
+	stopOnce sync.Once
+
+	// mu guards leaseEnd, which the coordinator extends at each renewal
+	// and the runner at each commit.
+	mu       sync.Mutex
+	leaseEnd time.Time
 }
 
-func newPartitionRunner[TTx any](sub *Subscription[TTx], row *meowmxdriver.SubscriptionRow, leaseEnd time.Time) *partitionRunner[TTx] {
+// newPartitionRunner returns a runner of row's partition, held until leaseEnd.
+func newPartitionRunner[TTx any](sub *Subscription[TTx], hooks *testsignal.Hooks, row *meowmxdriver.SubscriptionRow, leaseEnd time.Time) *partitionRunner[TTx] {
 	return &partitionRunner[TTx]{
 		sub:        sub,
+		hooks:      hooks,
 		partition:  row.Partition,
 		generation: row.Generation,
 		checkpoint: Position{TransactionID: row.TransactionID, Seq: row.Seq},
@@ -48,6 +61,8 @@ func newPartitionRunner[TTx any](sub *Subscription[TTx], row *meowmxdriver.Subsc
 	}
 }
 
+// wake makes the runner look for events now if it is waiting for new ones,
+// or else as soon as it next would; wake-ups meanwhile collapse into one.
 func (r *partitionRunner[TTx]) wake() {
 	select {
 	case r.wakeC <- struct{}{}:
@@ -55,8 +70,11 @@ func (r *partitionRunner[TTx]) wake() {
 	}
 }
 
+// stop asks the runner to return once its batch in flight, if any, is done.
+// It may be called any number of times.
 func (r *partitionRunner[TTx]) stop() { r.stopOnce.Do(func() { close(r.stopC) }) }
 
+// stopped reports whether stop has been called.
 func (r *partitionRunner[TTx]) stopped() bool {
 	select {
 	case <-r.stopC:
@@ -66,6 +84,8 @@ func (r *partitionRunner[TTx]) stopped() bool {
 	}
 }
 
+// extendLease moves the end of the runner's view of its lease to end, if
+// that is later.
 func (r *partitionRunner[TTx]) extendLease(end time.Time) {
 	r.mu.Lock()
 	if end.After(r.leaseEnd) {
@@ -87,6 +107,8 @@ func (r *partitionRunner[TTx]) overran(limit time.Duration) bool {
 	return since != 0 && time.Since(time.Unix(0, since)) > limit
 }
 
+// leaseValid reports whether the lease, as the worker last renewed it, is
+// still running: only then may the runner start a batch.
 func (r *partitionRunner[TTx]) leaseValid() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -114,6 +136,9 @@ func (r *partitionRunner[TTx]) sleep(ctx context.Context, d time.Duration, wakea
 	}
 }
 
+// run reads and handles the partition's events until the runner is
+// stopped, ctx ends, the lease is lost, or an event stops the subscription;
+// batches run under workCtx, so that a stop lets the one in flight commit.
 func (r *partitionRunner[TTx]) run(ctx, workCtx context.Context) {
 	sub := r.sub
 	cfg := sub.config
@@ -174,8 +199,8 @@ func (r *partitionRunner[TTx]) run(ctx, workCtx context.Context) {
 				if chase++; chase > chaseReads {
 					chase = 0
 				}
-			} else if sub.hooks.Idle != nil {
-				sub.hooks.Idle(r.partition)
+			} else if r.hooks.Idle != nil {
+				r.hooks.Idle(r.partition)
 			}
 			ok, woken := r.sleep(ctx, wait, true)
 			if !ok {
@@ -187,7 +212,7 @@ func (r *partitionRunner[TTx]) run(ctx, workCtx context.Context) {
 			continue
 		}
 		chase = 0
-		if err := r.process(ctx, workCtx, rows, 1); err != nil {
+		if err := r.process(ctx, workCtx, rows); err != nil {
 			if !errors.Is(err, errLeaseLost) && ctx.Err() == nil && workCtx.Err() == nil {
 				sub.fail(err)
 			}
@@ -199,27 +224,57 @@ func (r *partitionRunner[TTx]) run(ctx, workCtx context.Context) {
 // process handles a batch, retrying with backoff. Once a batch has failed,
 // its events are handled one at a time, so that only the failing one is
 // parked: the batch's failure counts as the first attempt of each, and each
-// is tried alone at least once. firstAttempt is 1 for a batch.
+// is tried alone at least once.
 //
 // Only the handler's own failures count as attempts. When the database
 // cannot begin or commit the batch (it is down, a serialization failure),
 // or the handler fails with a retryable database error, the batch is
 // retried with backoff for as long as it takes: an event is never parked or
 // skipped because of an outage.
-func (r *partitionRunner[TTx]) process(ctx, workCtx context.Context, events []RecordedEvent, firstAttempt int) error {
+//
+// The batches left wait on a stack, the next on top: first the batch; if
+// handleBatch says to split it, its events as batches of one, the first on
+// top. Events are thus handled and checkpointed in order; an error ends all.
+func (r *partitionRunner[TTx]) process(ctx, workCtx context.Context, events []RecordedEvent) error {
+	type pending struct {
+		events       []RecordedEvent
+		firstAttempt int
+	}
+	stack := []pending{{events: events, firstAttempt: 1}}
+	for len(stack) > 0 {
+		next := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		split, err := r.handleBatch(ctx, workCtx, next.events, next.firstAttempt)
+		if err != nil {
+			return err
+		}
+		if split {
+			for i := len(next.events) - 1; i >= 0; i-- {
+				stack = append(stack, pending{events: []RecordedEvent{next.events[i]}, firstAttempt: 2})
+			}
+		}
+	}
+	return nil
+}
+
+// handleBatch retries one of process's batches until it commits, its event
+// is parked, or the runner gives it up; firstAttempt is 1 for a batch read,
+// 2 for an event of a failed batch. A batch of several events that the
+// handler rejects is not retried: handleBatch reports that it must be split.
+func (r *partitionRunner[TTx]) handleBatch(ctx, workCtx context.Context, events []RecordedEvent, firstAttempt int) (split bool, _ error) {
 	cfg := r.sub.config
 	attempt, outages := firstAttempt, 0
 	var park *meowmxdriver.ParkParams
 	for {
 		err := r.commitBatch(workCtx, events, park)
 		if err == nil {
-			return nil
+			return false, nil
 		}
 		if errors.Is(err, errLeaseLost) || workCtx.Err() != nil {
-			return err
+			return false, err
 		}
 		if ctx.Err() != nil || r.stopped() {
-			return errLeaseLost // stopping: the batch rolled back; leave it for later
+			return false, errLeaseLost // stopping: the batch rolled back; leave it for later
 		}
 		var handlerErr *handlerError
 		var wait time.Duration
@@ -227,19 +282,14 @@ func (r *partitionRunner[TTx]) process(ctx, workCtx context.Context, events []Re
 			if len(events) > 1 {
 				r.sub.logger.InfoContext(ctx, "meowmx: batch failed; handling its events one at a time",
 					slog.Int("partition", r.partition), slog.Int("events", len(events)), slog.String("err", err.Error()))
-				for _, ev := range events {
-					if err := r.process(ctx, workCtx, []RecordedEvent{ev}, 2); err != nil {
-						return err
-					}
-				}
-				return nil
+				return true, nil
 			}
 			ev := events[0]
 			if attempt >= cfg.MaxAttempts {
 				if cfg.OnFailure == StopSubscription {
 					r.sub.logger.ErrorContext(ctx, "meowmx: stopping subscription on a failing event",
 						slog.Int("partition", r.partition), slog.String("event_id", ev.ID.String()), slog.String("err", err.Error()))
-					return fmt.Errorf("%w: event %s (%s version %d) failed %d times: %w", ErrSubscriptionStopped, ev.ID, ev.Stream, ev.Version, attempt, handlerErr.err)
+					return false, fmt.Errorf("%w: event %s (%s version %d) failed %d times: %w", ErrSubscriptionStopped, ev.ID, ev.Stream, ev.Version, attempt, handlerErr.err)
 				}
 				r.sub.logger.ErrorContext(ctx, "meowmx: parking a failing event",
 					slog.Int("partition", r.partition), slog.String("event_id", ev.ID.String()),
@@ -263,7 +313,7 @@ func (r *partitionRunner[TTx]) process(ctx, workCtx context.Context, events []Re
 				slog.Duration("retry_in", wait), slog.String("err", err.Error()))
 		}
 		if ok, _ := r.sleep(ctx, wait, false); !ok {
-			return errLeaseLost
+			return false, errLeaseLost
 		}
 	}
 }
@@ -367,6 +417,8 @@ func (r *partitionRunner[TTx]) replayParked(ctx, workCtx context.Context, exec m
 	return nil
 }
 
+// inTx runs fn in a transaction of its own, committed if fn succeeds and
+// rolled back otherwise.
 func (r *partitionRunner[TTx]) inTx(ctx context.Context, fn func(tx TTx) error) (err error) {
 	driver := r.sub.store.driver
 	tx, err := driver.Begin(ctx, r.sub.config.SynchronousCommit)
