@@ -152,8 +152,8 @@ func (q *queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pg
 }
 func (q *queryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
-// TestAppendIsOneStatement: Append, even of a large batch with an expected
-// version, sends one statement; the notification for other processes would
+// TestAppendIsOneStatement: Append, even of a batch just below the COPY
+// threshold with an expected version, sends one statement; the notification for other processes would
 // go after it, outside its transaction, but with no subscription worker
 // alive none is sent, after one look.
 func TestAppendIsOneStatement(t *testing.T) {
@@ -174,11 +174,11 @@ func TestAppendIsOneStatement(t *testing.T) {
 	store := newStore(t, pool)
 	ctx := context.Background()
 
-	batch := make([]meowmx.Event, 1000)
+	batch := make([]meowmx.Event, meowmxpgxv5.CopyThreshold-1)
 	for i := range batch {
 		batch[i] = meowmx.Event{Type: "Row", Data: data}
 	}
-	for i, expected := range []meowmx.ExpectedVersion{meowmx.NoStream, 999, meowmx.Any, meowmx.StreamExists} {
+	for i, expected := range []meowmx.ExpectedVersion{meowmx.NoStream, meowmx.ExpectedVersion(len(batch) - 1), meowmx.Any, meowmx.StreamExists} {
 		before := counter.n.Load()
 		if _, err := store.Append(ctx, meowmx.NewStream("bulk", "1"), expected, batch...); err != nil {
 			t.Fatal(err)

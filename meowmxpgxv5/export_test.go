@@ -10,3 +10,6 @@ var PositionFunctions = positionFunctions
 func (d *Driver) ReportClusterChange(schema string, change *meowmxdriver.ClusterChange) {
 	d.reportClusterChange(schema, change)
 }
+
+// CopyThreshold is the smallest batch appended with COPY.
+const CopyThreshold = copyThreshold

@@ -18,6 +18,7 @@ type statements struct {
 	append         string
 	appendTx       string
 	appendGroup    string
+	copiedFrom     string
 	appendVerdict  string
 	appendAt       string
 	appendAt1      string
@@ -192,8 +193,10 @@ CREATE TABLE IF NOT EXISTS {{schema}}.migrations (
 		appendTx:      r(appendSQL + notTooOld + appendTail),
 		appendVerdict: r(appendVerdictSQL),
 		appendGroup:   r(appendGroupSQL),
-		appendAt:      r(appendAtSQL),
-		appendAt1:     r(appendAt1SQL),
+		copiedFrom: r(`SELECT transaction_id, seq, version, recorded_at FROM {{schema}}.events
+ WHERE category = $1 AND stream_id = $2 AND version >= $3 ORDER BY version`),
+		appendAt:  r(appendAtSQL),
+		appendAt1: r(appendAt1SQL),
 		existingFrom: r(`SELECT ` + prefixed("e.", eventColumns) + `
   FROM {{schema}}.events f
   JOIN {{schema}}.events e ON e.category = f.category AND e.stream_id = f.stream_id AND e.version >= f.version
