@@ -93,7 +93,7 @@ func appendVerdict(ctx context.Context, db querier, st *statements, p *meowmxdri
 	}
 	result := &meowmxdriver.AppendResult{Status: meowmxdriver.AppendStatus(status), CurrentVersion: current}
 	if result.Status == meowmxdriver.AppendExisting {
-		rows, err := queryEvents(ctx, db, st.existingFrom, ids[0], len(ids))
+		rows, err := queryEvents(ctx, db, len(ids), st.existingFrom, ids[0], len(ids))
 		if err != nil {
 			return nil, err
 		}
@@ -235,8 +235,9 @@ func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.Append
 
 // copyThreshold is the smallest batch written with COPY, which costs more
 // round trips (begin, check, copy, read back, commit) but far less per
-// event than an INSERT of arrays.
-const copyThreshold = 500
+// event than an INSERT of arrays (see BenchmarkAppendBatch). A variable
+// only so that the benchmark can compare both ways.
+var copyThreshold = 500
 
 // appendCopy records a large batch with COPY, in a transaction of its own
 // that writes nothing before it: the check reads the stream's last version,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/meowmx/meowmx"
 	"github.com/meowmx/meowmx/internal/testdb"
+	"github.com/meowmx/meowmx/meowmxpgxv5"
 )
 
 // The baselines write the same JSON into a plain table with a bigserial key
@@ -65,6 +66,34 @@ func BenchmarkAppend100(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		if _, err := store.Append(ctx, meowmx.NewStream("bench", fmt.Sprint(i)), meowmx.NoStream, batch...); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAppendBatch: batches of several sizes, appended with an INSERT
+// of arrays and with COPY, to place the COPY threshold. Not parallel: it
+// changes the threshold.
+func BenchmarkAppendBatch(b *testing.B) {
+	for _, size := range []int{100, 200, 500, 1000, 5000} {
+		for _, way := range []struct {
+			name      string
+			threshold int
+		}{{"insert", 1 << 30}, {"copy", 1}} {
+			b.Run(fmt.Sprintf("%d/%s", size, way.name), func(b *testing.B) {
+				defer meowmxpgxv5.SetCopyThreshold(meowmxpgxv5.SetCopyThreshold(way.threshold))
+				store := newStore(b, testdb.Pool(b))
+				ctx := context.Background()
+				batch := make([]meowmx.Event, size)
+				for i := range batch {
+					batch[i] = meowmx.Event{Type: "Benched", Data: data}
+				}
+				for i := 0; b.Loop(); i++ {
+					if _, err := store.Append(ctx, meowmx.NewStream("bench", fmt.Sprint(i)), meowmx.NoStream, batch...); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "events/s")
+			})
 		}
 	}
 }

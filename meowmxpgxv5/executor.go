@@ -47,7 +47,7 @@ func (e *executor) acquire(ctx context.Context, schema string) (querier, func(),
 }
 
 func (e *executor) ReadStream(ctx context.Context, p *meowmxdriver.ReadStreamParams) ([]meowmxtype.RecordedEvent, error) {
-	return e.events(ctx, p.Schema, func(st *statements) (string, []any) {
+	return e.events(ctx, p.Schema, p.Limit, func(st *statements) (string, []any) {
 		query := st.readStreamFwd
 		if p.Backward {
 			query = st.readStreamBack
@@ -61,7 +61,7 @@ func (e *executor) ReadStream(ctx context.Context, p *meowmxdriver.ReadStreamPar
 }
 
 func (e *executor) ReadGlobal(ctx context.Context, p *meowmxdriver.ReadGlobalParams) ([]meowmxtype.RecordedEvent, error) {
-	return e.events(ctx, p.Schema, func(st *statements) (string, []any) {
+	return e.events(ctx, p.Schema, p.Limit, func(st *statements) (string, []any) {
 		if p.Category == "" {
 			return st.readAll, []any{p.AfterTxID, p.AfterSeq, nonNil(p.Types), p.Limit}
 		}
@@ -69,22 +69,29 @@ func (e *executor) ReadGlobal(ctx context.Context, p *meowmxdriver.ReadGlobalPar
 	})
 }
 
-// events runs the query of eventColumns that query gives for schema.
-func (e *executor) events(ctx context.Context, schema string, query func(st *statements) (string, []any)) ([]meowmxtype.RecordedEvent, error) {
+// maxPreallocated bounds the rows queryEvents makes room for at once.
+const maxPreallocated = 10_000
+
+// events runs the query of eventColumns that query gives for schema, which
+// returns at most limit rows (0 for no limit).
+func (e *executor) events(ctx context.Context, schema string, limit int, query func(st *statements) (string, []any)) ([]meowmxtype.RecordedEvent, error) {
 	db, release, err := e.acquire(ctx, schema)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
 	sql, args := query(e.driver.statements(schema))
-	return queryEvents(ctx, db, sql, args...)
+	return queryEvents(ctx, db, limit, sql, args...)
 }
 
 // queryEvents runs a query of eventColumns and returns its rows. The rows
 // of one call share their allocations: the repeated category, stream and
 // type strings once each, and the data and metadata in blocks of bytes (so
 // a caller keeping one event keeps its block).
-func queryEvents(ctx context.Context, db querier, query string, args ...any) ([]meowmxtype.RecordedEvent, error) {
+//
+// limit, when above zero, is the most rows the query returns: the slice is
+// made that large at the first row, and never grown.
+func queryEvents(ctx context.Context, db querier, limit int, query string, args ...any) ([]meowmxtype.RecordedEvent, error) {
 	rows, err := db.Query(ctx, query, args...)
 	if err != nil {
 		return nil, mapError(err)
@@ -124,6 +131,9 @@ func queryEvents(ctx context.Context, db querier, query string, args ...any) ([]
 		}
 		row.Stream.Category, row.Stream.ID, row.Type = intern(cat), intern(sid), intern(typ)
 		row.Data, row.Metadata = keep(data), keep(meta)
+		if events == nil && limit > 0 {
+			events = make([]meowmxtype.RecordedEvent, 0, min(limit, maxPreallocated))
+		}
 		events = append(events, row)
 	}
 	if err := rows.Err(); err != nil {

@@ -12,4 +12,11 @@ func (d *Driver) ReportClusterChange(schema string, change *meowmxdriver.Cluster
 }
 
 // CopyThreshold is the smallest batch appended with COPY.
-const CopyThreshold = copyThreshold
+var CopyThreshold = copyThreshold
+
+// SetCopyThreshold changes it, for a benchmark, and returns the old value.
+func SetCopyThreshold(n int) int {
+	old := copyThreshold
+	copyThreshold = n
+	return old
+}

@@ -107,7 +107,7 @@ func (e *executor) Advance(ctx context.Context, p *meowmxdriver.AdvanceParams) (
 }
 
 func (e *executor) ReadSubscription(ctx context.Context, p *meowmxdriver.ReadSubscriptionParams) ([]meowmxtype.RecordedEvent, error) {
-	return e.events(ctx, p.Schema, func(st *statements) (string, []any) {
+	return e.events(ctx, p.Schema, p.Limit, func(st *statements) (string, []any) {
 		query := st.sub.readSubAll
 		switch len(p.Categories) {
 		case 0:
