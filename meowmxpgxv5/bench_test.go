@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/meowmx/meowmx"
 	"github.com/meowmx/meowmx/internal/testdb"
+	"github.com/meowmx/meowmx/meowmxdriver"
 	"github.com/meowmx/meowmx/meowmxpgxv5"
 )
 
@@ -173,5 +175,47 @@ func BenchmarkAggregateLoad(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkAppendGroup: one writer recording groups of single-event appends
+// to distinct streams through the driver, against the same appends made
+// one by one: the cost of the group statement per event.
+func BenchmarkAppendGroup(b *testing.B) {
+	for _, size := range []int{1, 4, 16, 64} {
+		for _, grouped := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%d/grouped=%v", size, grouped), func(b *testing.B) {
+				store := newStore(b, testdb.Pool(b))
+				exec := store.Driver().Executor()
+				ctx := context.Background()
+				k := 0
+				params := func() []*meowmxdriver.AppendParams {
+					group := make([]*meowmxdriver.AppendParams, size)
+					for i := range group {
+						k++
+						group[i] = &meowmxdriver.AppendParams{
+							Schema: store.Schema(), Category: "bench", StreamID: fmt.Sprint(k), Expected: meowmx.NoStream,
+							Events: []meowmxdriver.EventInsert{{ID: uuid.Must(uuid.NewV7()), Type: "Benched", Data: data}},
+						}
+					}
+					return group
+				}
+				for b.Loop() {
+					group := params()
+					if grouped {
+						if _, err := exec.AppendGroup(ctx, group); err != nil {
+							b.Fatal(err)
+						}
+						continue
+					}
+					for _, p := range group {
+						if _, err := exec.Append(ctx, p); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "events/s")
+			})
+		}
 	}
 }

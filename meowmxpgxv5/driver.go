@@ -135,8 +135,6 @@ func mapError(err error) error {
 		return fmt.Errorf("%w: %w", meowmxtype.ErrSerialization, err)
 	case "55P03": // lock_not_available: a lock timeout
 		return fmt.Errorf("%w: %w", meowmxtype.ErrSerialization, err)
-	case "MXP01": // refuse_partial_append
-		return fmt.Errorf("%w: %w", errPartialAppend, err)
 	case "3F000", "42P01", "42883":
 		return fmt.Errorf("%w: %w", meowmxtype.ErrSchemaMissing, err)
 	case "54000", "54001":
@@ -148,7 +146,3 @@ func mapError(err error) error {
 	}
 	return err
 }
-
-// errPartialAppend: a group of appends was refused because one of them would
-// have recorded only part of its events (see appendGroupSQL).
-var errPartialAppend = errors.New("an append of the group was refused in part")

@@ -117,35 +117,27 @@ const notTooOld = `
 // streams, in one statement: one snapshot, taken before the statement's
 // transaction has an id, so that no stream's last event can have been
 // written by a transaction with a higher id (the inversion that notTooOld
-// guards against in the caller's transactions). The appends are arrays:
-// $1 index, $2 category, $3 stream ID, $4 stream hash, $5 expected version,
-// $6 number of events; the events: $7 append index, $8 ID, $9 type, $10
-// data, $11 metadata, $12 place in the append from 1. An append whose
-// expected version does not match inserts nothing; a row that a unique
-// index refuses (a racing writer's version, a recorded event ID) is
-// skipped, and an append left with only part of its events aborts the
-// statement (refuse_partial_append). It returns the recorded rows with their
-// append's index; an append without rows recorded nothing.
-const appendGroupSQL = `WITH a AS (
-    SELECT a.g, a.category, a.stream_id, a.stream_hash, a.expected, a.n,
-           coalesce((SELECT max(x.version) FROM {{schema}}.events x WHERE x.category = a.category AND x.stream_id = a.stream_id), -1) AS version
-      FROM unnest($1::int[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::int[]) AS a(g, category, stream_id, stream_hash, expected, n)
-), ins AS (
-    INSERT INTO {{schema}}.events AS e (category, stream_id, stream_hash, version, event_id, type, data, metadata)
-    SELECT a.category, a.stream_id, a.stream_hash, a.version + i.ord, i.id, i.type, i.data, i.metadata
-      FROM a JOIN unnest($7::int[], $8::uuid[], $9::text[], $10::jsonb[], $11::jsonb[], $12::int[]) AS i(g, id, type, data, metadata, ord) ON i.g = a.g
-     WHERE CASE a.expected WHEN -2 THEN true
-                           WHEN -1 THEN a.version = -1
-                           WHEN -3 THEN a.version >= 0
-                           ELSE a.version = a.expected END
-     ORDER BY a.g, i.ord
-    ON CONFLICT DO NOTHING
-    RETURNING e.category, e.stream_id, e.transaction_id, e.seq, e.version, e.recorded_at
-)
-SELECT a.g, ins.transaction_id, ins.seq, ins.version, ins.recorded_at,
-       CASE WHEN count(*) OVER (PARTITION BY a.g) <> a.n THEN {{schema}}.refuse_partial_append() END
-  FROM ins JOIN a ON a.category = ins.category AND a.stream_id = ins.stream_id
- ORDER BY a.g, ins.version`
+// guards against in the caller's transactions). One array element per
+// event: $1 category, $2 stream ID, $3 stream hash, $4 its append's
+// expected version, $5 ID, $6 type, $7 data, $8 metadata, $9 place in its
+// append from 1. Each event goes after its stream's last version as the
+// statement's snapshot sees it (the statement does not see its own rows).
+// An append whose expected version does not match inserts nothing, and the
+// others are recorded; a row that a unique index refuses (a racing
+// writer's version, a recorded event ID) aborts the whole statement, and
+// the appends are then made one by one. It returns each recorded event's ID
+// and place.
+const appendGroupSQL = `INSERT INTO {{schema}}.events AS e (category, stream_id, stream_hash, version, event_id, type, data, metadata)
+SELECT i.category, i.stream_id, i.stream_hash, s.version + i.ord, i.id, i.type, i.data, i.metadata
+  FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[], $9::int[])
+       AS i(category, stream_id, stream_hash, expected, id, type, data, metadata, ord)
+  CROSS JOIN LATERAL (SELECT coalesce(max(x.version), -1) AS version FROM {{schema}}.events x
+                       WHERE x.category = i.category AND x.stream_id = i.stream_id) s
+ WHERE CASE i.expected WHEN -2 THEN true
+                       WHEN -1 THEN s.version = -1
+                       WHEN -3 THEN s.version >= 0
+                       ELSE s.version = i.expected END
+RETURNING e.event_id, e.transaction_id, e.seq, e.version, e.recorded_at`
 
 // appendVerdictSQL says why appendSQL recorded nothing: 1 version conflict,
 // 2 the first event ID is recorded (the caller reads what is stored, to
@@ -394,5 +386,6 @@ const notifySQL = `SELECT set_config('synchronous_commit', 'off', true), pg_noti
 const (
 	systemIDSQL    = `SELECT system_identifier FROM pg_control_system()`
 	lockTimeoutSQL = `SET LOCAL lock_timeout = '10s'`
+	genericPlanSQL = `SET LOCAL plan_cache_mode = force_generic_plan`
 	migrateLockSQL = `SELECT pg_advisory_xact_lock(hashtextextended('meowmx.migrate.' || $1::text, 0))`
 )

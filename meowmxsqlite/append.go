@@ -123,9 +123,9 @@ func uniqueViolation(ctx context.Context, q querier, st *statements, ids []strin
 }
 
 // AppendGroup records appends in one write transaction, so that the group
-// costs one commit (one disk flush) instead of one each. Each append runs
-// behind a savepoint: one that fails is rolled back alone and returned as
-// nil, to be made alone; a conflict or a recorded first event ID is
+// costs one commit (one disk flush) instead of one each. An append that
+// fails is rolled back alone (by its statement, or by a savepoint when it
+// takes several) and returned as nil, to be made alone; a conflict or a recorded first event ID is
 // returned as it was found (writers are serialized, so it is final).
 func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.AppendParams) ([]*meowmxdriver.AppendResult, error) {
 	results := make([]*meowmxdriver.AppendResult, len(group))
@@ -137,18 +137,27 @@ func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.Append
 	}
 	err := e.driver.writeTx(ctx, func(q querier) error {
 		for i, p := range group {
-			if _, err := q.ExecContext(ctx, "SAVEPOINT meowmx_group"); err != nil {
-				return err
+			// An append of one INSERT statement needs no savepoint: a
+			// statement that fails leaves nothing behind.
+			savepoint := len(p.Events) > insertChunk
+			if savepoint {
+				if _, err := q.ExecContext(ctx, "SAVEPOINT meowmx_group"); err != nil {
+					return err
+				}
 			}
 			result, err := appendEvents(ctx, q, e.driver.statements(p.Schema), p)
 			if err != nil {
-				if _, err := q.ExecContext(ctx, "ROLLBACK TO meowmx_group"); err != nil {
+				result = nil
+				if savepoint {
+					if _, err := q.ExecContext(ctx, "ROLLBACK TO meowmx_group"); err != nil {
+						return err
+					}
+				}
+			}
+			if savepoint {
+				if _, err := q.ExecContext(ctx, "RELEASE meowmx_group"); err != nil {
 					return err
 				}
-				result = nil
-			}
-			if _, err := q.ExecContext(ctx, "RELEASE meowmx_group"); err != nil {
-				return err
 			}
 			results[i] = result
 		}
