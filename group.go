@@ -30,6 +30,12 @@ const (
 	// groupsInFlight is how many appends or groups of a store run at once:
 	// one being recorded while the next forms.
 	groupsInFlight = 2
+	// groupableEvents is the largest append that is grouped. A larger
+	// batch already spreads a statement's cost over its events, and the
+	// group statement looks up each event's stream once per event: 100-event
+	// appends grouped at 8 writers measured 0.37× to 0.41× of the baseline,
+	// against 0.62× to 0.67× one by one.
+	groupableEvents = 16
 	// groupMaxEvents and groupMaxBytes bound a group.
 	groupMaxEvents = 1000
 	groupMaxBytes  = 4 << 20
