@@ -2,6 +2,7 @@ package meowmx
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/meowmx/meowmx/internal/testsignal"
@@ -138,10 +139,27 @@ func (g *appendGroups) indexOf(m *groupMember) int {
 
 // lead records leader's append, with the appends queued behind it, then
 // hands the turn on.
-func (g *appendGroups) lead(leader *groupMember) (*meowmxdriver.AppendResult, error) {
+func (g *appendGroups) lead(leader *groupMember) (result *meowmxdriver.AppendResult, err error) {
+	if err := leader.ctx.Err(); err != nil {
+		g.finish(leader) // the turn goes to the next in line
+		return nil, err
+	}
 	members := g.take(leader)
+	answered := false
+	defer func() {
+		if answered {
+			return
+		}
+		// The driver panicked: free the place in flight and answer every
+		// member, so that no append waits forever, then panic on.
+		g.finish(members...)
+		for _, m := range members[1:] {
+			m.done <- groupTurn{err: errGroupPanicked}
+		}
+	}()
 	if len(members) == 1 {
-		result, err := g.exec.Append(leader.ctx, leader.params)
+		result, err = g.exec.Append(leader.ctx, leader.params)
+		answered = true
 		g.finish(leader)
 		return result, err
 	}
@@ -152,6 +170,7 @@ func (g *appendGroups) lead(leader *groupMember) (*meowmxdriver.AppendResult, er
 	}
 	results, err := g.exec.AppendGroup(ctx, params)
 	cancel()
+	answered = true
 	g.finish(members...)
 	for i, m := range members[1:] {
 		if err != nil {
@@ -165,6 +184,10 @@ func (g *appendGroups) lead(leader *groupMember) (*meowmxdriver.AppendResult, er
 	}
 	return results[0], nil
 }
+
+// errGroupPanicked is the error of the members of a group whose leader's
+// driver call panicked.
+var errGroupPanicked = errors.New("meowmx: the append's group failed: the driver panicked")
 
 // take removes from the queue the appends that go with leader's: in their
 // order, within the group's bounds, at most one per stream, none to a
@@ -201,7 +224,8 @@ func (g *appendGroups) finish(members ...*groupMember) {
 		}
 	}
 	for i, m := range g.queue {
-		if g.streams[m.stream] == 0 {
+		// A member whose caller has gone leaves the line by itself.
+		if g.streams[m.stream] == 0 && m.ctx.Err() == nil {
 			g.queue = append(g.queue[:i], g.queue[i+1:]...)
 			g.streams[m.stream]++
 			m.done <- groupTurn{lead: true}

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/meowmx/meowmx/meowmxdriver"
 	"github.com/meowmx/meowmx/meowmxtype"
@@ -142,8 +145,9 @@ func scanRecorded(ctx context.Context, db querier, p *meowmxdriver.AppendParams,
 
 // AppendGroup records appends to distinct streams in one statement
 // (appendGroupSQL), in a transaction of its own. It returns nil for the
-// appends that recorded nothing (their expected version did not match), to
-// be made alone; every append is made alone when a unique index refused a
+// appends that recorded nothing (their expected version did not match, or
+// they share a stream or an event ID with an append before them), to be
+// made alone; every append is made alone when a unique index refused a
 // row of the group (a racing writer, a recorded event ID), since the
 // statement then recorded nothing.
 func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.AppendParams) ([]*meowmxdriver.AppendResult, error) {
@@ -177,10 +181,19 @@ func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.Append
 	categories, streams, types = make([]string, 0, events), make([]string, 0, events), make([]string, 0, events)
 	hashes, expected, ord = make([]int64, 0, events), make([]int64, 0, events), make([]int32, 0, events)
 	ids, data, metadata = make([][16]byte, 0, events), make([][]byte, 0, events), make([][]byte, 0, events)
+	inGroup := map[meowmxtype.Stream]bool{}
 	for i, p := range group {
 		if p.Schema != schema {
 			return nil, fmt.Errorf("meowmxpgxv5: a group of appends across schemas %s and %s", schema, p.Schema)
 		}
+		// Rows come back by event ID: an append that shares an ID or a
+		// stream with one before it stays out of the statement (nil), to be
+		// made alone.
+		stream := meowmxtype.Stream{Category: p.Category, ID: p.StreamID}
+		if inGroup[stream] || slices.ContainsFunc(p.Events, func(ev meowmxdriver.EventInsert) bool { _, taken := places[ev.ID]; return taken }) {
+			continue
+		}
+		inGroup[stream] = true
 		for j, ev := range p.Events {
 			categories, streams = append(categories, p.Category), append(streams, p.StreamID)
 			hashes, expected = append(hashes, p.StreamHash), append(expected, int64(p.Expected))
@@ -241,27 +254,30 @@ func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.Append
 	}
 	if err != nil {
 		// A statement that failed left the transaction open, aborted: end
-		// it before the connection goes back to the pool.
-		_, _ = db.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		// it before the connection goes back to the pool (which would
+		// close it otherwise).
+		rollbackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+		_, _ = db.Exec(rollbackCtx, "ROLLBACK")
+		cancel()
+		// The server skips the rest of the batch, COMMIT included, after
+		// an error of its own; any other failure (the connection, the
+		// client) can come after the COMMIT ran.
+		refused := errors.As(err, new(*pgconn.PgError))
 		err = mapError(err)
 		if errors.Is(err, meowmxdriver.ErrVersionTaken) || errors.Is(err, meowmxtype.ErrDuplicateEventID) {
 			clear(results) // nothing was recorded: each append alone
 			return results, nil
 		}
-		return nil, err
-	}
-	for i, r := range results {
-		if r == nil {
-			continue
+		if refused {
+			return nil, err
 		}
-		for j, row := range r.Rows {
-			if row.Version != r.Rows[0].Version+int64(j) {
-				return nil, fmt.Errorf("meowmxpgxv5: the group's statement recorded append %d with a gap", i)
-			}
-		}
+		return nil, fmt.Errorf("meowmxpgxv5: the group's outcome is unknown, its events may be recorded (retrying with the same event IDs is safe): %w", err)
 	}
 	return results, nil
 }
+
+// rollbackTimeout bounds the ROLLBACK after a failed group.
+const rollbackTimeout = 5 * time.Second
 
 // copyThreshold is the smallest batch written with COPY, which costs more
 // round trips (begin, check, copy, read back, commit) and less per event

@@ -155,7 +155,7 @@ func (q *queryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryE
 // TestAppendIsOneStatement: Append, even of a batch just below the COPY
 // threshold with an expected version, sends one statement; the notification for other processes would
 // go after it, outside its transaction, but with no subscription worker
-// alive none is sent, after one look.
+// alive none is sent, after a look (one per second at most).
 func TestAppendIsOneStatement(t *testing.T) {
 	t.Parallel()
 	testdb.Pool(t) // reachable, or skip / fail
@@ -190,8 +190,10 @@ func TestAppendIsOneStatement(t *testing.T) {
 	if err := store.Close(); err != nil { // waits for the notifications
 		t.Fatal(err)
 	}
-	if n, looks := counter.notifies.Load(), counter.looks.Load(); n != 0 || looks != 1 {
-		t.Fatalf("4 appends with no subscription alive sent %d notifications after %d looks for workers, want none after 1", n, looks)
+	// The look is trusted for a second: on a busy machine the appends can
+	// take longer, and the store looks again, once per append at most.
+	if n, looks := counter.notifies.Load(), counter.looks.Load(); n != 0 || looks < 1 || looks > 4 {
+		t.Fatalf("4 appends with no subscription alive sent %d notifications after %d looks for workers, want none after 1 to 4", n, looks)
 	}
 }
 

@@ -130,13 +130,14 @@ const notTooOld = `
 const appendGroupSQL = `INSERT INTO {{schema}}.events AS e (category, stream_id, stream_hash, version, event_id, type, data, metadata)
 SELECT i.category, i.stream_id, i.stream_hash, s.version + i.ord, i.id, i.type, i.data, i.metadata
   FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[], $9::int[])
-       AS i(category, stream_id, stream_hash, expected, id, type, data, metadata, ord)
+       WITH ORDINALITY AS i(category, stream_id, stream_hash, expected, id, type, data, metadata, ord, n)
   CROSS JOIN LATERAL (SELECT coalesce(max(x.version), -1) AS version FROM {{schema}}.events x
                        WHERE x.category = i.category AND x.stream_id = i.stream_id) s
  WHERE CASE i.expected WHEN -2 THEN true
                        WHEN -1 THEN s.version = -1
                        WHEN -3 THEN s.version >= 0
                        ELSE s.version = i.expected END
+ ORDER BY i.n
 RETURNING e.event_id, e.transaction_id, e.seq, e.version, e.recorded_at`
 
 // appendVerdictSQL says why appendSQL recorded nothing: 1 version conflict,

@@ -123,9 +123,10 @@ func uniqueViolation(ctx context.Context, q querier, st *statements, ids []strin
 }
 
 // AppendGroup records appends in one write transaction, so that the group
-// costs one commit (one disk flush) instead of one each. An append that
-// fails is rolled back alone (by its statement, or by a savepoint when it
-// takes several) and returned as nil, to be made alone; a conflict or a recorded first event ID is
+// costs one commit (one disk flush) instead of one each. An append that a
+// unique index refuses is rolled back alone (by its statement, or by a
+// savepoint when it takes several) and returned as nil, to be made alone;
+// any other error fails the group; a conflict or a recorded first event ID is
 // returned as it was found (writers are serialized, so it is final).
 func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.AppendParams) ([]*meowmxdriver.AppendResult, error) {
 	results := make([]*meowmxdriver.AppendResult, len(group))
@@ -147,6 +148,12 @@ func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.Append
 			}
 			result, err := appendEvents(ctx, q, e.driver.statements(p.Schema), p)
 			if err != nil {
+				// A unique index refused a row: this append alone is made
+				// again alone. Any other error (the disk, an interrupt)
+				// may have ended the transaction: the group fails.
+				if err := mapError(err); !errors.Is(err, meowmxdriver.ErrVersionTaken) && !errors.Is(err, meowmxtype.ErrDuplicateEventID) {
+					return err
+				}
 				result = nil
 				if savepoint {
 					if _, err := q.ExecContext(ctx, "ROLLBACK TO meowmx_group"); err != nil {

@@ -22,6 +22,7 @@ func groupTests[TTx any]() map[string]func(t *testing.T, h *Harness[TTx]) {
 		"GroupedConflictFailsAlone":  testGroupedConflict[TTx],
 		"GroupedDuplicateFailsAlone": testGroupedDuplicate[TTx],
 		"GroupedManyWriters":         testGroupedManyWriters[TTx],
+		"GroupedSharedEventID":       testGroupedSharedEventID[TTx],
 	}
 }
 
@@ -105,10 +106,11 @@ type GroupedAppend struct {
 
 // AppendAsGroup makes appends in one group: two appends to other streams
 // are held in flight (every place a store gives appends at once), the
-// appends queue behind them, and once all have queued one held append goes
-// and hands its place to the first of the queue, which takes the others
-// with it; the second held append goes once they have returned. It fails the test unless
-// the appends went to the database as one group.
+// appends queue behind them in their order, and once all have queued one
+// held append goes and hands its place to the first of the queue, which
+// takes the others with it; the second held append goes once they have
+// returned. It fails the test unless the appends went to the database as
+// one group.
 //
 // during, unless nil, runs while the group is in flight.
 func AppendAsGroup[TTx any](t *testing.T, s *meowmx.Store[TTx], appends []*GroupedAppend, during func()) {
@@ -134,10 +136,9 @@ func AppendAsGroup[TTx any](t *testing.T, s *meowmx.Store[TTx], appends []*Group
 	for range 2 {
 		testdb.Recv(t, held, "an append held in flight")
 	}
+	// One at a time, so that the queue, and the group, is in their order.
 	for _, a := range appends {
 		members.Go(func() { a.Recorded, a.Err = gs.Append(c, a.Stream, a.Expected, a.Events...) })
-	}
-	for range appends {
 		testdb.Recv(t, queued, "an append queued behind the held ones")
 	}
 	d.Release()
@@ -254,6 +255,29 @@ func testGroupedDuplicate[TTx any](t *testing.T, h *Harness[TTx]) {
 		if appends[i].Err != nil {
 			t.Fatalf("append to %s grouped with a duplicate: %v", appends[i].Stream, appends[i].Err)
 		}
+	}
+}
+
+// GroupedSharedEventID: two appends of one group with the same event ID,
+// the second expecting a version its stream does not have: the first is
+// recorded, the second fails and writes nothing.
+func testGroupedSharedEventID[TTx any](t *testing.T, h *Harness[TTx]) {
+	s := h.NewStore(t, nil, true)
+	c := ctx(t)
+	shared := meowmx.Event{ID: uuid.New(), Type: "Opened", Data: json.RawMessage(`{}`)}
+	appends := []*GroupedAppend{
+		{Stream: meowmx.NewStream("acct", "a"), Expected: meowmx.Any, Events: []meowmx.Event{shared}},
+		{Stream: meowmx.NewStream("acct", "b"), Expected: 5, Events: []meowmx.Event{shared}},
+	}
+	AppendAsGroup(t, s, appends, nil)
+	if appends[0].Err != nil || len(appends[0].Recorded) != 1 || appends[0].Recorded[0].Stream != appends[0].Stream {
+		t.Fatalf("first append sharing an ID in a group: %v %+v", appends[0].Err, appends[0].Recorded)
+	}
+	if appends[1].Err == nil {
+		t.Fatalf("second append sharing an ID, with a stale version, succeeded: %+v", appends[1].Recorded)
+	}
+	if v := must(s.StreamVersion(c, appends[1].Stream))(t); v != -1 {
+		t.Fatalf("%s at version %d, want -1", appends[1].Stream, v)
 	}
 }
 
