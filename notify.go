@@ -252,8 +252,8 @@ func (a *announcer) close(timeout time.Duration) {
 // append's throughput when sent every millisecond; a worker that starts
 // reads at once and then polls, so the notifications it misses until the
 // next look delay nothing it has not already read. A driver without
-// notifications says so at its first Notify, which ends the announcer's
-// work for good.
+// notifications says so to a first, empty Notify, which ends the
+// announcer's work for good.
 func notifyWhileListened[TTx any](driver meowmxdriver.Driver[TTx], schema string) func(context.Context, []string) error {
 	var (
 		mu      sync.Mutex // held by the announcer's one sender at a time
@@ -263,6 +263,13 @@ func notifyWhileListened[TTx any](driver meowmxdriver.Driver[TTx], schema string
 	return func(ctx context.Context, categories []string) error {
 		mu.Lock()
 		defer mu.Unlock()
+		if checked.IsZero() {
+			// A driver without notifications says so to an empty Notify,
+			// before anything is asked of its database.
+			if err := driver.Notify(ctx, schema, nil); err != nil {
+				return err
+			}
+		}
 		if time.Since(checked) >= listenersCheckEvery {
 			now, err := driver.Executor().WorkersAlive(ctx, schema)
 			if err != nil {

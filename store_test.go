@@ -47,6 +47,7 @@ func postgresHarness() *storetest.Harness[pgx.Tx] {
 			if err != nil {
 				t.Fatal(err)
 			}
+			t.Cleanup(func() { store.Close() })
 			if migrate {
 				if err := store.Migrate(context.Background()); err != nil {
 					t.Fatal(err)
@@ -140,6 +141,8 @@ func sqliteHarness() *storetest.Harness[*sql.Tx] {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Closed before its database: nothing of it runs on a closed one.
+			t.Cleanup(func() { store.Close() })
 			if migrate {
 				if err := store.Migrate(context.Background()); err != nil {
 					t.Fatal(err)

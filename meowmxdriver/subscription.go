@@ -33,7 +33,8 @@ type Listener interface {
 	// categories were appended. meowmx calls it after an append, outside the
 	// append's transaction, never with two calls of one store in flight,
 	// and only while SubscriptionExecutor.WorkersAlive says someone may
-	// listen. Drivers without notifications return ErrNoListen.
+	// listen. Drivers without notifications return ErrNoListen, even for
+	// no categories; others do nothing for none.
 	Notify(ctx context.Context, schema string, categories []string) error
 }
 

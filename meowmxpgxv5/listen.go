@@ -60,6 +60,9 @@ func ctxOr(ctx context.Context, err error) error {
 // flushed: a notification is a hint, and a lost one is made up for by the
 // subscriptions' polls.
 func (d *Driver) Notify(ctx context.Context, schema string, categories []string) error {
+	if len(categories) == 0 {
+		return nil
+	}
 	_, err := d.pool.Exec(ctx, notifySQL, Channel(schema), categories)
 	return mapError(err)
 }
