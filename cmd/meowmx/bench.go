@@ -106,18 +106,22 @@ Examples:
 		url = benchDefaultDB
 	}
 
+	target, err := parseDatabase(url)
+	if err != nil {
+		return err
+	}
 	var db *bench.Database
-	if strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://") {
+	if target.postgres {
 		// Every writer has its connection, plus the subscriptions' and
 		// the notifications'.
-		db, err = bench.OpenPostgres(e.ctx, url, schema, opts.MaxWriters()+4)
+		db, err = bench.OpenPostgres(e.ctx, target.conn, schema, opts.MaxWriters()+4)
 		if err != nil {
-			return fmt.Errorf("cannot connect to %s: %s", redact(url), redactIn(err.Error(), url))
+			return fmt.Errorf("cannot connect to %s: %s", target.label, target.mask(err.Error()))
 		}
 	} else {
-		db, err = bench.OpenSQLite(e.ctx, strings.TrimPrefix(url, "sqlite:"), schema)
+		db, err = bench.OpenSQLite(e.ctx, target.conn, schema)
 		if err != nil {
-			return fmt.Errorf("cannot open %s: %w", url, err)
+			return fmt.Errorf("cannot open %s: %w", target.label, err)
 		}
 	}
 	defer db.Close()

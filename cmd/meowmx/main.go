@@ -1,9 +1,10 @@
 // Command meowmx runs the demo and inspects and operates a meowmx event
 // store: migrate, append, read, work, subscriptions, demo, version.
 //
-// The database is --db URL or $MEOWMX_DB: postgres://... or postgresql://...
-// for PostgreSQL, sqlite:PATH or a plain path for SQLite, sqlite:meowmx.db by
-// default. --schema (or $MEOWMX_SCHEMA) chooses the schema. Both are accepted
+// The database is --db or $MEOWMX_DB: postgres://..., postgresql://... or
+// key/value pairs (host=... dbname=...) for PostgreSQL, sqlite:PATH or a
+// path without a scheme for SQLite, sqlite:meowmx.db by default; any other
+// scheme is refused. --schema (or $MEOWMX_SCHEMA) chooses the schema. Both are accepted
 // before and after the command name.
 //
 // Exit codes: 0 success, 1 error, 2 usage error or bad input, 3 version
@@ -81,13 +82,16 @@ func init() {
 const mainUsage = `meowmx: an event store on PostgreSQL and SQLite.
 
 Usage:
-  meowmx [--db URL] [--schema NAME] COMMAND [ARGS] [FLAGS]
+  meowmx [--db DATABASE] [--schema NAME] COMMAND [ARGS] [FLAGS]
 
 Commands:
 %s
 Global flags (before or after the command):
-  --db URL        postgres://..., postgresql://..., sqlite:PATH or PATH
-                  (default $MEOWMX_DB, else sqlite:meowmx.db)
+  --db DATABASE   PostgreSQL: postgres://..., postgresql://... or key/value
+                  pairs ("host=127.0.0.1 dbname=app user=app"); SQLite:
+                  sqlite:PATH, or a PATH without a scheme; any other
+                  scheme is refused (default $MEOWMX_DB, else
+                  sqlite:meowmx.db); passwords are masked in messages
   --schema NAME   schema (PostgreSQL) or table prefix (SQLite)
                   (default $MEOWMX_SCHEMA, else meowmx)
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -320,5 +321,47 @@ func TestBench(t *testing.T) {
 		if r := runCLI(t, "", args...); r.code != exitUsage {
 			t.Errorf("meowmx %s: exit %d, want %d (stderr %q)", strings.Join(args, " "), r.code, exitUsage, r.stderr)
 		}
+	}
+}
+
+// TestConnectionStrings: key/value connection strings reach PostgreSQL,
+// unknown schemes are refused, a password is masked wherever it appears,
+// and a command that needs a migrated store does not create an SQLite file.
+func TestConnectionStrings(t *testing.T) {
+	testdb.Pool(t) // reachable, or skip / fail
+	dir := t.TempDir()
+	t.Chdir(dir)
+	u, err := url.Parse(testdb.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyValue := fmt.Sprintf("host=%s port=%s dbname=%s user=%s password=s3cret sslmode=disable",
+		u.Hostname(), u.Port(), strings.TrimPrefix(u.Path, "/"), u.User.Username())
+	schema := testdb.SchemaName(t)
+	r := mustRun(t, "", "--db", keyValue, "--schema", schema, "migrate")
+	if strings.Contains(r.stdout+r.stderr, "s3cret") || !strings.Contains(r.stdout, "password=xxxxx") {
+		t.Fatalf("migrate with key/value pairs printed %q, %q", r.stdout, r.stderr)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("key/value pairs were taken for a file: %v", entries)
+	}
+
+	for _, tc := range []struct {
+		name, db string
+		code     int
+		want     string
+	}{
+		{"unknown scheme", "mysql://app:s3cret@127.0.0.1/app", 2, `unknown scheme "mysql"`},
+		{"password in the query", "postgres://app@127.0.0.1:1/app?sslmode=disable&connect_timeout=2&password=s3cret", 1, "password=xxxxx"},
+		{"password in key/value pairs", "host=127.0.0.1 port=1 dbname=app user=app password=s3cret connect_timeout=2", 1, "password=xxxxx"},
+		{"missing SQLite file", "sqlite:" + filepath.Join(dir, "none.db"), 1, "no SQLite database at"},
+	} {
+		r := runCLI(t, "", "--db", tc.db, "read", "--all")
+		if r.code != tc.code || strings.Contains(r.stderr, "s3cret") || !strings.Contains(r.stderr, tc.want) || len(lines(r.stderr)) != 1 {
+			t.Errorf("%s: exit %d, stderr %q; want exit %d and one line with %q, no password", tc.name, r.code, r.stderr, tc.code, tc.want)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("a read created files: %v", entries)
 	}
 }

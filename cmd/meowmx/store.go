@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -57,13 +55,19 @@ func logger(e *env) *slog.Logger {
 
 // open connects to the database --db names.
 func open(e *env) (*backend, error) {
+	d, err := parseDatabase(e.db)
+	if err != nil {
+		return nil, err
+	}
+	return openDatabase(e, d)
+}
+
+func openDatabase(e *env, d *database) (*backend, error) {
 	cfg := &meowmx.Config{Schema: e.schema, Logger: logger(e)}
-	switch {
-	case strings.HasPrefix(e.db, "postgres://") || strings.HasPrefix(e.db, "postgresql://"):
-		label := redact(e.db)
-		poolCfg, err := pgxpool.ParseConfig(e.db)
+	if d.postgres {
+		poolCfg, err := pgxpool.ParseConfig(d.conn)
 		if err != nil {
-			return nil, &usageError{msg: fmt.Sprintf("bad database URL %s: %s", label, redactIn(err.Error(), e.db))}
+			return nil, &usageError{msg: fmt.Sprintf("bad connection string %s: %s", d.label, d.mask(err.Error()))}
 		}
 		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
 		defer cancel()
@@ -75,42 +79,45 @@ func open(e *env) (*backend, error) {
 			}
 		}
 		if err != nil {
-			return nil, fmt.Errorf("cannot connect to %s: %s", label, redactIn(err.Error(), e.db))
+			return nil, fmt.Errorf("cannot connect to %s: %s", d.label, d.mask(err.Error()))
 		}
 		store, err := meowmx.New(meowmxpgxv5.New(pool), cfg)
 		if err != nil {
 			pool.Close()
 			return nil, &usageError{msg: err.Error()}
 		}
-		return &backend{api: store, pg: store, pool: pool, label: label, close: func() {
+		return &backend{api: store, pg: store, pool: pool, label: d.label, close: func() {
 			store.Close() // first: it notifies other processes of this one's appends
 			pool.Close()
 		}}, nil
-	default:
-		path := strings.TrimPrefix(e.db, "sqlite:")
-		if path == "" {
-			return nil, usagef("empty SQLite path in --db %q", e.db)
-		}
-		db, err := meowmxsqlite.Open(path)
-		if err != nil {
-			return nil, fmt.Errorf("cannot open %s: %w", path, err)
-		}
-		store, err := meowmx.New(meowmxsqlite.New(db), cfg)
-		if err != nil {
-			db.Close()
-			return nil, &usageError{msg: err.Error()}
-		}
-		return &backend{api: store, lite: store, liteDB: db, label: "sqlite:" + path, close: func() {
-			store.Close()
-			db.Close()
-		}}, nil
 	}
+	db, err := meowmxsqlite.Open(d.conn)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open %s: %w", d.conn, err)
+	}
+	store, err := meowmx.New(meowmxsqlite.New(db), cfg)
+	if err != nil {
+		db.Close()
+		return nil, &usageError{msg: err.Error()}
+	}
+	return &backend{api: store, lite: store, liteDB: db, label: d.label, close: func() {
+		store.Close()
+		db.Close()
+	}}, nil
 }
 
 // openMigrated opens the store and checks that its schema exists, with the
-// hint to run "meowmx migrate" when it does not.
+// hint to run "meowmx migrate" when it does not. An SQLite file that does
+// not exist is not created.
 func openMigrated(e *env) (*backend, error) {
-	b, err := open(e)
+	d, err := parseDatabase(e.db)
+	if err != nil {
+		return nil, err
+	}
+	if !d.postgres && !d.exists() {
+		return nil, fmt.Errorf("no SQLite database at %s: run \"meowmx migrate\" first", d.conn)
+	}
+	b, err := openDatabase(e, d)
 	if err != nil {
 		return nil, err
 	}
@@ -122,27 +129,6 @@ func openMigrated(e *env) (*backend, error) {
 		return nil, err
 	}
 	return b, nil
-}
-
-// redact masks the password of a database URL.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "the database URL"
-	}
-	return u.Redacted()
-}
-
-// redactIn masks the password of raw wherever it appears in s.
-func redactIn(s, raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return s
-	}
-	if password, ok := u.User.Password(); ok && password != "" {
-		s = strings.ReplaceAll(s, password, "xxxxx")
-	}
-	return s
 }
 
 func isConflict(err error) bool { return errors.Is(err, meowmx.ErrVersionConflict) }
