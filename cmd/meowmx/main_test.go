@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -363,5 +364,21 @@ func TestConnectionStrings(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Fatalf("a read created files: %v", entries)
+	}
+}
+
+// TestVersionLine: the version names the module version and the revision.
+func TestVersionLine(t *testing.T) {
+	info := &debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "v0.3.0"}, Settings: []debug.BuildSetting{
+		{Key: "vcs.revision", Value: "0123456789abcdef0123"}, {Key: "vcs.time", Value: "2026-11-29T10:00:00Z"}, {Key: "vcs.modified", Value: "true"},
+	}}
+	if got, want := versionLine("", info), "meowmx v0.3.0 revision 0123456789ab of 2026-11-29T10:00:00Z (modified) go1.26.0"; got != want {
+		t.Fatalf("version line %q, want %q", got, want)
+	}
+	if got := versionLine("v1.0.0", nil); got != "meowmx v1.0.0" {
+		t.Fatalf("version set at build time: %q", got)
+	}
+	if r := mustRun(t, "", "version"); !strings.HasPrefix(r.stdout, "meowmx ") {
+		t.Fatalf("meowmx version printed %q", r.stdout)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -46,6 +47,10 @@ Examples:
 	applied := make([]string, len(res.Applied))
 	for i, v := range res.Applied {
 		applied[i] = strconv.Itoa(v)
+	}
+	if slices.Contains(res.Applied, 1) {
+		fmt.Fprintf(e.stdout, "created schema %s in %s: applied migrations %s\n", b.api.Schema(), b.label, strings.Join(applied, ", "))
+		return nil
 	}
 	fmt.Fprintf(e.stdout, "schema %s in %s: applied migration %s\n", b.api.Schema(), b.label, strings.Join(applied, ", "))
 	return nil
