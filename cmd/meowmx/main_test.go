@@ -382,3 +382,25 @@ func TestVersionLine(t *testing.T) {
 		t.Fatalf("meowmx version printed %q", r.stdout)
 	}
 }
+
+// TestReadModes: a stream's printed name reads it back, and flags of another
+// mode are refused rather than ignored.
+func TestReadModes(t *testing.T) {
+	t.Parallel()
+	db := sqliteDB(t)
+	mustRun(t, "", "--db", db, "migrate")
+	mustRun(t, "", "--db", db, "append", "order", "1001", "--type", "Placed", "--data", "{}")
+	if got := decodeLines(t, mustRun(t, "", "--db", db, "read", "order-1001").stdout); len(got) != 1 || got[0]["stream_id"] != "1001" {
+		t.Fatalf("read order-1001: %v", got)
+	}
+	for _, args := range [][]string{
+		{"read", "order", "1001", "--after", "0/1"},
+		{"read", "--category", "order", "--backward"},
+		{"read", "--all", "--from", "3"},
+		{"read", "order1001"},
+	} {
+		if r := runCLI(t, "", append([]string{"--db", db}, args...)...); r.code != 2 || len(lines(r.stderr)) != 1 || r.stdout != "" {
+			t.Errorf("meowmx %v: exit %d, stderr %q; want a usage error", args, r.code, r.stderr)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"time"
 
 	"github.com/meowmx/meowmx"
@@ -10,6 +11,7 @@ import (
 // log in global order, optionally following new events.
 func cmdRead(e *env) error {
 	fs := newFlagSet(e, "read", `Usage: meowmx read CATEGORY ID [--from N] [--limit N] [--backward]
+       meowmx read CATEGORY-ID [...]
        meowmx read --category C [--after POS] [--limit N] [--follow]
        meowmx read --all [--after POS] [--limit N] [--follow]
 
@@ -20,6 +22,7 @@ new events until interrupted.
 
 Examples:
   meowmx read order 1001
+  meowmx read order-1001
   meowmx read order 1001 --backward --limit 1
   meowmx read --category order --after 0/42 --format text
   meowmx read --all --follow`)
@@ -43,15 +46,29 @@ Examples:
 		return usagef("--limit must not be negative")
 	}
 	global := *category != "" || *all
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !global && len(args) == 1 {
+		// A stream's name as read prints it: order-1001.
+		stream, err := meowmx.ParseStream(args[0])
+		if err != nil {
+			return usagef("%v", err)
+		}
+		args = []string{stream.Category, stream.ID}
+	}
 	switch {
 	case *category != "" && *all:
 		return usagef("give --category or --all, not both")
 	case global && len(args) > 0:
 		return usagef("give CATEGORY ID, or --category/--all, not both")
 	case !global && len(args) != 2:
-		return usagef("want CATEGORY ID, --category C or --all (see meowmx read --help)")
+		return usagef("want CATEGORY ID (or CATEGORY-ID), --category C or --all (see meowmx read --help)")
 	case !global && *follow:
 		return usagef("--follow works with --category and --all")
+	case !global && set["after"]:
+		return usagef("--after works with --category and --all; a stream reads from a version (--from)")
+	case global && (set["from"] || set["backward"]):
+		return usagef("--from and --backward read one stream; --category and --all read after a position (--after)")
 	}
 	after, err := meowmx.ParsePosition(*afterText)
 	if err != nil {
