@@ -62,23 +62,41 @@ func appendEvents(ctx context.Context, q querier, st *statements, p *meowmxdrive
 		return &meowmxdriver.AppendResult{Status: meowmxdriver.AppendConflict, CurrentVersion: current}, nil
 	}
 
+	results, err := recordAppends(ctx, q, st, []*meowmxdriver.AppendParams{p}, []int64{current})
+	if err != nil {
+		return nil, err
+	}
+	return results[0], nil
+}
+
+// recordAppends inserts the events of appends whose checks have passed,
+// each after its stream's last version, current[i], in multi-row INSERTs of
+// up to insertChunk events: one statement per chunk instead of one per
+// event. Writers are serialized, so the AUTOINCREMENT seqs of one statement
+// are consecutive, ending at the last insert id.
+func recordAppends(ctx context.Context, q querier, st *statements, appends []*meowmxdriver.AppendParams, current []int64) ([]*meowmxdriver.AppendResult, error) {
+	type place struct{ append, event int }
+	var places []place
+	results := make([]*meowmxdriver.AppendResult, len(appends))
+	for i, p := range appends {
+		results[i] = &meowmxdriver.AppendResult{Status: meowmxdriver.AppendRecorded, CurrentVersion: current[i], Rows: make([]meowmxtype.RecordedEvent, len(p.Events))}
+		for j := range p.Events {
+			places = append(places, place{i, j})
+		}
+	}
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	result := &meowmxdriver.AppendResult{Status: meowmxdriver.AppendRecorded, CurrentVersion: current}
-	// Multi-row INSERTs of up to insertChunk events: one statement per
-	// chunk instead of one per event. Writers are serialized, so the
-	// AUTOINCREMENT seqs of one statement are consecutive, ending at the
-	// last insert id.
-	for start := 0; start < len(p.Events); start += insertChunk {
-		chunk := p.Events[start:min(start+insertChunk, len(p.Events))]
+	for start := 0; start < len(places); start += insertChunk {
+		chunk := places[start:min(start+insertChunk, len(places))]
 		args := make([]any, 0, 9*len(chunk))
 		ids := make([]string, len(chunk))
-		for i, ev := range chunk {
+		for k, at := range chunk {
+			p, ev := appends[at.append], appends[at.append].Events[at.event]
 			var metadata any
 			if ev.Metadata != nil {
 				metadata = string(ev.Metadata)
 			}
-			ids[i] = uuid.UUID(ev.ID).String()
-			args = append(args, p.Category, p.StreamID, p.StreamHash, current+1+int64(start+i), ids[i], ev.Type,
+			ids[k] = uuid.UUID(ev.ID).String()
+			args = append(args, p.Category, p.StreamID, p.StreamHash, current[at.append]+1+int64(at.event), ids[k], ev.Type,
 				string(ev.Data), metadata, now.UnixMicro())
 		}
 		res, err := q.ExecContext(ctx, st.insertEvents(len(chunk)), args...)
@@ -89,15 +107,16 @@ func appendEvents(ctx context.Context, q querier, st *statements, p *meowmxdrive
 		if err != nil {
 			return nil, err
 		}
-		for i, ev := range chunk {
-			result.Rows = append(result.Rows, meowmxtype.RecordedEvent{
-				Position: meowmxtype.Position{Seq: last - int64(len(chunk)-1-i)},
+		for k, at := range chunk {
+			p := appends[at.append]
+			results[at.append].Rows[at.event] = meowmxtype.RecordedEvent{
+				Position: meowmxtype.Position{Seq: last - int64(len(chunk)-1-k)},
 				Stream:   meowmxtype.Stream{Category: p.Category, ID: p.StreamID},
-				Version:  current + 1 + int64(start+i), ID: ev.ID, RecordedAt: now,
-			})
+				Version:  current[at.append] + 1 + int64(at.event), ID: p.Events[at.event].ID, RecordedAt: now,
+			}
 		}
 	}
-	return result, nil
+	return results, nil
 }
 
 // insertChunk is the most events one INSERT statement records (9 parameters
@@ -137,6 +156,11 @@ func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.Append
 		return nil, errors.New("meowmxsqlite: AppendGroup in the caller's transaction")
 	}
 	err := e.driver.writeTx(ctx, func(q querier) error {
+		together, err := appendTogether(ctx, q, e.driver.statements(group[0].Schema), group)
+		if err != nil || together != nil {
+			copy(results, together)
+			return err
+		}
 		for i, p := range group {
 			// An append of one INSERT statement needs no savepoint: a
 			// statement that fails leaves nothing behind.
@@ -172,6 +196,104 @@ func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.Append
 	})
 	if err != nil {
 		return nil, mapError(err)
+	}
+	return results, nil
+}
+
+// appendTogether records a group with a few statements for the whole of it,
+// whatever its size: one looks for the first event IDs, one reads the
+// streams' last versions (one index search each), and multi-row INSERTs record the appends whose
+// expected version matches (the others get their conflict). It returns nil,
+// with nothing written, when the group has to go append by append: an
+// append repeats a recorded event (a retry, or a duplicate), two appends
+// share a stream or an ID, or an INSERT is refused.
+func appendTogether(ctx context.Context, q querier, st *statements, group []*meowmxdriver.AppendParams) ([]*meowmxdriver.AppendResult, error) {
+	streams := map[meowmxtype.Stream]int{}
+	ids := map[[16]byte]bool{}
+	firstIDs := make([]any, len(group))
+	pairs := make([]any, 0, 2*len(group))
+	for i, p := range group {
+		stream := meowmxtype.Stream{Category: p.Category, ID: p.StreamID}
+		if _, dup := streams[stream]; dup || p.Schema != group[0].Schema {
+			return nil, nil
+		}
+		streams[stream] = i
+		for _, ev := range p.Events {
+			if ids[ev.ID] {
+				return nil, nil
+			}
+			ids[ev.ID] = true
+		}
+		firstIDs[i] = uuid.UUID(p.Events[0].ID).String()
+		pairs = append(pairs, p.Category, p.StreamID)
+	}
+	var recorded bool
+	if err := q.QueryRowContext(ctx, st.recordedIDs(len(firstIDs)), firstIDs...).Scan(new(string)); err == nil {
+		recorded = true
+	} else if !errors.Is(err, sql.ErrNoRows) {
+		return nil, err
+	}
+	if recorded {
+		return nil, nil
+	}
+	current := make([]int64, len(group))
+	rows, err := q.QueryContext(ctx, st.lastVersions(len(group)), pairs...)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var stream meowmxtype.Stream
+		var version int64
+		if err := rows.Scan(&stream.Category, &stream.ID, &version); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if i, ok := streams[stream]; ok {
+			current[i] = version
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+
+	results := make([]*meowmxdriver.AppendResult, len(group))
+	var ready []*meowmxdriver.AppendParams
+	var readyAt []int
+	var readyCurrent []int64
+	for i, p := range group {
+		if !p.Expected.Matches(current[i]) {
+			results[i] = &meowmxdriver.AppendResult{Status: meowmxdriver.AppendConflict, CurrentVersion: current[i]}
+			continue
+		}
+		ready, readyAt, readyCurrent = append(ready, p), append(readyAt, i), append(readyCurrent, current[i])
+	}
+	if len(ready) == 0 {
+		return results, nil
+	}
+	// The INSERTs behind a savepoint: one refused takes the group's rows
+	// back, and the group goes append by append.
+	if _, err := q.ExecContext(ctx, "SAVEPOINT meowmx_together"); err != nil {
+		return nil, err
+	}
+	recordedResults, err := recordAppends(ctx, q, st, ready, readyCurrent)
+	if err != nil {
+		if err := mapError(err); !errors.Is(err, meowmxdriver.ErrVersionTaken) && !errors.Is(err, meowmxtype.ErrDuplicateEventID) {
+			return nil, err
+		}
+		if _, err := q.ExecContext(ctx, "ROLLBACK TO meowmx_together"); err != nil {
+			return nil, err
+		}
+		if _, err := q.ExecContext(ctx, "RELEASE meowmx_together"); err != nil {
+			return nil, err
+		}
+		return nil, nil
+	}
+	if _, err := q.ExecContext(ctx, "RELEASE meowmx_together"); err != nil {
+		return nil, err
+	}
+	for k, r := range recordedResults {
+		results[readyAt[k]] = r
 	}
 	return results, nil
 }

@@ -18,6 +18,8 @@ type statements struct {
 	existingFrom   string
 	lastVersion    string
 	insertMany     sync.Map // number of rows -> INSERT statement
+	idsMany        sync.Map // number of IDs -> SELECT of recorded IDs
+	versionsMany   sync.Map // number of streams -> SELECT of last versions
 	eventIDExists  string
 	readStreamFwd  string
 	readStreamBack string
@@ -86,21 +88,43 @@ VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
 	}
 }
 
-// insertEvents is the INSERT of n events.
-func (st *statements) insertEvents(n int) string {
-	if q, ok := st.insertMany.Load(n); ok {
+// many returns the statement cached in cache for n, made by build.
+func many(cache *sync.Map, n int, build func(n int) string) string {
+	if q, ok := cache.Load(n); ok {
 		return q.(string)
 	}
-	var b strings.Builder
-	b.WriteString(`INSERT INTO ` + st.prefix + `events (category, stream_id, stream_hash, version, event_id, type, data, metadata, recorded_at) VALUES `)
-	for i := range n {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
-	}
-	q, _ := st.insertMany.LoadOrStore(n, b.String())
+	q, _ := cache.LoadOrStore(n, build(n))
 	return q.(string)
+}
+
+// placeholders returns n copies of one, separated by commas.
+func placeholders(n int, one string) string {
+	return strings.TrimSuffix(strings.Repeat(one+", ", n), ", ")
+}
+
+// recordedIDs selects which of n event IDs are recorded.
+func (st *statements) recordedIDs(n int) string {
+	return many(&st.idsMany, n, func(n int) string {
+		return `SELECT event_id FROM ` + st.prefix + `events WHERE event_id IN (` + placeholders(n, "?") + `)`
+	})
+}
+
+// lastVersions selects the last version (-1 for none) of each of n streams,
+// given as category and ID pairs: one index search each.
+func (st *statements) lastVersions(n int) string {
+	return many(&st.versionsMany, n, func(n int) string {
+		return `SELECT v.column1, v.column2,
+       coalesce((SELECT max(e.version) FROM ` + st.prefix + `events e WHERE e.category = v.column1 AND e.stream_id = v.column2), -1)
+  FROM (VALUES ` + placeholders(n, "(?, ?)") + `) AS v`
+	})
+}
+
+// insertEvents is the INSERT of n events.
+func (st *statements) insertEvents(n int) string {
+	return many(&st.insertMany, n, func(n int) string {
+		return `INSERT INTO ` + st.prefix + `events (category, stream_id, stream_hash, version, event_id, type, data, metadata, recorded_at) VALUES ` +
+			placeholders(n, "(?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	})
 }
 
 // subscriptionStatements holds the subscription SQL of one prefix. Times are

@@ -23,6 +23,7 @@ func groupTests[TTx any]() map[string]func(t *testing.T, h *Harness[TTx]) {
 		"GroupedDuplicateFailsAlone": testGroupedDuplicate[TTx],
 		"GroupedManyWriters":         testGroupedManyWriters[TTx],
 		"GroupedSharedEventID":       testGroupedSharedEventID[TTx],
+		"GroupedLaterDuplicate":      testGroupedLaterDuplicate[TTx],
 	}
 }
 
@@ -278,6 +279,35 @@ func testGroupedSharedEventID[TTx any](t *testing.T, h *Harness[TTx]) {
 	}
 	if v := must(s.StreamVersion(c, appends[1].Stream))(t); v != -1 {
 		t.Fatalf("%s at version %d, want -1", appends[1].Stream, v)
+	}
+}
+
+// GroupedLaterDuplicate: in a group of new appends, one whose second event
+// reuses a recorded ID fails alone with ErrDuplicateEventID and writes
+// nothing; the others are recorded.
+func testGroupedLaterDuplicate[TTx any](t *testing.T, h *Harness[TTx]) {
+	s := h.NewStore(t, nil, true)
+	c := ctx(t)
+	used := uuid.New()
+	must(s.Append(c, meowmx.NewStream("acct", "x"), meowmx.NoStream, meowmx.Event{ID: used, Type: "Opened", Data: json.RawMessage(`{}`)}))(t)
+	appends := []*GroupedAppend{
+		{Stream: meowmx.NewStream("acct", "1"), Expected: meowmx.NoStream, Events: one("Opened")},
+		{Stream: meowmx.NewStream("acct", "2"), Expected: meowmx.NoStream, Events: []meowmx.Event{ev("Opened", `{}`), {ID: used, Type: "Paid", Data: json.RawMessage(`{}`)}}},
+		{Stream: meowmx.NewStream("acct", "3"), Expected: meowmx.Any, Events: []meowmx.Event{ev("Opened", `{}`), ev("Paid", `{}`)}},
+	}
+	AppendAsGroup(t, s, appends, nil)
+	if !errors.Is(appends[1].Err, meowmx.ErrDuplicateEventID) {
+		t.Fatalf("append reusing an ID as its second event: %v, want ErrDuplicateEventID", appends[1].Err)
+	}
+	for _, i := range []int{0, 2} {
+		if appends[i].Err != nil || len(appends[i].Recorded) != len(appends[i].Events) {
+			t.Fatalf("append to %s grouped with a duplicate: %v", appends[i].Stream, appends[i].Err)
+		}
+	}
+	for stream, want := range map[string]int64{"1": 0, "2": -1, "3": 1} {
+		if v := must(s.StreamVersion(c, meowmx.NewStream("acct", stream)))(t); v != want {
+			t.Fatalf("acct-%s at version %d, want %d", stream, v, want)
+		}
 	}
 }
 
