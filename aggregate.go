@@ -18,10 +18,6 @@ const (
 	ExecuteBackoffDefault = 10 * time.Millisecond
 )
 
-// ErrRetriesExhausted: Execute met a version conflict on every attempt. The
-// error is a *RetriesExhaustedError and also matches ErrVersionConflict.
-var ErrRetriesExhausted = errors.New("meowmx: retries exhausted")
-
 // RetriesExhaustedError says how many times Execute tried, and the last
 // conflict.
 type RetriesExhaustedError struct {

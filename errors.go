@@ -35,6 +35,22 @@ var (
 	ErrClusterMoved = meowmxtype.ErrClusterMoved
 	// ErrSerialization: the database aborted the transaction; retry it.
 	ErrSerialization = meowmxtype.ErrSerialization
+	// ErrSubscriptionNotFound: no subscription has that name.
+	ErrSubscriptionNotFound = meowmxtype.ErrSubscriptionNotFound
+	// ErrAfterEnd: a start or reset position after the end of the log,
+	// which would skip what is appended until the log reaches it; also
+	// ErrInvalidInput.
+	ErrAfterEnd = meowmxtype.ErrAfterEnd
+	// ErrSubscriptionStopped: an event kept failing under the
+	// StopSubscription policy; the error wraps the handler's.
+	ErrSubscriptionStopped = meowmxtype.ErrSubscriptionStopped
+	// ErrUnknownEventType: no Go type is registered for an event's type, or
+	// no name for a Go value's type.
+	ErrUnknownEventType = meowmxtype.ErrUnknownEventType
+	// ErrRetriesExhausted: Execute met a version conflict on every attempt;
+	// the error is a *RetriesExhaustedError and also matches
+	// ErrVersionConflict.
+	ErrRetriesExhausted = meowmxtype.ErrRetriesExhausted
 )
 
 // VersionConflictError is the error of an append whose expected version did

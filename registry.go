@@ -2,7 +2,6 @@ package meowmx
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"reflect"
 	"sync"
@@ -22,10 +21,6 @@ func (JSONCodec) Marshal(v any) ([]byte, error) { return json.Marshal(v) }
 
 // Unmarshal decodes JSON into v.
 func (JSONCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
-
-// ErrUnknownEventType: no Go type is registered for an event's type, or no
-// name for a Go value's type.
-var ErrUnknownEventType = errors.New("meowmx: unknown event type")
 
 // Upcaster turns a recorded event of an old type or shape into a newer
 // one, when it is read: it returns the new type name and data. Old events

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -232,10 +231,6 @@ func (c *SubscriptionConfig[TTx]) validate() error {
 	}
 	return nil
 }
-
-// ErrSubscriptionStopped: the subscription stopped because an event kept
-// failing under the StopSubscription policy; the error wraps the handler's.
-var ErrSubscriptionStopped = errors.New("meowmx: subscription stopped")
 
 // Subscription is one process's worker of a named subscription. Any number
 // of processes (or Subscription values) can run the same subscription: its

@@ -165,15 +165,6 @@ func (s *Store[TTx]) WaitCaughtUp(ctx context.Context, name string) error {
 	}
 }
 
-// ErrSubscriptionNotFound: no subscription has that name.
-var ErrSubscriptionNotFound = fmt.Errorf("meowmx: subscription not found")
-
-// ErrAfterEnd: a subscription was asked to start or reset after a position
-// beyond the last event of the log. It would silently skip every event
-// appended until the log reached that position, so it is refused.
-// errors.Is(err, ErrInvalidInput) reports true for it too.
-var ErrAfterEnd = fmt.Errorf("%w: position after the end of the log", ErrInvalidInput)
-
 // startPosition resolves where a subscription starts (or is reset to): the
 // end of the visible log for FromEnd, else the given position, which must
 // not be after the last recorded event.

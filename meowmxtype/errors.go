@@ -50,6 +50,29 @@ var (
 	// ErrSerialization: the database aborted the transaction (serialization
 	// failure, deadlock, lock busy). Retry it. IsRetryable reports true.
 	ErrSerialization = errors.New("meowmx: transaction aborted by the database; retry it")
+
+	// ErrSubscriptionNotFound: no subscription has that name.
+	ErrSubscriptionNotFound = errors.New("meowmx: subscription not found")
+
+	// ErrAfterEnd: a subscription was asked to start or reset after a
+	// position beyond the last event of the log. It would silently skip
+	// every event appended until the log reached that position, so it is
+	// refused. errors.Is(err, ErrInvalidInput) reports true for it too.
+	ErrAfterEnd = fmt.Errorf("%w: position after the end of the log", ErrInvalidInput)
+
+	// ErrSubscriptionStopped: the subscription stopped because an event
+	// kept failing under the StopSubscription policy; the error wraps the
+	// handler's.
+	ErrSubscriptionStopped = errors.New("meowmx: subscription stopped")
+
+	// ErrUnknownEventType: no Go type is registered for an event's type, or
+	// no name for a Go value's type.
+	ErrUnknownEventType = errors.New("meowmx: unknown event type")
+
+	// ErrRetriesExhausted: an aggregate's Execute met a version conflict on
+	// every attempt. The error is a *RetriesExhaustedError and also matches
+	// ErrVersionConflict.
+	ErrRetriesExhausted = errors.New("meowmx: retries exhausted")
 )
 
 // IsRetryable reports whether err means that retrying the same operation in

@@ -404,3 +404,23 @@ func TestReadModes(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownSubscription: naming a subscription that does not exist is an
+// error, and an unknown subcommand is called one.
+func TestUnknownSubscription(t *testing.T) {
+	t.Parallel()
+	db := sqliteDB(t)
+	mustRun(t, "", "--db", db, "migrate")
+	for _, args := range [][]string{
+		{"subscriptions", "nope"}, {"subscriptions", "parked", "nope"}, {"subscriptions", "replay", "nope"},
+		{"subscriptions", "reset", "nope", "--to", "start"},
+	} {
+		r := runCLI(t, "", append([]string{"--db", db}, args...)...)
+		if r.code != 1 || !strings.Contains(r.stderr, "nope") || len(lines(r.stderr)) != 1 || r.stdout != "" {
+			t.Errorf("meowmx %v: exit %d, stdout %q, stderr %q; want exit 1 naming the subscription", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	if r := runCLI(t, "", "--db", db, "subscriptions", "delete", "x"); r.code != 2 || !strings.Contains(r.stderr, `unknown subcommand "delete"`) {
+		t.Errorf("unknown subcommand: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

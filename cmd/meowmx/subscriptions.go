@@ -41,7 +41,7 @@ Examples:
 	}
 	name := ""
 	if len(args) > 1 {
-		return usagef("unexpected argument %q", args[1])
+		return usagef("unknown subcommand %q of subscriptions: want reset, parked or replay, or one subscription NAME", args[0])
 	} else if len(args) == 1 {
 		name = args[0]
 	}
@@ -53,6 +53,9 @@ Examples:
 	statuses, err := b.api.SubscriptionStatuses(e.ctx, name)
 	if err != nil {
 		return err
+	}
+	if name != "" && len(statuses) == 0 {
+		return fmt.Errorf("no subscription %s in %s", name, b.label)
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tPARTITION\tCHECKPOINT\tLAG\tBEHIND\tOWNER\tPARKED\tHORIZON")
@@ -166,7 +169,7 @@ Asks the subscription's running workers to handle its parked events again.`)
 }
 
 // openForSubscription parses a subscriptions subcommand that takes one NAME
-// and opens the store.
+// and opens the store, failing when there is no such subscription.
 func openForSubscription(e *env, fs *flagSet) (*backend, string, error) {
 	args, err := parse(fs, e.args[1:])
 	if err != nil {
@@ -177,6 +180,14 @@ func openForSubscription(e *env, fs *flagSet) (*backend, string, error) {
 	}
 	b, err := openMigrated(e)
 	if err != nil {
+		return nil, "", err
+	}
+	statuses, err := b.api.SubscriptionStatuses(e.ctx, args[0])
+	if err == nil && len(statuses) == 0 {
+		err = fmt.Errorf("no subscription %s in %s", args[0], b.label)
+	}
+	if err != nil {
+		b.close()
 		return nil, "", err
 	}
 	return b, args[0], nil
