@@ -121,7 +121,7 @@ func TestErrors(t *testing.T) {
 	t.Parallel()
 	db := sqliteDB(t)
 	missing := runCLI(t, "", "--db", db, "read", "--all")
-	if missing.code != 1 || !strings.Contains(missing.stderr, `run "meowmx migrate"`) || len(lines(missing.stderr)) != 1 {
+	if missing.code != 1 || !strings.Contains(missing.stderr, `run "meowmx --db '`+db+`' migrate" first`) || len(lines(missing.stderr)) != 1 {
 		t.Fatalf("missing schema: exit %d, stderr %q", missing.code, missing.stderr)
 	}
 	mustRun(t, "", "--db", db, "migrate")

@@ -115,7 +115,7 @@ func openMigrated(e *env) (*backend, error) {
 		return nil, err
 	}
 	if !d.postgres && !d.exists() {
-		return nil, fmt.Errorf("no SQLite database at %s: run \"meowmx migrate\" first", d.conn)
+		return nil, fmt.Errorf("no SQLite database at %s: run %q first", d.conn, migrateCommand(e, d))
 	}
 	b, err := openDatabase(e, d)
 	if err != nil {
@@ -124,11 +124,24 @@ func openMigrated(e *env) (*backend, error) {
 	if _, err := b.api.StreamVersion(e.ctx, meowmx.NewStream("meowmx", "probe")); err != nil {
 		b.close()
 		if errors.Is(err, meowmx.ErrSchemaMissing) {
-			return nil, fmt.Errorf("schema %q is missing in %s: run \"meowmx migrate\" first", b.api.Schema(), b.label)
+			return nil, fmt.Errorf("schema %q is missing in %s: run %q first", b.api.Schema(), b.label, migrateCommand(e, d))
 		}
 		return nil, err
 	}
 	return b, nil
+}
+
+// migrateCommand is the "meowmx migrate" command line for the database and
+// schema the user gave (the password masked).
+func migrateCommand(e *env, d *database) string {
+	cmd := "meowmx"
+	if !e.dbDefault {
+		cmd += " --db '" + d.label + "'"
+	}
+	if e.schema != "" {
+		cmd += " --schema " + e.schema
+	}
+	return cmd + " migrate"
 }
 
 func isConflict(err error) bool { return errors.Is(err, meowmx.ErrVersionConflict) }
