@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -124,18 +125,25 @@ func readEventLines(r io.Reader) ([]meowmx.Event, error) {
 			Metadata json.RawMessage `json:"metadata"`
 			ID       string          `json:"id"`
 		}
+		if !strings.HasPrefix(line, "{") {
+			return nil, usagef("stdin line %d: want a JSON object such as {\"type\":\"OrderPlaced\",\"data\":{...}}", n)
+		}
 		dec := json.NewDecoder(strings.NewReader(line))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&in); err != nil {
+			var typeErr *json.UnmarshalTypeError
+			if errors.As(err, &typeErr) {
+				return nil, usagef("stdin line %d: %q must be a %s", n, typeErr.Field, "string")
+			}
 			return nil, usagef("stdin line %d: not a JSON event object: %v", n, err)
 		}
 		if in.Type == "" {
 			return nil, usagef("stdin line %d: \"type\" is required", n)
 		}
-		ev := meowmx.Event{Type: in.Type, Data: in.Data, Metadata: in.Metadata}
-		if len(ev.Data) == 0 {
-			ev.Data = json.RawMessage("null")
+		if len(in.Data) == 0 {
+			return nil, usagef("stdin line %d: \"data\" is required (JSON, such as {} or null)", n)
 		}
+		ev := meowmx.Event{Type: in.Type, Data: in.Data, Metadata: in.Metadata}
 		if string(ev.Metadata) == "null" {
 			ev.Metadata = nil
 		}

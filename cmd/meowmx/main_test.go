@@ -424,3 +424,24 @@ func TestUnknownSubscription(t *testing.T) {
 		t.Errorf("unknown subcommand: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestAppendLines: each stdin line of "append --data -" must be an event
+// object with a type and data; a bad one is a usage error naming its line.
+func TestAppendLines(t *testing.T) {
+	t.Parallel()
+	db := sqliteDB(t)
+	mustRun(t, "", "--db", db, "migrate")
+	for _, tc := range []struct{ name, stdin, want string }{
+		{"array", `{"type":"A","data":{}}` + "\n" + `[1,2]`, "line 2: want a JSON object"},
+		{"no data", `{"type":"A"}`, `line 1: "data" is required`},
+		{"type not a string", `{"type":7,"data":{}}`, `line 1: "type" must be a string`},
+	} {
+		r := runCLI(t, tc.stdin, "--db", db, "append", "order", "1", "--data", "-")
+		if r.code != 2 || !strings.Contains(r.stderr, tc.want) || len(lines(r.stderr)) != 1 {
+			t.Errorf("%s: exit %d, stderr %q; want exit 2 with %q", tc.name, r.code, r.stderr, tc.want)
+		}
+	}
+	if r := mustRun(t, "", "--db", db, "read", "--all"); r.stdout != "" {
+		t.Fatalf("bad lines wrote %q", r.stdout)
+	}
+}
