@@ -87,14 +87,7 @@ Usage:
 Commands:
 %s
 Global flags (before or after the command):
-  --db DATABASE   PostgreSQL: postgres://..., postgresql://... or key/value
-                  pairs ("host=127.0.0.1 dbname=app user=app"); SQLite:
-                  sqlite:PATH, or a PATH without a scheme; any other
-                  scheme is refused (default $MEOWMX_DB, else
-                  sqlite:meowmx.db); passwords are masked in messages
-  --schema NAME   schema (PostgreSQL) or table prefix (SQLite)
-                  (default $MEOWMX_SCHEMA, else meowmx)
-
+%s
 Run "meowmx COMMAND --help" for a command's flags and examples.
 `
 
@@ -103,7 +96,7 @@ func printMainUsage(w io.Writer) {
 	for _, c := range commands {
 		fmt.Fprintf(&b, "  %-14s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(w, mainUsage, b.String())
+	fmt.Fprintf(w, mainUsage, b.String(), globalFlags)
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -220,9 +213,37 @@ func newFlagSet(e *env, name, usage string) *flagSet {
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {} // errors are reported in one line; --help prints usage
 	return &flagSet{FlagSet: fs, help: func() {
-		fmt.Fprintf(e.stdout, "%s\n\nFlags:\n", strings.TrimSpace(usage))
-		fs.SetOutput(e.stdout)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
+		fmt.Fprintf(e.stdout, "%s\n", strings.TrimSpace(usage))
+		var b strings.Builder
+		fs.VisitAll(func(f *flag.Flag) {
+			kind, text := flag.UnquoteUsage(f)
+			fmt.Fprintf(&b, "  --%s", f.Name)
+			if kind != "" {
+				fmt.Fprintf(&b, " %s", kind)
+			}
+			fmt.Fprintf(&b, "\n      %s", text)
+			switch {
+			case f.DefValue == "" || f.DefValue == "false" || f.DefValue == "0":
+			case kind == "string":
+				fmt.Fprintf(&b, " (default %q)", f.DefValue)
+			default:
+				fmt.Fprintf(&b, " (default %s)", f.DefValue)
+			}
+			b.WriteString("\n")
+		})
+		if b.Len() > 0 {
+			fmt.Fprintf(e.stdout, "\nFlags:\n%s", b.String())
+		}
+		fmt.Fprint(e.stdout, "\nGlobal flags (before or after the command):\n"+globalFlags)
 	}}
 }
+
+// globalFlags describes --db and --schema, for every help text.
+const globalFlags = `  --db DATABASE   PostgreSQL: postgres://..., postgresql://... or key/value
+                  pairs ("host=127.0.0.1 dbname=app user=app"); SQLite:
+                  sqlite:PATH, or a PATH without a scheme; any other
+                  scheme is refused (default $MEOWMX_DB, else
+                  sqlite:meowmx.db); passwords are masked in messages
+  --schema NAME   schema (PostgreSQL) or table prefix (SQLite)
+                  (default $MEOWMX_SCHEMA, else meowmx)
+`

@@ -445,3 +445,21 @@ func TestAppendLines(t *testing.T) {
 		t.Fatalf("bad lines wrote %q", r.stdout)
 	}
 }
+
+// TestCommandHelp: a command's help names its flags as --flag, lists the
+// global ones, and has no empty Flags section.
+func TestCommandHelp(t *testing.T) {
+	t.Parallel()
+	read := mustRun(t, "", "read", "--help").stdout
+	for _, want := range []string{"  --backward\n", "  --limit int\n", "(default -1)", "--db DATABASE", "--schema NAME"} {
+		if !strings.Contains(read, want) {
+			t.Errorf("read --help lacks %q:\n%s", want, read)
+		}
+	}
+	if strings.Contains(read, "\n  -backward") {
+		t.Errorf("read --help shows single-dash flags:\n%s", read)
+	}
+	if v := mustRun(t, "", "version", "--help").stdout; strings.Contains(v, "Flags:\n\n") || strings.Contains(v, "\nFlags:") {
+		t.Errorf("version --help has a Flags section:\n%s", v)
+	}
+}
