@@ -463,3 +463,26 @@ func TestCommandHelp(t *testing.T) {
 		t.Errorf("version --help has a Flags section:\n%s", v)
 	}
 }
+
+// TestTextColumnsAcrossPages: read --format text keeps its columns where the
+// header put them, past the first page of 1,000 events.
+func TestTextColumnsAcrossPages(t *testing.T) {
+	t.Parallel()
+	db := sqliteDB(t)
+	mustRun(t, "", "--db", db, "migrate")
+	var stdin strings.Builder
+	for i := range 1001 {
+		fmt.Fprintf(&stdin, `{"type":"T%d","data":{"i":%d}}`+"\n", i%3, i)
+	}
+	mustRun(t, stdin.String(), "--db", db, "append", "log", "1", "--data", "-")
+	out := lines(mustRun(t, "", "--db", db, "read", "--all", "--format", "text").stdout)
+	if len(out) != 1002 {
+		t.Fatalf("read %d lines, want a header and 1001 events", len(out))
+	}
+	data := strings.Index(out[0], "DATA")
+	for i, line := range out[1:] {
+		if strings.Index(line, "{") != data {
+			t.Fatalf("line %d has its data at column %d, the header at %d:\n%s\n%s", i+1, strings.Index(line, "{"), data, out[0], line)
+		}
+	}
+}

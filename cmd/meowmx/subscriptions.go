@@ -68,7 +68,7 @@ Examples:
 		if st.HorizonHeld {
 			horizon = fmt.Sprintf("held by pid %d for %s", st.Horizon.PID, st.Horizon.Age.Round(time.Second))
 		}
-		fmt.Fprintf(tw, "%s\t%d/%d\t%s\t%d\t%s\t%s\t%d\t%s\n", st.Name, st.Partition, st.Partitions, st.Checkpoint,
+		fmt.Fprintf(tw, "%s\t%d of %d\t%s\t%d\t%s\t%s\t%d\t%s\n", st.Name, st.Partition, st.Partitions, st.Checkpoint,
 			st.Lag, st.TimeBehind.Round(time.Millisecond), owner, st.Parked, horizon)
 	}
 	return tw.Flush()
