@@ -3,6 +3,7 @@ package meowmx
 import (
 	"context"
 	"fmt"
+	"iter"
 
 	"github.com/meowmx/meowmx/meowmxdriver"
 )
@@ -187,4 +188,59 @@ func (s *Store[TTx]) readGlobal(ctx context.Context, exec meowmxdriver.Executor,
 		return nil, fmt.Errorf("meowmx: read %s: %w", what, err)
 	}
 	return rows, nil
+}
+
+// Events iterates over every event after position after, in global order,
+// reading pages of opts.Limit events (ReadLimitDefault by default) as it
+// goes, until the end of the log as it is when the last page is read. An
+// error ends the iteration, yielded with a zero event. Breaking out of the
+// loop stops the reading.
+//
+//	for event, err := range store.Events(ctx, meowmx.Start, nil) {
+//		if err != nil {
+//			return err
+//		}
+//		...
+//	}
+func (s *Store[TTx]) Events(ctx context.Context, after Position, opts *ReadOpts) iter.Seq2[RecordedEvent, error] {
+	return s.events(ctx, "", after, opts)
+}
+
+// CategoryEvents is Events restricted to the streams of one category.
+func (s *Store[TTx]) CategoryEvents(ctx context.Context, category string, after Position, opts *ReadOpts) iter.Seq2[RecordedEvent, error] {
+	return s.events(ctx, category, after, opts)
+}
+
+func (s *Store[TTx]) events(ctx context.Context, category string, after Position, opts *ReadOpts) iter.Seq2[RecordedEvent, error] {
+	return func(yield func(RecordedEvent, error) bool) {
+		page := ReadOpts{}
+		if opts != nil {
+			page = *opts
+		}
+		if page.Limit == 0 {
+			page.Limit = ReadLimitDefault
+		}
+		for {
+			var events []RecordedEvent
+			var err error
+			if category == "" {
+				events, err = s.ReadAll(ctx, after, &page)
+			} else {
+				events, err = s.ReadCategory(ctx, category, after, &page)
+			}
+			if err != nil {
+				yield(RecordedEvent{}, err)
+				return
+			}
+			for _, event := range events {
+				if !yield(event, nil) {
+					return
+				}
+			}
+			if len(events) < page.Limit {
+				return
+			}
+			after = events[len(events)-1].Position
+		}
+	}
 }

@@ -65,6 +65,7 @@ func Exercise[TTx any](t *testing.T, h *Harness[TTx]) {
 		"ReadStream":              testReadStream[TTx],
 		"ReadCategory":            testReadCategory[TTx],
 		"ReadAllPaging":           testReadAllPaging[TTx],
+		"EventsIterator":          testEventsIterator[TTx],
 		"LargeBatch":              testLargeBatch[TTx],
 		"BadInput":                testBadInput[TTx],
 		"ClosedStore":             testClosedStore[TTx],
@@ -612,6 +613,53 @@ func testReadCategory[TTx any](t *testing.T, h *Harness[TTx]) {
 	}
 	if _, err := s.ReadCategory(c, "", meowmx.Start, nil); !errors.Is(err, meowmx.ErrInvalidInput) {
 		t.Fatalf("empty category: err = %v", err)
+	}
+}
+
+// EventsIterator: Events and CategoryEvents yield every event in global
+// order across pages, stop when the loop breaks, and yield an error.
+func testEventsIterator[TTx any](t *testing.T, h *Harness[TTx]) {
+	s := h.NewStore(t, nil, true)
+	c := ctx(t)
+	appendN(t, s, "it", 3, 25)
+	appendN(t, s, "other", 1, 5)
+	want := readAllWait(t, s, "", meowmx.Start, 30)
+	var got []meowmx.RecordedEvent
+	for event, err := range s.Events(c, meowmx.Start, &meowmx.ReadOpts{Limit: 7}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, event)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("Events yielded %d events, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i].Position != want[i].Position {
+			t.Fatalf("event %d at %s, want %s", i, got[i].Position, want[i].Position)
+		}
+	}
+	n := 0
+	for event, err := range s.CategoryEvents(c, "it", want[3].Position, &meowmx.ReadOpts{Limit: 4}) {
+		if err != nil || event.Stream.Category != "it" {
+			t.Fatalf("CategoryEvents yielded %+v, %v", event, err)
+		}
+		if n++; n == 10 {
+			break
+		}
+	}
+	if n != 10 {
+		t.Fatalf("CategoryEvents yielded %d events before the break, want 10", n)
+	}
+	yielded := 0
+	for _, err := range s.CategoryEvents(c, "bad-category", meowmx.Start, nil) {
+		yielded++
+		if !errors.Is(err, meowmx.ErrInvalidInput) {
+			t.Fatalf("CategoryEvents of a bad category: %v, want ErrInvalidInput", err)
+		}
+	}
+	if yielded != 1 {
+		t.Fatalf("CategoryEvents of a bad category yielded %d times, want one error", yielded)
 	}
 }
 
