@@ -189,6 +189,11 @@ ON CONFLICT (category) DO UPDATE SET events = `+tracking+`.events + excluded.eve
 	close(progressDone)
 	<-progressStopped
 	if err != nil {
+		if ctx.Err() != nil {
+			// Interrupted: say how far it went.
+			fmt.Fprintf(d.env.stdout, "\ninterrupted: %d order events written, %d handled by order-summary, %d shipments scheduled, %d events tracked; nothing was checked\n",
+				d.written.Load(), d.summarized.Load(), d.shipped.Load(), d.seen.Load())
+		}
 		return err
 	}
 	elapsed := time.Since(started)
@@ -201,13 +206,14 @@ ON CONFLICT (category) DO UPDATE SET events = `+tracking+`.events + excluded.eve
 	out := d.env.stdout
 	fmt.Fprintf(out, "\nwritten:    %d order events in %s (%.0f events/s), %d conflicts retried\n",
 		d.written.Load(), elapsed.Round(time.Millisecond), float64(d.written.Load())/elapsed.Seconds(), d.conflicts.Load())
-	fmt.Fprintf(out, "processed:  order-summary %d, shipping %d shipments, tracking %d events\n",
+	fmt.Fprintf(out, "processed:  order-summary %d, shipping %d shipments, tracking %d events (the orders' and the shipments')\n",
 		d.summarized.Load(), d.shipped.Load(), d.seen.Load())
 	if mismatches > 0 {
 		fmt.Fprintf(out, "read model: %d of %d orders do NOT match their event streams\n", mismatches, orders)
 		return fmt.Errorf("the read model does not match the event streams for %d orders", mismatches)
 	}
 	fmt.Fprintf(out, "read model: all %d orders match their event streams\n", orders)
+	fmt.Fprintf(out, "\nTry next:\n  meowmx read --category order --format text | tail\n  meowmx subscriptions\n  meowmx read --category shipment --format text | tail\n")
 	return nil
 }
 

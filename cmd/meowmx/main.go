@@ -8,7 +8,7 @@
 // before and after the command name.
 //
 // Exit codes: 0 success, 1 error, 2 usage error or bad input, 3 version
-// conflict.
+// conflict, 130 interrupted.
 package main
 
 import (
@@ -28,6 +28,9 @@ const (
 	exitError    = 1
 	exitUsage    = 2
 	exitConflict = 3
+	// exitInterrupted is 128 + SIGINT, as shells report an interrupted
+	// command.
+	exitInterrupted = 130
 )
 
 func main() {
@@ -122,7 +125,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	e.args = rest[1:]
 	for _, c := range commands {
 		if c.name == name {
-			return exitCode(stderr, c.name, c.run(e))
+			return exitCode(ctx, stderr, c.name, c.run(e))
 		}
 	}
 	fmt.Fprintf(stderr, "meowmx: unknown command %q (run \"meowmx --help\")\n", name)
@@ -130,12 +133,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 // exitCode prints err as one line and turns it into the exit status.
-func exitCode(stderr io.Writer, name string, err error) int {
+func exitCode(ctx context.Context, stderr io.Writer, name string, err error) int {
 	if err == nil {
 		return exitOK
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
+	}
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		// Stopped by Ctrl-C or SIGTERM: the shell's code for an interrupt.
+		fmt.Fprintf(stderr, "meowmx %s: interrupted\n", name)
+		return exitInterrupted
 	}
 	msg := strings.Join(strings.Fields(err.Error()), " ")
 	msg = strings.ReplaceAll(msg, "meowmx: ", "")

@@ -486,3 +486,25 @@ func TestTextColumnsAcrossPages(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoInterrupted: an interrupted demo says how far it went and exits
+// 130, as an interrupted command does in a shell.
+func TestDemoInterrupted(t *testing.T) {
+	t.Parallel()
+	db := sqliteDB(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr testdb.Buffer
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"--db", db, "demo", "--events", "3000000"}, strings.NewReader(""), &stdout, &stderr)
+	}()
+	testdb.Eventually(t, func() (bool, string) {
+		return strings.Contains(stdout.String(), "meowmx demo on"), fmt.Sprintf("the demo printed %q %q", stdout.String(), stderr.String())
+	})
+	cancel() // as SIGINT does
+	code := testdb.Recv(t, done, "the demo to stop")
+	if code != 130 || !strings.Contains(stdout.String(), "interrupted:") || !strings.Contains(stderr.String(), "interrupted") {
+		t.Fatalf("interrupted demo: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
+	}
+}
