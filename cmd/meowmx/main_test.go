@@ -244,14 +244,16 @@ func TestDemoPostgres(t *testing.T) {
 	}
 }
 
-// TestFollowAndInterrupt: read --follow prints events appended after it
-// started, and it and a worker stop cleanly (status 0) when interrupted.
+// TestFollowAndInterrupt: read --follow, of the log or of one stream, prints
+// events appended after it started, and it and a worker stop cleanly
+// (status 0) when interrupted.
 func TestFollowAndInterrupt(t *testing.T) {
 	t.Parallel()
 	db := sqliteDB(t)
 	mustRun(t, "", "--db", db, "migrate")
 	for _, args := range [][]string{
 		{"read", "--all", "--follow"},
+		{"read", "live", "stream", "--follow"},
 		{"work", "--subscription", "tail", "--all"},
 	} {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -260,7 +262,10 @@ func TestFollowAndInterrupt(t *testing.T) {
 		go func() {
 			done <- run(ctx, append([]string{"--db", db}, args...), strings.NewReader(""), &stdout, &stderr)
 		}()
-		id := args[0]
+		id := args[0] + fmt.Sprint(len(args))
+		if args[1] == "live" {
+			id = "stream"
+		}
 		mustRun(t, "", "--db", db, "append", "live", id, "--type", "Happened", "--data", `{}`)
 		testdb.Eventually(t, func() (bool, string) {
 			return strings.Contains(stdout.String(), `"stream_id":"`+id+`"`),

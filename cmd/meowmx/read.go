@@ -10,7 +10,7 @@ import (
 // cmdRead runs "meowmx read": it prints a stream, or a category or the whole
 // log in global order, optionally following new events.
 func cmdRead(e *env) error {
-	fs := newFlagSet(e, "read", `Usage: meowmx read CATEGORY ID [--from N] [--limit N] [--backward]
+	fs := newFlagSet(e, "read", `Usage: meowmx read CATEGORY ID [--from N] [--limit N] [--backward] [--follow]
        meowmx read CATEGORY-ID [...]
        meowmx read --category C [--after POS] [--limit N] [--follow]
        meowmx read --all [--after POS] [--limit N] [--follow]
@@ -63,8 +63,8 @@ Examples:
 		return usagef("give CATEGORY ID, or --category/--all, not both")
 	case !global && len(args) != 2:
 		return usagef("want CATEGORY ID (or CATEGORY-ID), --category C or --all (see meowmx read --help)")
-	case !global && *follow:
-		return usagef("--follow works with --category and --all")
+	case !global && *follow && *backward:
+		return usagef("--follow reads a stream forward, not with --backward")
 	case !global && set["after"]:
 		return usagef("--after works with --category and --all; a stream reads from a version (--from)")
 	case global && (set["from"] || set["backward"]):
@@ -88,11 +88,35 @@ Examples:
 				opts.From = meowmx.StreamEnd
 			}
 		}
-		events, err := b.api.ReadStream(e.ctx, meowmx.NewStream(args[0], args[1]), opts)
-		if err != nil {
-			return err
+		stream := meowmx.NewStream(args[0], args[1])
+		printed := 0
+		for {
+			events, err := b.api.ReadStream(e.ctx, stream, opts)
+			if err != nil {
+				if e.ctx.Err() != nil && *follow {
+					return nil
+				}
+				return err
+			}
+			if err := p.print(events...); err != nil {
+				return err
+			}
+			printed += len(events)
+			if len(events) > 0 {
+				opts.From = events[len(events)-1].Version + 1
+			}
+			if !*follow || (*limit > 0 && printed >= *limit) {
+				return nil
+			}
+			if *limit > 0 {
+				opts.Limit = *limit - printed
+			}
+			select {
+			case <-e.ctx.Done():
+				return nil
+			case <-time.After(200 * time.Millisecond):
+			}
 		}
-		return p.print(events...)
 	}
 	printed := 0
 	for {
