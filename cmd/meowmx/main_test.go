@@ -200,6 +200,9 @@ func TestWorkAndSubscriptions(t *testing.T) {
 	if !strings.Contains(r.stdout, "printer") || !strings.Contains(r.stdout, "LAG") {
 		t.Fatalf("subscriptions printed %q", r.stdout)
 	}
+	if got := decodeLines(t, mustRun(t, "", "--db", db, "subscriptions", "--format", "json").stdout); len(got) != 1 || got[0]["name"] != "printer" || got[0]["lag"] != float64(0) || got[0]["partitions"] != float64(1) {
+		t.Fatalf("subscriptions --format json printed %v", got)
+	}
 	mustRun(t, "", "--db", db, "subscriptions", "reset", "printer", "--to", "start")
 	r = mustRun(t, "", "--db", db, "work", "--subscription", "printer", "--category", "job", "--until-idle", "300ms")
 	if got := decodeLines(t, r.stdout); len(got) != 5 {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"text/tabwriter"
 	"time"
 
@@ -34,10 +35,15 @@ and a warning when a long-running transaction holds the horizon back.
 Examples:
   meowmx subscriptions
   meowmx subscriptions reset order-summary --to start
-  meowmx subscriptions parked shipping`)
+  meowmx subscriptions parked shipping
+  meowmx subscriptions --format json`)
+	format := fs.String("format", "text", "text, or json for one JSON line per partition")
 	args, err := parse(fs, e.args)
 	if err != nil {
 		return err
+	}
+	if *format != "text" && *format != "json" {
+		return usagef("--format %q: want text or json", *format)
 	}
 	name := ""
 	if len(args) > 1 {
@@ -57,6 +63,9 @@ Examples:
 	if name != "" && len(statuses) == 0 {
 		return fmt.Errorf("no subscription %s in %s", name, b.label)
 	}
+	if *format == "json" {
+		return printStatusLines(e.stdout, statuses)
+	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tPARTITION\tCHECKPOINT\tLAG\tBEHIND\tOWNER\tPARKED\tHORIZON")
 	for _, st := range statuses {
@@ -72,6 +81,44 @@ Examples:
 			st.Lag, st.TimeBehind.Round(time.Millisecond), owner, st.Parked, horizon)
 	}
 	return tw.Flush()
+}
+
+// statusLine is the JSON form of a subscription partition's status.
+type statusLine struct {
+	Name          string  `json:"name"`
+	Partition     int     `json:"partition"`
+	Partitions    int     `json:"partitions"`
+	Checkpoint    string  `json:"checkpoint"`
+	Lag           int64   `json:"lag"`
+	SecondsBehind float64 `json:"seconds_behind"`
+	Owner         string  `json:"owner"`
+	LeaseUntil    string  `json:"lease_until,omitempty"`
+	Parked        int64   `json:"parked"`
+	HorizonHeldBy *int    `json:"horizon_held_by_pid"`
+}
+
+// printStatusLines writes one JSON line per subscription partition.
+func printStatusLines(w io.Writer, statuses []meowmx.SubscriptionStatus) error {
+	for _, st := range statuses {
+		line := statusLine{
+			Name: st.Name, Partition: st.Partition, Partitions: st.Partitions, Checkpoint: st.Checkpoint.String(),
+			Lag: st.Lag, SecondsBehind: st.TimeBehind.Seconds(), Owner: st.Owner, Parked: st.Parked,
+		}
+		if !st.LeaseUntil.IsZero() {
+			line.LeaseUntil = st.LeaseUntil.UTC().Format(time.RFC3339Nano)
+		}
+		if st.HorizonHeld {
+			line.HorizonHeldBy = &st.Horizon.PID
+		}
+		data, err := json.Marshal(line)
+		if err != nil {
+			return err
+		}
+		if _, err := fmt.Fprintf(w, "%s\n", data); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // cmdSubscriptionsReset runs "meowmx subscriptions reset": it moves a
