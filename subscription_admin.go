@@ -244,3 +244,24 @@ func (s *Store[TTx]) ReplayParked(ctx context.Context, name string) (int, error)
 	}
 	return n, nil
 }
+
+// DeleteSubscription deletes subscription name: its checkpoints, its
+// workers' heartbeats and its parked events. Stop its workers first: a
+// worker still running makes the subscription again, from its From. A name
+// that no subscription has is ErrSubscriptionNotFound.
+func (s *Store[TTx]) DeleteSubscription(ctx context.Context, name string) error {
+	if err := s.checkUsable(ctx); err != nil {
+		return err
+	}
+	if err := validName(name); err != nil {
+		return err
+	}
+	n, err := s.driver.Executor().DeleteSubscription(ctx, s.config.Schema, name)
+	if err != nil {
+		return fmt.Errorf("meowmx: delete subscription %s: %w", name, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: %s", ErrSubscriptionNotFound, name)
+	}
+	return nil
+}

@@ -57,6 +57,10 @@ type SubscriptionExecutor interface {
 	// RemoveWorker forgets worker and frees the partitions it owns.
 	RemoveWorker(ctx context.Context, schema, name, worker string) error
 
+	// DeleteSubscription deletes a subscription's checkpoints, workers and
+	// parked events, and returns how many checkpoints (partitions) it had.
+	DeleteSubscription(ctx context.Context, schema, name string) (int, error)
+
 	// WorkersAlive reports whether any subscription worker of the schema,
 	// in any process, has a heartbeat that has not expired.
 	WorkersAlive(ctx context.Context, schema string) (bool, error)

@@ -276,7 +276,7 @@ type subscriptionStatements struct {
 	readSubAll, readSubCategory, readSubCategories    string
 	endPosition, lastPosition, reset, list, lag, park string
 	parked, replay, pending                           string
-	unpark, workersAlive                              string
+	unpark, workersAlive, deleteSubscription          string
 }
 
 const subColumns = `name, partition, partitions, categories, types, transaction_id, seq, generation, coalesce(owner, ''), lease_until, updated_at`
@@ -307,6 +307,12 @@ SELECT worker FROM {{schema}}.subscription_workers WHERE name = @name AND worker
 UNION ALL SELECT @worker
 ORDER BY 1`),
 		workersAlive: r(`SELECT EXISTS (SELECT FROM {{schema}}.subscription_workers WHERE alive_until > now())`),
+		deleteSubscription: r(`WITH workers AS (
+    DELETE FROM {{schema}}.subscription_workers WHERE name = @name
+), parked AS (
+    DELETE FROM {{schema}}.parked_events WHERE subscription = @name
+)
+DELETE FROM {{schema}}.subscriptions WHERE name = @name`),
 		removeWorker: r(`WITH gone AS (
     DELETE FROM {{schema}}.subscription_workers WHERE name = @name AND worker = @worker
 )

@@ -215,6 +215,13 @@ func (e *executor) RequestReplay(ctx context.Context, schema, name string) (int,
 	return int(n), err
 }
 
+func (e *executor) DeleteSubscription(ctx context.Context, schema, name string) (int, error) {
+	n, err := e.exec(ctx, schema, func(st *statements) (string, []any) {
+		return st.sub.deleteSubscription, []any{pgx.StrictNamedArgs{"name": name}}
+	})
+	return int(n), err
+}
+
 func (e *executor) Unpark(ctx context.Context, schema, name string, eventID [16]byte) error {
 	_, err := e.exec(ctx, schema, func(st *statements) (string, []any) {
 		return st.sub.unpark, []any{pgx.StrictNamedArgs{"name": name, "event_id": eventID}}

@@ -134,6 +134,7 @@ type subscriptionStatements struct {
 	exists, initInsert, rows                          string
 	heartbeat, prune, listWorkers, removeWorker       string
 	workersAlive                                      string
+	deleteSubscription                                [3]string
 	freeOwned, renew, free, take, owned, release      string
 	advance, readSubAll, readSubCategory, readSubMany string
 	endPosition, reset, list, lag, park, parked       string
@@ -162,8 +163,13 @@ ON CONFLICT (name, worker) DO UPDATE SET alive_until = excluded.alive_until`),
 		listWorkers:  r(`SELECT worker FROM {{prefix}}subscription_workers WHERE name = ?1 ORDER BY worker`),
 		removeWorker: r(`DELETE FROM {{prefix}}subscription_workers WHERE name = ?1 AND worker = ?2`),
 		workersAlive: r(`SELECT EXISTS (SELECT 1 FROM {{prefix}}subscription_workers WHERE alive_until > ?1)`),
-		freeOwned:    r(`UPDATE {{prefix}}subscriptions SET owner = NULL, lease_until = NULL WHERE name = ?1 AND owner = ?2`),
-		renew:        r(`UPDATE {{prefix}}subscriptions SET lease_until = ?3 WHERE name = ?1 AND owner = ?2`),
+		deleteSubscription: [3]string{
+			r(`DELETE FROM {{prefix}}subscription_workers WHERE name = ?1`),
+			r(`DELETE FROM {{prefix}}parked_events WHERE subscription = ?1`),
+			r(`DELETE FROM {{prefix}}subscriptions WHERE name = ?1`), // last: its count is returned
+		},
+		freeOwned: r(`UPDATE {{prefix}}subscriptions SET owner = NULL, lease_until = NULL WHERE name = ?1 AND owner = ?2`),
+		renew:     r(`UPDATE {{prefix}}subscriptions SET lease_until = ?3 WHERE name = ?1 AND owner = ?2`),
 		free: r(`SELECT partition FROM {{prefix}}subscriptions
  WHERE name = ?1 AND (owner IS NULL OR (owner <> ?2 AND lease_until < ?3))
  ORDER BY partition LIMIT ?4`),

@@ -351,6 +351,24 @@ func (e *executor) RequestReplay(ctx context.Context, schema, name string) (int,
 	return int(n), err
 }
 
+func (e *executor) DeleteSubscription(ctx context.Context, schema, name string) (int, error) {
+	st := &e.driver.statements(schema).sub
+	var n int64
+	err := e.inWriteTx(ctx, func(q querier) error {
+		for _, query := range st.deleteSubscription {
+			res, err := q.ExecContext(ctx, query, name)
+			if err != nil {
+				return err
+			}
+			if n, err = res.RowsAffected(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return int(n), err
+}
+
 func (e *executor) Unpark(ctx context.Context, schema, name string, eventID [16]byte) error {
 	st := &e.driver.statements(schema).sub
 	return e.inWriteTx(ctx, func(q querier) error {

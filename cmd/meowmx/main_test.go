@@ -220,6 +220,12 @@ func TestWorkAndSubscriptions(t *testing.T) {
 	if r := runCLI(t, "", "--db", db, "work", "--subscription", "x"); r.code != 2 {
 		t.Fatalf("work without --category or --all: %+v", r)
 	}
+	if r := mustRun(t, "", "--db", db, "subscriptions", "delete", "printer"); !strings.Contains(r.stdout, "deleted") {
+		t.Fatalf("subscriptions delete printed %q", r.stdout)
+	}
+	if r := mustRun(t, "", "--db", db, "subscriptions"); strings.Contains(r.stdout, "printer") {
+		t.Fatalf("a deleted subscription is listed: %q", r.stdout)
+	}
 }
 
 func TestDemoSQLite(t *testing.T) {
@@ -421,14 +427,14 @@ func TestUnknownSubscription(t *testing.T) {
 	mustRun(t, "", "--db", db, "migrate")
 	for _, args := range [][]string{
 		{"subscriptions", "nope"}, {"subscriptions", "parked", "nope"}, {"subscriptions", "replay", "nope"},
-		{"subscriptions", "reset", "nope", "--to", "start"},
+		{"subscriptions", "reset", "nope", "--to", "start"}, {"subscriptions", "delete", "nope"},
 	} {
 		r := runCLI(t, "", append([]string{"--db", db}, args...)...)
 		if r.code != 1 || !strings.Contains(r.stderr, "nope") || len(lines(r.stderr)) != 1 || r.stdout != "" {
 			t.Errorf("meowmx %v: exit %d, stdout %q, stderr %q; want exit 1 naming the subscription", args, r.code, r.stdout, r.stderr)
 		}
 	}
-	if r := runCLI(t, "", "--db", db, "subscriptions", "delete", "x"); r.code != 2 || !strings.Contains(r.stderr, `unknown subcommand "delete"`) {
+	if r := runCLI(t, "", "--db", db, "subscriptions", "remove", "x"); r.code != 2 || !strings.Contains(r.stderr, `unknown subcommand "remove"`) {
 		t.Errorf("unknown subcommand: exit %d, stderr %q", r.code, r.stderr)
 	}
 }

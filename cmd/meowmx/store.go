@@ -29,6 +29,7 @@ type storeAPI interface {
 	ResetSubscription(ctx context.Context, name string, from meowmx.SubscriptionFrom) error
 	ParkedEvents(ctx context.Context, name string) ([]meowmx.ParkedEvent, error)
 	ReplayParked(ctx context.Context, name string) (int, error)
+	DeleteSubscription(ctx context.Context, name string) error
 	Horizon(ctx context.Context) (*meowmx.Horizon, error)
 	Schema() string
 	Close() error

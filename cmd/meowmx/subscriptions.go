@@ -22,12 +22,15 @@ func cmdSubscriptions(e *env) error {
 			return cmdSubscriptionsParked(e)
 		case "replay":
 			return cmdSubscriptionsReplay(e)
+		case "delete":
+			return cmdSubscriptionsDelete(e)
 		}
 	}
 	fs := newFlagSet(e, "subscriptions", `Usage: meowmx subscriptions [NAME]
        meowmx subscriptions reset NAME --to POS|start|end
        meowmx subscriptions parked NAME
        meowmx subscriptions replay NAME
+       meowmx subscriptions delete NAME
 
 Prints each subscription's partitions: checkpoint, lag, owner, parked events,
 and a warning when a long-running transaction holds the horizon back.
@@ -47,7 +50,7 @@ Examples:
 	}
 	name := ""
 	if len(args) > 1 {
-		return usagef("unknown subcommand %q of subscriptions: want reset, parked or replay, or one subscription NAME", args[0])
+		return usagef("unknown subcommand %q of subscriptions: want reset, parked, replay or delete, or one subscription NAME", args[0])
 	} else if len(args) == 1 {
 		name = args[0]
 	}
@@ -212,6 +215,26 @@ Asks the subscription's running workers to handle its parked events again.`)
 		return err
 	}
 	fmt.Fprintf(e.stdout, "%d parked events of %s will be replayed by its workers\n", n, name)
+	return nil
+}
+
+// cmdSubscriptionsDelete runs "meowmx subscriptions delete": it deletes a
+// subscription's checkpoints, workers and parked events.
+func cmdSubscriptionsDelete(e *env) error {
+	fs := newFlagSet(e, "subscriptions delete", `Usage: meowmx subscriptions delete NAME
+
+Deletes the subscription: its checkpoints, its workers' heartbeats and its
+parked events. Stop its workers first: a worker still running makes it
+again, from where its configuration starts.`)
+	b, name, err := openForSubscription(e, fs)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	if err := b.api.DeleteSubscription(e.ctx, name); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "subscription %s deleted\n", name)
 	return nil
 }
 

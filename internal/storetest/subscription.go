@@ -21,6 +21,7 @@ import (
 func subscriptionTests[TTx any]() map[string]func(t *testing.T, h *Harness[TTx]) {
 	return map[string]func(t *testing.T, h *Harness[TTx]){
 		"CompetingWorkers":   testSubCompetingWorkers[TTx],
+		"Delete":             testSubDelete[TTx],
 		"ParkAndReplay":      testSubParkAndReplay[TTx],
 		"PanicIsAnError":     testSubPanic[TTx],
 		"StopPolicy":         testSubStopPolicy[TTx],
