@@ -80,56 +80,52 @@ Examples:
 	}
 	defer b.close()
 
-	if !global {
-		opts := &meowmx.ReadStreamOpts{From: *from, Limit: *limit, Backward: *backward}
+	// next reads what follows what was printed: at most room events (0 for
+	// no limit), and whether more may follow at once.
+	var next func(room int) ([]meowmx.RecordedEvent, bool, error)
+	if global {
+		next = func(room int) ([]meowmx.RecordedEvent, bool, error) {
+			page := meowmx.ReadLimitDefault
+			if room > 0 {
+				page = min(page, room)
+			}
+			var events []meowmx.RecordedEvent
+			var err error
+			if *category != "" {
+				events, err = b.api.ReadCategory(e.ctx, *category, after, &meowmx.ReadOpts{Limit: page})
+			} else {
+				events, err = b.api.ReadAll(e.ctx, after, &meowmx.ReadOpts{Limit: page})
+			}
+			if len(events) > 0 {
+				after = events[len(events)-1].Position
+			}
+			return events, len(events) == page, err
+		}
+	} else {
+		stream := meowmx.NewStream(args[0], args[1])
+		opts := &meowmx.ReadStreamOpts{From: *from, Backward: *backward}
 		if *from < 0 {
 			opts.From = 0
 			if *backward {
 				opts.From = meowmx.StreamEnd
 			}
 		}
-		stream := meowmx.NewStream(args[0], args[1])
-		printed := 0
-		for {
+		next = func(room int) ([]meowmx.RecordedEvent, bool, error) {
+			opts.Limit = room
 			events, err := b.api.ReadStream(e.ctx, stream, opts)
-			if err != nil {
-				if e.ctx.Err() != nil && *follow {
-					return nil
-				}
-				return err
-			}
-			if err := p.print(events...); err != nil {
-				return err
-			}
-			printed += len(events)
 			if len(events) > 0 {
 				opts.From = events[len(events)-1].Version + 1
 			}
-			if !*follow || (*limit > 0 && printed >= *limit) {
-				return nil
-			}
-			if *limit > 0 {
-				opts.Limit = *limit - printed
-			}
-			select {
-			case <-e.ctx.Done():
-				return nil
-			case <-time.After(200 * time.Millisecond):
-			}
+			return events, false, err
 		}
 	}
 	printed := 0
 	for {
-		page := meowmx.ReadLimitDefault
+		room := 0
 		if *limit > 0 {
-			page = min(page, *limit-printed)
+			room = *limit - printed
 		}
-		var events []meowmx.RecordedEvent
-		if *category != "" {
-			events, err = b.api.ReadCategory(e.ctx, *category, after, &meowmx.ReadOpts{Limit: page})
-		} else {
-			events, err = b.api.ReadAll(e.ctx, after, &meowmx.ReadOpts{Limit: page})
-		}
+		events, more, err := next(room)
 		if err != nil {
 			if e.ctx.Err() != nil && *follow {
 				return nil
@@ -140,16 +136,12 @@ Examples:
 			return err
 		}
 		printed += len(events)
-		if len(events) > 0 {
-			after = events[len(events)-1].Position
-		}
-		if *limit > 0 && printed >= *limit {
+		switch {
+		case *limit > 0 && printed >= *limit:
 			return nil
-		}
-		if len(events) == page {
+		case more:
 			continue
-		}
-		if !*follow {
+		case !*follow:
 			return nil
 		}
 		select {
