@@ -144,10 +144,9 @@ func scanRecorded(ctx context.Context, db querier, p *meowmxdriver.AppendParams,
 }
 
 // AppendGroup records appends to distinct streams in one statement
-// (appendGroupSQL), in a transaction of its own. It returns nil for the
-// appends that recorded nothing (their expected version did not match, or
-// they share a stream or an event ID with an append before them), to be
-// made alone; every append is made alone when a unique index refused a
+// (appendGroupSQL), in a transaction of its own. An append whose expected
+// version does not match gets its conflict; one that shares a stream or an
+// event ID with an append before it gets nil, to be made alone; every append is made alone when a unique index refused a
 // row of the group (a racing writer, a recorded event ID), since the
 // statement then recorded nothing.
 func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.AppendParams) ([]*meowmxdriver.AppendResult, error) {
@@ -225,16 +224,25 @@ func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.Append
 		defer rows.Close()
 		for rows.Next() {
 			var (
-				id  [16]byte
-				row meowmxtype.RecordedEvent
+				id         [16]byte
+				txID       *uint64
+				seq        *int64
+				recordedAt *time.Time
+				row        meowmxtype.RecordedEvent
 			)
-			if err := rows.Scan(&id, &row.Position.TransactionID, &row.Position.Seq, &row.Version, &row.RecordedAt); err != nil {
+			if err := rows.Scan(&id, &txID, &seq, &row.Version, &recordedAt); err != nil {
 				return err
 			}
 			at, ok := places[id]
 			if !ok {
 				return fmt.Errorf("meowmxpgxv5: the group's statement returned event %x, not of the group", id)
 			}
+			if txID == nil || seq == nil || recordedAt == nil {
+				// Its expected version did not match: a conflict.
+				results[at.append] = &meowmxdriver.AppendResult{Status: meowmxdriver.AppendConflict, CurrentVersion: row.Version}
+				continue
+			}
+			row.Position.TransactionID, row.Position.Seq, row.RecordedAt = *txID, *seq, *recordedAt
 			p := group[at.append]
 			if results[at.append] == nil {
 				results[at.append] = &meowmxdriver.AppendResult{Status: meowmxdriver.AppendRecorded, Rows: make([]meowmxtype.RecordedEvent, len(p.Events))}

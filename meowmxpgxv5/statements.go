@@ -122,23 +122,30 @@ const notTooOld = `
 // expected version, $5 ID, $6 type, $7 data, $8 metadata, $9 place in its
 // append from 1. Each event goes after its stream's last version as the
 // statement's snapshot sees it (the statement does not see its own rows).
-// An append whose expected version does not match inserts nothing, and the
-// others are recorded; a row that a unique index refuses (a racing
+// An append whose expected version does not match inserts nothing and gets
+// one row without a position, holding the stream's version, its conflict;
+// the others are recorded; a row that a unique index refuses (a racing
 // writer's version, a recorded event ID) aborts the whole statement, and
 // the appends are then made one by one. It returns each recorded event's ID
 // and place.
-const appendGroupSQL = `INSERT INTO {{schema}}.events AS e (category, stream_id, stream_hash, version, event_id, type, data, metadata)
-SELECT i.category, i.stream_id, i.stream_hash, s.version + i.ord, i.id, i.type, i.data, i.metadata
-  FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[], $9::int[])
-       WITH ORDINALITY AS i(category, stream_id, stream_hash, expected, id, type, data, metadata, ord, n)
-  CROSS JOIN LATERAL (SELECT coalesce(max(x.version), -1) AS version FROM {{schema}}.events x
-                       WHERE x.category = i.category AND x.stream_id = i.stream_id) s
- WHERE CASE i.expected WHEN -2 THEN true
-                       WHEN -1 THEN s.version = -1
-                       WHEN -3 THEN s.version >= 0
-                       ELSE s.version = i.expected END
- ORDER BY i.n
-RETURNING e.event_id, e.transaction_id, e.seq, e.version, e.recorded_at`
+const appendGroupSQL = `WITH i AS MATERIALIZED (
+    SELECT i.*, s.version AS current,
+           CASE i.expected WHEN -2 THEN true
+                           WHEN -1 THEN s.version = -1
+                           WHEN -3 THEN s.version >= 0
+                           ELSE s.version = i.expected END AS matches
+      FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[], $9::int[])
+           WITH ORDINALITY AS i(category, stream_id, stream_hash, expected, id, type, data, metadata, ord, n)
+     CROSS JOIN LATERAL (SELECT coalesce(max(x.version), -1) AS version FROM {{schema}}.events x
+                          WHERE x.category = i.category AND x.stream_id = i.stream_id) s
+), ins AS (
+    INSERT INTO {{schema}}.events AS e (category, stream_id, stream_hash, version, event_id, type, data, metadata)
+    SELECT category, stream_id, stream_hash, current + ord, id, type, data, metadata FROM i WHERE matches ORDER BY n
+    RETURNING e.event_id, e.transaction_id, e.seq, e.version, e.recorded_at
+)
+SELECT event_id, transaction_id, seq, version, recorded_at FROM ins
+UNION ALL
+SELECT id, NULL, NULL, current, NULL FROM i WHERE NOT matches AND ord = 1`
 
 // appendVerdictSQL says why appendSQL recorded nothing: 1 version conflict,
 // 2 the first event ID is recorded (the caller reads what is stored, to
