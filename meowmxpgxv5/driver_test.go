@@ -39,6 +39,23 @@ func newStore(t testing.TB, pool *pgxpool.Pool) *meowmx.Store[pgx.Tx] {
 
 var data = json.RawMessage(`{"n":1}`)
 
+// beginWithPID begins a transaction on pool, rolled back at the test's end
+// if still open, and returns it with its backend's pid.
+func beginWithPID(t *testing.T, pool *pgxpool.Pool) (pgx.Tx, int) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	var pid int
+	if err := tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	return tx, pid
+}
+
 // TestTransactionTooOld: a caller's transaction that took its id before
 // another writer appended to a stream cannot append to that stream, because
 // its events would come before the other writer's in the global order.
@@ -206,14 +223,7 @@ func TestTerminatedAppendWritesNothing(t *testing.T) {
 	store := newStore(t, pool)
 	stream := meowmx.NewStream("order", "x")
 
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pid int
-	if err := tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
-		t.Fatal(err)
-	}
+	tx, pid := beginWithPID(t, pool)
 	batch := make([]meowmx.Event, 500)
 	for i := range batch {
 		batch[i] = meowmx.Event{Type: "Row", Data: data}
@@ -251,17 +261,9 @@ func TestAppendRaces(t *testing.T) {
 	// commits, and returns what race returned.
 	first := func(t *testing.T, stream meowmx.Stream, ev meowmx.Event, race func() ([]meowmx.RecordedEvent, error)) ([]meowmx.RecordedEvent, []meowmx.RecordedEvent, error) {
 		t.Helper()
-		tx, err := pool.Begin(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tx.Rollback(ctx)
+		tx, pid := beginWithPID(t, pool)
 		recorded, err := store.AppendTx(ctx, tx, stream, meowmx.NoStream, ev)
 		if err != nil {
-			t.Fatal(err)
-		}
-		var pid int
-		if err := tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
 			t.Fatal(err)
 		}
 		type outcome struct {

@@ -26,15 +26,7 @@ func TestGroupConnectionDropped(t *testing.T) {
 
 	// A transaction that has written version 0 of grp-b and stays open:
 	// the group's insert of that version waits for it.
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	var pid int
-	if err := tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
-		t.Fatal(err)
-	}
+	tx, pid := beginWithPID(t, pool)
 	if _, err := store.AppendTx(ctx, tx, meowmx.NewStream("grp", "b"), meowmx.NoStream, meowmx.Event{Type: "Blocker", Data: data}); err != nil {
 		t.Fatal(err)
 	}
