@@ -69,6 +69,16 @@ type Executor interface {
 	// horizon back, or nil when none does (always nil on SQLite).
 	Horizon(ctx context.Context) (*meowmxtype.Horizon, error)
 
+	// Streams returns the streams ordered by category then ID, after
+	// p.After, at most p.Limit, each with its last event. Its cost grows with
+	// the page, not with the log or the streams' lengths.
+	Streams(ctx context.Context, p *StreamsParams) ([]meowmxtype.StreamInfo, error)
+
+	// Categories returns the categories in order after p.After, at most
+	// p.Limit, with their counts and their last event. Counting reads the
+	// category's entries of an index.
+	Categories(ctx context.Context, p *CategoriesParams) ([]meowmxtype.CategoryInfo, error)
+
 	SubscriptionExecutor
 
 	// SaveSnapshot stores a snapshot unless one exists for the same stream,
@@ -163,6 +173,23 @@ type ReadGlobalParams struct {
 	Limit     int
 }
 
+// StreamsParams are the arguments of Executor.Streams.
+type StreamsParams struct {
+	Schema string
+	// Category, when not empty, keeps the streams of one category; After's
+	// category is then Category.
+	Category string
+	After    meowmxtype.Stream // the zero Stream for the first page
+	Limit    int
+}
+
+// CategoriesParams are the arguments of Executor.Categories.
+type CategoriesParams struct {
+	Schema string
+	After  string // "" for the first page
+	Limit  int
+}
+
 // MigrateResult lists the migrations Migrate applied, and what it found of
 // the cluster the schema lives on.
 type MigrateResult struct {
@@ -198,3 +225,21 @@ var (
 	// means for the caller.
 	ErrVersionTaken = errors.New("version already recorded")
 )
+
+// Classify wraps err, an error of the database, in kind (an error of
+// meowmxtype or of this package): errors.Is finds both, and the message is
+// kind's, then err's. An error that is classified already is returned as
+// it is, so that an error mapped twice on its way up does not repeat its
+// message.
+func Classify(kind, err error) error {
+	var c *classified
+	if errors.As(err, &c) {
+		return err
+	}
+	return &classified{kind: kind, err: err}
+}
+
+type classified struct{ kind, err error }
+
+func (c *classified) Error() string   { return c.kind.Error() + ": " + c.err.Error() }
+func (c *classified) Unwrap() []error { return []error{c.kind, c.err} }

@@ -11,7 +11,6 @@ import (
 	"context"
 	"embed"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -127,22 +126,22 @@ func mapError(err error) error {
 	case "23505":
 		switch pgErr.ConstraintName {
 		case "events_event_id_key":
-			return fmt.Errorf("%w: %w", meowmxtype.ErrDuplicateEventID, err)
+			return meowmxdriver.Classify(meowmxtype.ErrDuplicateEventID, err)
 		case "events_stream_version_key":
-			return fmt.Errorf("%w: %w", meowmxdriver.ErrVersionTaken, err)
+			return meowmxdriver.Classify(meowmxdriver.ErrVersionTaken, err)
 		}
 	case "40001", "40P01":
-		return fmt.Errorf("%w: %w", meowmxtype.ErrSerialization, err)
+		return meowmxdriver.Classify(meowmxtype.ErrSerialization, err)
 	case "55P03": // lock_not_available: a lock timeout
-		return fmt.Errorf("%w: %w", meowmxtype.ErrSerialization, err)
+		return meowmxdriver.Classify(meowmxtype.ErrSerialization, err)
 	case "3F000", "42P01", "42883":
-		return fmt.Errorf("%w: %w", meowmxtype.ErrSchemaMissing, err)
+		return meowmxdriver.Classify(meowmxtype.ErrSchemaMissing, err)
 	case "54000", "54001":
 		// A key too large for an index, a document nested too deeply.
-		return fmt.Errorf("%w: %w", meowmxtype.ErrInvalidInput, err)
+		return meowmxdriver.Classify(meowmxtype.ErrInvalidInput, err)
 	}
 	if strings.HasPrefix(pgErr.Code, "22") { // data exception
-		return fmt.Errorf("%w: %w", meowmxtype.ErrInvalidInput, err)
+		return meowmxdriver.Classify(meowmxtype.ErrInvalidInput, err)
 	}
 	return err
 }

@@ -224,3 +224,42 @@ func (e *executor) query(ctx context.Context, schema string, query func(st *stat
 	defer rows.Close()
 	return mapError(scan(rows))
 }
+
+func (e *executor) Streams(ctx context.Context, p *meowmxdriver.StreamsParams) ([]meowmxtype.StreamInfo, error) {
+	var infos []meowmxtype.StreamInfo
+	err := e.query(ctx, p.Schema, func(st *statements) (string, []any) {
+		if p.Category != "" {
+			return st.categoryStreams, []any{p.Category, p.After.ID, p.Limit}
+		}
+		return st.streams, []any{p.After.Category, p.After.ID, p.Limit}
+	}, func(rows pgx.Rows) error {
+		for rows.Next() {
+			var in meowmxtype.StreamInfo
+			if err := rows.Scan(&in.Stream.Category, &in.Stream.ID, &in.Version,
+				&in.LastPosition.TransactionID, &in.LastPosition.Seq, &in.LastRecordedAt); err != nil {
+				return err
+			}
+			infos = append(infos, in)
+		}
+		return rows.Err()
+	})
+	return infos, err
+}
+
+func (e *executor) Categories(ctx context.Context, p *meowmxdriver.CategoriesParams) ([]meowmxtype.CategoryInfo, error) {
+	var infos []meowmxtype.CategoryInfo
+	err := e.query(ctx, p.Schema, func(st *statements) (string, []any) {
+		return st.categories, []any{p.After, p.Limit}
+	}, func(rows pgx.Rows) error {
+		for rows.Next() {
+			var in meowmxtype.CategoryInfo
+			if err := rows.Scan(&in.Category, &in.Events, &in.Streams,
+				&in.LastPosition.TransactionID, &in.LastPosition.Seq, &in.LastRecordedAt); err != nil {
+				return err
+			}
+			infos = append(infos, in)
+		}
+		return rows.Err()
+	})
+	return infos, err
+}

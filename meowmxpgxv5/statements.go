@@ -15,19 +15,22 @@ type statements struct {
 	appliedMigrations string
 	recordMigration   string
 
-	append         string
-	appendTx       string
-	appendGroup    string
-	copiedFrom     string
-	appendVerdict  string
-	appendAt       string
-	appendAt1      string
-	existingFrom   string
-	readStreamFwd  string
-	readStreamBack string
-	readAll        string
-	readCategory   string
-	streamVersion  string
+	append          string
+	appendTx        string
+	appendGroup     string
+	copiedFrom      string
+	appendVerdict   string
+	appendAt        string
+	appendAt1       string
+	existingFrom    string
+	readStreamFwd   string
+	readStreamBack  string
+	readAll         string
+	readCategory    string
+	streamVersion   string
+	streams         string
+	categoryStreams string
+	categories      string
 
 	clusterState  string
 	lockEvents    string
@@ -45,6 +48,50 @@ const eventColumns = `transaction_id, seq, category, stream_id, version, event_i
 // event can still appear before the returned ones. visible_horizon() is
 // that xmin, plus the schema's position offset (see cluster.go).
 const visible = `transaction_id < {{schema}}.visible_horizon()`
+
+// streamsSQL lists a page of streams after ($1, $2), at most $3, with
+// their last events: a loose index scan, one descent of the (category,
+// stream_id, version) index to find each next stream ({{next}} says which)
+// and one for its last event, so that a page costs the same on a log of
+// any size.
+const streamsSQL = `WITH RECURSIVE s(category, stream_id) AS (
+    SELECT $1::text, $2::text
+    UNION ALL
+    SELECT n.category, n.stream_id FROM s CROSS JOIN LATERAL (
+        SELECT e.category, e.stream_id FROM {{schema}}.events e
+         WHERE {{next}}
+         ORDER BY e.category, e.stream_id LIMIT 1) n
+)
+SELECT s.category, s.stream_id, l.version, l.transaction_id, l.seq, l.recorded_at
+  FROM (SELECT category, stream_id FROM s OFFSET 1 LIMIT $3) s
+ CROSS JOIN LATERAL (
+    SELECT e.version, e.transaction_id, e.seq, e.recorded_at FROM {{schema}}.events e
+     WHERE e.category = s.category AND e.stream_id = s.stream_id
+     ORDER BY e.version DESC LIMIT 1) l`
+
+// categoriesSQL lists a page of categories after $1, at most $2: a loose
+// index scan finds them; counting reads each one's entries of the
+// (category, stream_id, version) index, where a stream is its version 0.
+// The last event is the first entry of the (category, transaction_id, seq)
+// index below the category's end, a bound no other index can serve: with
+// category = c, the planner may walk the primary key backwards instead,
+// across every later event of other categories.
+const categoriesSQL = `WITH RECURSIVE c(category) AS (
+    SELECT $1::text
+    UNION ALL
+    SELECT n.category FROM c CROSS JOIN LATERAL (
+        SELECT e.category FROM {{schema}}.events e WHERE e.category > c.category
+         ORDER BY e.category LIMIT 1) n
+)
+SELECT c.category, n.events, n.streams, l.transaction_id, l.seq, l.recorded_at
+  FROM (SELECT category FROM c OFFSET 1 LIMIT $2) c
+ CROSS JOIN LATERAL (
+    SELECT count(*) AS events, count(*) FILTER (WHERE e.version = 0) AS streams
+      FROM {{schema}}.events e WHERE e.category = c.category) n
+ CROSS JOIN LATERAL (
+    SELECT e.transaction_id, e.seq, e.recorded_at FROM {{schema}}.events e
+     WHERE (e.category, e.transaction_id, e.seq) <= (c.category, '18446744073709551615'::xid8, 0)
+     ORDER BY e.category DESC, e.transaction_id DESC, e.seq DESC LIMIT 1) l`
 
 // appendSQL records a batch in one statement, with one snapshot:
 // $1 category, $2 stream ID, $3 stream hash, $4 expected version, then the
@@ -223,6 +270,11 @@ CREATE TABLE IF NOT EXISTS {{schema}}.migrations (
  ORDER BY transaction_id, seq
  LIMIT $4`),
 		streamVersion: r(`SELECT coalesce(max(version), -1) FROM {{schema}}.events WHERE category = $1 AND stream_id = $2`),
+		streams: r(strings.ReplaceAll(streamsSQL, "{{next}}",
+			`(e.category, e.stream_id) > (s.category, s.stream_id)`)),
+		categoryStreams: r(strings.ReplaceAll(streamsSQL, "{{next}}",
+			`e.category = s.category AND e.stream_id > s.stream_id`)),
+		categories: r(categoriesSQL),
 
 		// The cluster now, the one recorded with its offset, the offset
 		// the position functions add, the highest

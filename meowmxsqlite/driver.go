@@ -170,15 +170,15 @@ func mapError(err error) error {
 	}
 	switch sqliteErr.Code() {
 	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_BUSY_SNAPSHOT, sqlite3.SQLITE_LOCKED:
-		return fmt.Errorf("%w: %w", meowmxtype.ErrSerialization, err)
+		return meowmxdriver.Classify(meowmxtype.ErrSerialization, err)
 	case sqlite3.SQLITE_TOOBIG:
-		return fmt.Errorf("%w: %w", meowmxtype.ErrInvalidInput, err)
+		return meowmxdriver.Classify(meowmxtype.ErrInvalidInput, err)
 	case sqlite3.SQLITE_CONSTRAINT_UNIQUE:
-		return fmt.Errorf("%w: %w", errUniqueViolation, err)
+		return meowmxdriver.Classify(errUniqueViolation, err)
 	case sqlite3.SQLITE_ERROR:
 		// SQLite has no code of its own for a missing table.
 		if strings.Contains(sqliteErr.Error(), "no such table") {
-			return fmt.Errorf("%w: %w", meowmxtype.ErrSchemaMissing, err)
+			return meowmxdriver.Classify(meowmxtype.ErrSchemaMissing, err)
 		}
 	}
 	return err

@@ -111,3 +111,50 @@ func (e *executor) StreamVersion(ctx context.Context, schema, category, streamID
 func (e *executor) Horizon(ctx context.Context) (*meowmxtype.Horizon, error) {
 	return nil, ctx.Err()
 }
+
+func (e *executor) Streams(ctx context.Context, p *meowmxdriver.StreamsParams) ([]meowmxtype.StreamInfo, error) {
+	st := e.driver.statements(p.Schema)
+	query, first := st.streams, p.After.Category
+	if p.Category != "" {
+		query, first = st.categoryStreams, p.Category
+	}
+	rows, err := e.reader().QueryContext(ctx, query, first, p.After.ID, p.Limit)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	defer rows.Close()
+	var infos []meowmxtype.StreamInfo
+	for rows.Next() {
+		var (
+			in         meowmxtype.StreamInfo
+			recordedAt int64
+		)
+		if err := rows.Scan(&in.Stream.Category, &in.Stream.ID, &in.Version, &in.LastPosition.Seq, &recordedAt); err != nil {
+			return nil, mapError(err)
+		}
+		in.LastRecordedAt = time.UnixMicro(recordedAt).UTC()
+		infos = append(infos, in)
+	}
+	return infos, mapError(rows.Err())
+}
+
+func (e *executor) Categories(ctx context.Context, p *meowmxdriver.CategoriesParams) ([]meowmxtype.CategoryInfo, error) {
+	rows, err := e.reader().QueryContext(ctx, e.driver.statements(p.Schema).categories, p.After, p.Limit)
+	if err != nil {
+		return nil, mapError(err)
+	}
+	defer rows.Close()
+	var infos []meowmxtype.CategoryInfo
+	for rows.Next() {
+		var (
+			in         meowmxtype.CategoryInfo
+			recordedAt int64
+		)
+		if err := rows.Scan(&in.Category, &in.Events, &in.Streams, &in.LastPosition.Seq, &recordedAt); err != nil {
+			return nil, mapError(err)
+		}
+		in.LastRecordedAt = time.UnixMicro(recordedAt).UTC()
+		infos = append(infos, in)
+	}
+	return infos, mapError(rows.Err())
+}

@@ -27,12 +27,66 @@ type statements struct {
 	readAll      string
 	readCategory string
 
+	streams, categoryStreams, categories string
+
 	sub subscriptionStatements
 
 	saveSnapshot, loadSnapshot, deleteSnapshots string
 }
 
 const eventColumns = `seq, category, stream_id, version, event_id, type, data, metadata, recorded_at`
+
+// streamsSQL lists a page of streams after (?1, ?2), at most ?3, with
+// their last events: a loose index scan, where each step seeks the next
+// stream in the (category, stream_id, version) index: the next ID in the
+// same category, else ({{next category}}) the first of the next category.
+// Each seek compares one column to a range after an equality: SQLite
+// bounds an index search by a row value compared with a correlated one
+// only on its first column, which would scan the rest of the category.
+const streamsSQL = `WITH RECURSIVE s(category, stream_id, n) AS (
+    SELECT ?1, ?2, 0
+    UNION ALL
+    SELECT CASE WHEN ` + nextInCategory + ` IS NOT NULL THEN s.category ELSE {{next category}} END,
+           coalesce(` + nextInCategory + `,
+               (SELECT min(e.stream_id) FROM {{prefix}}events e WHERE e.category = {{next category}})),
+           s.n + 1
+      FROM s WHERE s.n < ?3 AND s.category IS NOT NULL
+)
+SELECT e.category, e.stream_id, e.version, e.seq, e.recorded_at
+  FROM s JOIN {{prefix}}events e
+    ON e.category = s.category AND e.stream_id = s.stream_id
+   AND e.version = (SELECT max(m.version) FROM {{prefix}}events m
+                     WHERE m.category = s.category AND m.stream_id = s.stream_id)
+ WHERE s.n > 0
+ ORDER BY s.n`
+
+// nextInCategory is the ID of the stream after s's in its category.
+const nextInCategory = `(SELECT e.stream_id FROM {{prefix}}events e
+     WHERE e.category = s.category AND e.stream_id > s.stream_id
+     ORDER BY e.stream_id LIMIT 1)`
+
+// nextCategory is the category after s's.
+const nextCategory = `(SELECT e.category FROM {{prefix}}events e
+     WHERE e.category > s.category ORDER BY e.category LIMIT 1)`
+
+// categoriesSQL lists a page of categories after ?1, at most ?2: a loose
+// index scan finds them; counting reads each one's entries of the
+// (category, stream_id, version) index, where a stream is its version 0.
+const categoriesSQL = `WITH RECURSIVE c(category, n) AS (
+    SELECT ?1, 0
+    UNION ALL
+    SELECT (SELECT e.category FROM {{prefix}}events e WHERE e.category > c.category
+             ORDER BY e.category LIMIT 1), c.n + 1
+      FROM c WHERE c.n < ?2 AND c.category IS NOT NULL
+)
+SELECT c.category,
+       (SELECT count(*) FROM {{prefix}}events e WHERE e.category = c.category),
+       (SELECT count(*) FROM {{prefix}}events e WHERE e.category = c.category AND e.version = 0),
+       l.seq, l.recorded_at
+  FROM c JOIN {{prefix}}events l
+    ON l.seq = (SELECT max(m.seq) FROM {{prefix}}events m WHERE m.category = c.category)
+ WHERE c.n > 0
+ ORDER BY c.n`
 
 func newStatements(schema string) *statements {
 	prefix := schema + "_"
@@ -47,6 +101,10 @@ func newStatements(schema string) *statements {
 )`),
 		appliedMigrations: r(`SELECT version FROM {{prefix}}migrations ORDER BY version`),
 		recordMigration:   r(`INSERT INTO {{prefix}}migrations (version, name) VALUES (?, ?)`),
+
+		streams:         r(strings.ReplaceAll(streamsSQL, "{{next category}}", nextCategory)),
+		categoryStreams: r(strings.ReplaceAll(streamsSQL, "{{next category}}", "NULL")),
+		categories:      r(categoriesSQL),
 
 		findEventID: r(`SELECT category, stream_id, version FROM {{prefix}}events WHERE event_id = ?`),
 		existingFrom: r(`SELECT ` + eventColumns + ` FROM {{prefix}}events

@@ -52,6 +52,8 @@ type env struct {
 	schema string
 	// dbDefault: neither --db nor $MEOWMX_DB was given.
 	dbDefault bool
+	// flags is the flag set the command made last (for completion).
+	flags *flag.FlagSet
 }
 
 // usageError is bad usage or input: exit status 2.
@@ -75,10 +77,14 @@ func init() {
 		{"append", "append events to a stream", cmdAppend},
 		{"read", "read a stream, a category or everything", cmdRead},
 		{"work", "run a subscription worker that prints what it handles", cmdWork},
+		{"streams", "list streams with their event counts and last activity", cmdStreams},
+		{"categories", "list categories with their event and stream counts", cmdCategories},
+		{"status", "show the store at a glance: events, subscriptions, horizon", cmdStatus},
 		{"subscriptions", "list, reset and repair subscriptions", cmdSubscriptions},
 		{"demo", "run the order workflow demo (the main job)", cmdDemo},
 		{"bench", "measure meowmx against raw SQL on the same database", cmdBench},
 		{"version", "print the version", cmdVersion},
+		{"completion", "print a shell completion script (bash, zsh or fish)", cmdCompletion},
 	}
 }
 
@@ -218,6 +224,7 @@ type flagSet struct {
 // of its help. Parse errors are left to parse, which reports them in one line.
 func newFlagSet(e *env, name, usage string) *flagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	e.flags = fs
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {} // errors are reported in one line; --help prints usage
 	return &flagSet{FlagSet: fs, help: func() {

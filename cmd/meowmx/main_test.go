@@ -208,7 +208,7 @@ func TestWorkAndSubscriptions(t *testing.T) {
 	if got := decodeLines(t, r.stdout); len(got) != 5 {
 		t.Fatalf("after reset, work printed %d events", len(got))
 	}
-	if r := mustRun(t, "", "--db", db, "subscriptions", "parked", "printer"); r.stdout != "" {
+	if r := mustRun(t, "", "--db", db, "subscriptions", "parked", "printer", "--format", "json"); r.stdout != "" {
 		t.Fatalf("parked printed %q", r.stdout)
 	}
 	if r := mustRun(t, "", "--db", db, "subscriptions", "replay", "printer"); !strings.Contains(r.stdout, "0 parked events") {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -31,6 +32,8 @@ type storeAPI interface {
 	ReplayParked(ctx context.Context, name string) (int, error)
 	DeleteSubscription(ctx context.Context, name string) error
 	Horizon(ctx context.Context) (*meowmx.Horizon, error)
+	Streams(ctx context.Context, opts *meowmx.StreamsOpts) ([]meowmx.StreamInfo, error)
+	Categories(ctx context.Context, opts *meowmx.CategoriesOpts) ([]meowmx.CategoryInfo, error)
 	Schema() string
 	Close() error
 }
@@ -43,6 +46,7 @@ type backend struct {
 	lite   *meowmx.Store[*sql.Tx]
 	liteDB *sql.DB
 	pool   *pgxpool.Pool
+	db     *database
 	label  string // the database, password masked
 	close  func()
 }
@@ -87,7 +91,7 @@ func openDatabase(e *env, d *database) (*backend, error) {
 			pool.Close()
 			return nil, &usageError{msg: err.Error()}
 		}
-		return &backend{api: store, pg: store, pool: pool, label: d.label, close: func() {
+		return &backend{api: store, pg: store, pool: pool, db: d, label: d.label, close: func() {
 			store.Close() // first: it notifies other processes of this one's appends
 			pool.Close()
 		}}, nil
@@ -101,7 +105,7 @@ func openDatabase(e *env, d *database) (*backend, error) {
 		db.Close()
 		return nil, &usageError{msg: err.Error()}
 	}
-	return &backend{api: store, lite: store, liteDB: db, label: d.label, close: func() {
+	return &backend{api: store, lite: store, liteDB: db, db: d, label: d.label, close: func() {
 		store.Close()
 		db.Close()
 	}}, nil
@@ -134,15 +138,22 @@ func openMigrated(e *env) (*backend, error) {
 
 // migrateCommand is the "meowmx migrate" command line for the database and
 // schema the user gave (the password masked).
-func migrateCommand(e *env, d *database) string {
+func migrateCommand(e *env, d *database) string { return commandLine(e, d, "migrate") }
+
+// commandLine is a meowmx command line with the --db (password masked) and
+// --schema the user gave, then words.
+func commandLine(e *env, d *database, words ...string) string {
 	cmd := "meowmx"
 	if !e.dbDefault {
-		cmd += " --db '" + d.label + "'"
+		cmd += " --db '" + strings.ReplaceAll(d.label, "'", `'\''`) + "'"
 	}
 	if e.schema != "" {
-		cmd += " --schema " + e.schema
+		cmd += " --schema " + shellQuote(e.schema)
 	}
-	return cmd + " migrate"
+	for _, w := range words {
+		cmd += " " + w
+	}
+	return cmd
 }
 
 func isConflict(err error) bool { return errors.Is(err, meowmx.ErrVersionConflict) }

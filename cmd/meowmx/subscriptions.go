@@ -167,36 +167,53 @@ everything again (to rebuild a read model), end skips to now.`)
 }
 
 // cmdSubscriptionsParked runs "meowmx subscriptions parked": it prints a
-// subscription's parked events as JSON lines.
+// subscription's parked events.
 func cmdSubscriptionsParked(e *env) error {
-	fs := newFlagSet(e, "subscriptions parked", `Usage: meowmx subscriptions parked NAME
+	fs := newFlagSet(e, "subscriptions parked", `Usage: meowmx subscriptions parked NAME [--format text|json]
 
-Prints the subscription's parked events as JSON lines: the event's fields,
-plus partition, attempts, error and parked_at.`)
+Prints the subscription's parked events: a table, or with --format json one
+JSON line per event with the event's fields (as read prints them) and
+partition, attempts, error, parked_at and replay (whether a replay was
+asked for).`)
+	format := fs.String("format", "text", "text, or json for one JSON line per parked event")
 	b, name, err := openForSubscription(e, fs)
 	if err != nil {
 		return err
 	}
 	defer b.close()
+	if err := checkListFlags(*format, 0); err != nil {
+		return err
+	}
 	parked, err := b.api.ParkedEvents(e.ctx, name)
 	if err != nil {
 		return err
 	}
-	for _, pe := range parked {
-		line, err := json.Marshal(struct {
-			eventLine
-			Partition int    `json:"partition"`
-			Attempts  int    `json:"attempts"`
-			Error     string `json:"error"`
-			ParkedAt  string `json:"parked_at"`
-			Replay    bool   `json:"replay"`
-		}{toLine(pe.Event), pe.Partition, pe.Attempts, pe.Error, pe.ParkedAt.UTC().Format(time.RFC3339Nano), pe.Replay})
-		if err != nil {
-			return err
+	if *format == "json" {
+		for _, pe := range parked {
+			if err := writeJSONLine(e.stdout, struct {
+				eventLine
+				Partition int    `json:"partition"`
+				Attempts  int    `json:"attempts"`
+				Error     string `json:"error"`
+				ParkedAt  string `json:"parked_at"`
+				Replay    bool   `json:"replay"`
+			}{toLine(pe.Event), pe.Partition, pe.Attempts, pe.Error, pe.ParkedAt.UTC().Format(time.RFC3339Nano), pe.Replay}); err != nil {
+				return err
+			}
 		}
-		fmt.Fprintf(e.stdout, "%s\n", line)
+		return nil
 	}
-	return nil
+	if len(parked) == 0 {
+		_, err := fmt.Fprintf(e.stdout, "subscription %s has no parked events\n", name)
+		return err
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "POSITION\tSTREAM\tVERSION\tTYPE\tPARTITION\tATTEMPTS\tPARKED AT\tREPLAY\tERROR")
+	for _, pe := range parked {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%s\t%t\t%s\n", pe.Event.Position, pe.Event.Stream, pe.Event.Version,
+			pe.Event.Type, pe.Partition, pe.Attempts, formatTime(pe.ParkedAt), pe.Replay, oneLine(pe.Error, 80))
+	}
+	return tw.Flush()
 }
 
 // cmdSubscriptionsReplay runs "meowmx subscriptions replay": it asks the

@@ -66,6 +66,7 @@ func Exercise[TTx any](t *testing.T, h *Harness[TTx]) {
 		"ReadCategory":            testReadCategory[TTx],
 		"ReadAllPaging":           testReadAllPaging[TTx],
 		"EventsIterator":          testEventsIterator[TTx],
+		"Browse":                  testBrowse[TTx],
 		"LargeBatch":              testLargeBatch[TTx],
 		"BadInput":                testBadInput[TTx],
 		"ClosedStore":             testClosedStore[TTx],
