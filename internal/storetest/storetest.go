@@ -223,6 +223,20 @@ func testSchemaMissing[TTx any](t *testing.T, h *Harness[TTx]) {
 	if _, err := s.ReadStream(c, meowmx.NewStream("order", "1"), nil); !errors.Is(err, meowmx.ErrSchemaMissing) {
 		t.Fatalf("read stream of an unmigrated schema: err = %v, want ErrSchemaMissing", err)
 	}
+	// The message says it once, however many layers saw the error.
+	for _, call := range []func() error{
+		func() error {
+			_, err := s.Append(c, meowmx.NewStream("order", "1"), meowmx.Any, ev("Placed", `{}`))
+			return err
+		},
+		func() error { _, err := s.ReadAll(c, meowmx.Start, nil); return err },
+		func() error { _, err := s.Streams(c, nil); return err },
+		func() error { _, err := s.StreamVersion(c, meowmx.NewStream("order", "1")); return err },
+	} {
+		if err := call(); strings.Count(err.Error(), meowmx.ErrSchemaMissing.Error()) != 1 {
+			t.Errorf("error %q does not say %q exactly once", err, meowmx.ErrSchemaMissing)
+		}
+	}
 }
 
 func testSchemasIsolated[TTx any](t *testing.T, h *Harness[TTx]) {
