@@ -90,12 +90,13 @@ type Driver struct {
 	waiting atomic.Int64
 	held    sync.Map // *sql.Tx from Begin -> *heldTx
 	stmts   *meowmxdriver.PerSchema[statements]
+	cache   *stmtCache
 }
 
 // New returns a driver that runs on db, best opened with Open. The driver
 // never closes db.
 func New(db *sql.DB) *Driver {
-	return &Driver{db: db, writing: make(chan struct{}, 1), stmts: meowmxdriver.NewPerSchema(newStatements)}
+	return &Driver{db: db, writing: make(chan struct{}, 1), stmts: meowmxdriver.NewPerSchema(newStatements), cache: newStmtCache(db)}
 }
 
 var _ meowmxdriver.Driver[*sql.Tx] = (*Driver)(nil)

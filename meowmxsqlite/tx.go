@@ -70,9 +70,10 @@ var (
 	errLineStalled  = errors.New("no write turn taken")
 )
 
-// writeTx runs fn, in the process's write turn, in a BEGIN IMMEDIATE
-// transaction on one connection, committing when fn returns nil and rolling
-// back otherwise.
+// writeTx runs fn, in the process's write turn, in an immediate write
+// transaction (the database's _txlock, which Open sets), committing when fn
+// returns nil and rolling back otherwise. fn's statements run prepared once
+// they have run before.
 func (d *Driver) writeTx(ctx context.Context, fn func(q querier) error) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -81,24 +82,20 @@ func (d *Driver) writeTx(ctx context.Context, fn func(q querier) error) (err err
 		return err
 	}
 	defer d.unlock()
-	conn, err := d.db.Conn(ctx)
+	d.cache.prepareWanted(ctx)
+	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return err
 	}
 	defer func() {
 		if err != nil {
-			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+			_ = tx.Rollback()
 		}
 	}()
-	if err := fn(conn); err != nil {
+	if err := fn(txQuerier{tx: tx, cache: d.cache}); err != nil {
 		return err
 	}
-	_, err = conn.ExecContext(ctx, "COMMIT")
-	return err
+	return tx.Commit()
 }
 
 // inWriteTx runs fn in the caller's transaction if there is one, in a write
