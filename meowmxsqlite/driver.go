@@ -95,6 +95,13 @@ type Driver struct {
 
 // New returns a driver that runs on db, best opened with Open. The driver
 // never closes db.
+//
+// Its write transactions begin as db's _txlock parameter says; Open makes
+// them immediate, so that a writer takes SQLite's write lock before it
+// reads. On a database opened otherwise, add _txlock=immediate to its DSN:
+// with deferred transactions, a writer of another process that commits
+// between an append's read and its write fails the append with
+// ErrSerialization (which Append retries), instead of making it wait.
 func New(db *sql.DB) *Driver {
 	return &Driver{db: db, writing: make(chan struct{}, 1), stmts: meowmxdriver.NewPerSchema(newStatements), cache: newStmtCache(db)}
 }

@@ -188,3 +188,47 @@ func TestWriteTurnLine(t *testing.T) {
 		t.Fatalf("append once the turn is free: %v", err)
 	}
 }
+
+// TestPreparedOnPoolOfOne: statements are prepared between write
+// transactions, never while one holds the pool's only connection: on a pool
+// of one, appends (alone and grouped) and reads go through, with their
+// statements prepared after their first runs.
+func TestPreparedOnPoolOfOne(t *testing.T) {
+	t.Parallel()
+	db, err := meowmxsqlite.Open(filepath.Join(t.TempDir(), "one.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	_, store := newStore(t, db)
+	defer store.Close()
+	ctx := t.Context()
+	for round := range 3 {
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for w := range 8 {
+			wg.Go(func() {
+				_, err := store.Append(ctx, meowmx.NewStream("one", fmt.Sprint(w)), meowmx.Any,
+					meowmx.Event{Type: "Tick", Data: json.RawMessage(fmt.Sprintf(`{"round":%d}`, round))})
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		for w := range 8 {
+			events, err := store.ReadStream(ctx, meowmx.NewStream("one", fmt.Sprint(w)), nil)
+			if err != nil || len(events) != round+1 {
+				t.Fatalf("round %d: stream %d has %d events, %v", round, w, len(events), err)
+			}
+		}
+	}
+	if db.Stats().OpenConnections != 1 {
+		t.Fatalf("%d open connections on a pool of one", db.Stats().OpenConnections)
+	}
+}

@@ -1,0 +1,58 @@
+package meowmxsqlite_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/meowmx/meowmx"
+	"github.com/meowmx/meowmx/meowmxsqlite"
+)
+
+var benchData = []byte(`{"amount":42,"currency":"EUR","note":"bench"}`)
+
+// BenchmarkAppend1: single-event appends to new streams, one writer, on a
+// file opened with Open (WAL, synchronous=FULL).
+func BenchmarkAppend1(b *testing.B) {
+	db, err := meowmxsqlite.Open(filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	store, err := meowmx.New(meowmxsqlite.New(db), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	ctx := context.Background()
+	if err := store.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, err := store.Append(ctx, meowmx.NewStream("bench", fmt.Sprint(i)), meowmx.NoStream, meowmx.Event{Type: "Benched", Data: benchData}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBaselineInsert1: the bare autocommit INSERT into a table with a
+// unique (stream, version) index, on the same settings.
+func BenchmarkBaselineInsert1(b *testing.B) {
+	db, err := meowmxsqlite.Open(filepath.Join(b.TempDir(), "baseline.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE baseline (id INTEGER PRIMARY KEY AUTOINCREMENT, stream TEXT NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL, UNIQUE (stream, version))`); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, err := db.ExecContext(ctx, `INSERT INTO baseline (stream, version, type, data) VALUES (?, 0, ?, ?)`, fmt.Sprint("bench-", i), "Benched", string(benchData)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
