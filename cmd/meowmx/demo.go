@@ -54,7 +54,7 @@ Examples:
 	if err := b.api.Migrate(e.ctx); err != nil {
 		return err
 	}
-	d := &demo{env: e, label: b.label, orders: *events / 3, writers: *writers}
+	d := &demo{env: e, db: b.db, label: b.label, orders: *events / 3, writers: *writers}
 	if b.pg != nil {
 		return runDemo(d, b.pg, pgAdapter(b))
 	}
@@ -65,6 +65,7 @@ Examples:
 // and summary print.
 type demo struct {
 	env     *env
+	db      *database
 	label   string
 	orders  int
 	writers int
@@ -213,7 +214,15 @@ ON CONFLICT (category) DO UPDATE SET events = `+tracking+`.events + excluded.eve
 		return fmt.Errorf("the read model does not match the event streams for %d orders", mismatches)
 	}
 	fmt.Fprintf(out, "read model: all %d orders match their event streams\n", orders)
-	fmt.Fprintf(out, "\nTry next:\n  meowmx read --category order --format text | tail\n  meowmx subscriptions\n  meowmx read --category shipment --format text | tail\n")
+	fmt.Fprintf(out, "\nTry next:\n")
+	for _, words := range [][]string{
+		{"status"},
+		{"read --category order --format text | tail"},
+		{"streams --category order --limit 5"},
+		{"subscriptions"},
+	} {
+		fmt.Fprintf(out, "  %s\n", commandLine(d.env, d.db, words...))
+	}
 	return nil
 }
 

@@ -236,6 +236,10 @@ func TestDemoSQLite(t *testing.T) {
 		if r.code != 0 || !strings.Contains(r.stdout, "orders match their event streams") {
 			t.Fatalf("demo run %d: exit %d, stdout %q, stderr %q", run, r.code, r.stdout, r.stderr)
 		}
+		// The next commands, on the same database.
+		if !strings.Contains(r.stdout, "\n  meowmx --db '"+db+"' status\n") || !strings.Contains(r.stdout, "' subscriptions\n") {
+			t.Fatalf("demo run %d does not say what to try next on its database:\n%s", run, r.stdout)
+		}
 	}
 	r := mustRun(t, "", "--db", db, "read", "--category", "shipment")
 	if got := decodeLines(t, r.stdout); len(got) != 100 {
