@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -147,6 +148,9 @@ func (s *Store[TTx]) appendParams(ctx context.Context, exec meowmxdriver.Executo
 		}
 		seen[id] = i
 		params.Events[i] = meowmxdriver.EventInsert{ID: id, Type: ev.Type, Data: ev.Data, Metadata: ev.Metadata}
+		if len(ev.Tags) > 0 {
+			params.Events[i].Tags = ev.Tags
+		}
 	}
 	if expected > math.MaxInt64-ExpectedVersion(len(events)) {
 		// No stream has such a version, nor room after it: a conflict,
@@ -179,6 +183,25 @@ func (s *Store[TTx]) validateEvent(ev *Event) error {
 	if ev.Metadata != nil {
 		if err := jsoncheck.Check(ev.Metadata); err != nil {
 			return invalidf("event of type %q: metadata is not valid JSON: %v", ev.Type, err)
+		}
+	}
+	return validTags(ev.Tags)
+}
+
+// validTags checks an event's tags.
+func validTags(tags []string) error {
+	if len(tags) > MaxTags {
+		return invalidf("%d tags, over the limit of %d", len(tags), MaxTags)
+	}
+	for i, tag := range tags {
+		if tag == "" {
+			return invalidf("tag %d is empty", i)
+		}
+		if err := validText("tag", tag, MaxTagLength); err != nil {
+			return err
+		}
+		if slices.Contains(tags[:i], tag) {
+			return invalidf("tag %q appears twice", tag)
 		}
 	}
 	return nil
@@ -220,6 +243,7 @@ func (s *Store[TTx]) appendWith(ctx context.Context, exec meowmxdriver.Executor,
 	recorded := result.Rows
 	for i := range recorded {
 		recorded[i].Type, recorded[i].Data, recorded[i].Metadata = params.Events[i].Type, events[i].Data, events[i].Metadata
+		recorded[i].Tags = params.Events[i].Tags
 	}
 	return recorded, nil
 }

@@ -25,6 +25,10 @@ const (
 	MaxStreamIDLength = 1024
 	// MaxTypeLength is the longest event type.
 	MaxTypeLength = 255
+	// MaxTagLength is the longest tag.
+	MaxTagLength = 255
+	// MaxTags is the most tags one event carries.
+	MaxTags = 64
 	// MaxNameLength is the longest subscription name.
 	MaxNameLength = 255
 )
@@ -146,6 +150,11 @@ type Event struct {
 	Data json.RawMessage
 	// Metadata is optional JSON, such as correlation and causation IDs.
 	Metadata json.RawMessage
+	// Tags are optional labels, such as "course:c1" or "student:s7", that
+	// queries select events by (ReadQuery), across streams. Each is
+	// non-empty text, at most MaxTagLength bytes, without repeats; an
+	// event carries at most MaxTags.
+	Tags []string
 }
 
 // RecordedEvent is an event as the store recorded it.

@@ -212,22 +212,27 @@ func (s *Store[TTx]) CategoryEvents(ctx context.Context, category string, after 
 }
 
 func (s *Store[TTx]) events(ctx context.Context, category string, after Position, opts *ReadOpts) iter.Seq2[RecordedEvent, error] {
+	page := ReadOpts{}
+	if opts != nil {
+		page = *opts
+	}
+	if page.Limit == 0 {
+		page.Limit = ReadLimitDefault
+	}
+	return pages(after, page.Limit, func(after Position) ([]RecordedEvent, error) {
+		if category == "" {
+			return s.ReadAll(ctx, after, &page)
+		}
+		return s.ReadCategory(ctx, category, after, &page)
+	})
+}
+
+// pages iterates over the events that read returns page by page, each
+// after the last of the one before, until a page has fewer than limit.
+func pages(after Position, limit int, read func(after Position) ([]RecordedEvent, error)) iter.Seq2[RecordedEvent, error] {
 	return func(yield func(RecordedEvent, error) bool) {
-		page := ReadOpts{}
-		if opts != nil {
-			page = *opts
-		}
-		if page.Limit == 0 {
-			page.Limit = ReadLimitDefault
-		}
 		for {
-			var events []RecordedEvent
-			var err error
-			if category == "" {
-				events, err = s.ReadAll(ctx, after, &page)
-			} else {
-				events, err = s.ReadCategory(ctx, category, after, &page)
-			}
+			events, err := read(after)
 			if err != nil {
 				yield(RecordedEvent{}, err)
 				return
@@ -237,7 +242,7 @@ func (s *Store[TTx]) events(ctx context.Context, category string, after Position
 					return
 				}
 			}
-			if len(events) < page.Limit {
+			if len(events) < limit {
 				return
 			}
 			after = events[len(events)-1].Position

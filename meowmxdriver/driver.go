@@ -9,6 +9,7 @@ package meowmxdriver
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/meowmx/meowmx/meowmxtype"
 )
@@ -69,6 +70,11 @@ type Executor interface {
 	// horizon back, or nil when none does (always nil on SQLite).
 	Horizon(ctx context.Context) (*meowmxtype.Horizon, error)
 
+	// ReadQuery returns the events matching p.Query in global order after a
+	// position, limited like ReadGlobal to events below the visibility
+	// horizon.
+	ReadQuery(ctx context.Context, p *ReadQueryParams) ([]meowmxtype.RecordedEvent, error)
+
 	// Streams returns the streams ordered by category then ID, after
 	// p.After, at most p.Limit, each with its last event. Its cost grows with
 	// the page, not with the log or the streams' lengths.
@@ -107,7 +113,8 @@ type EventInsert struct {
 	ID       [16]byte
 	Type     string
 	Data     []byte
-	Metadata []byte // nil for none
+	Metadata []byte   // nil for none
+	Tags     []string // nil for none
 }
 
 // AppendParams are the arguments of Executor.Append.
@@ -168,6 +175,16 @@ type ReadGlobalParams struct {
 	Schema    string
 	Category  string // empty for all categories
 	Types     []string
+	AfterTxID uint64
+	AfterSeq  int64
+	Limit     int
+}
+
+// ReadQueryParams are the arguments of Executor.ReadQuery. Query has at
+// least one item.
+type ReadQueryParams struct {
+	Schema    string
+	Query     meowmxtype.Query
 	AfterTxID uint64
 	AfterSeq  int64
 	Limit     int
@@ -243,3 +260,13 @@ type classified struct{ kind, err error }
 
 func (c *classified) Error() string   { return c.kind.Error() + ": " + c.err.Error() }
 func (c *classified) Unwrap() []error { return []error{c.kind, c.err} }
+
+// Qualified qualifies each column of a comma-separated list with prefix
+// ("e.").
+func Qualified(prefix, columns string) string {
+	parts := strings.Split(columns, ", ")
+	for i, c := range parts {
+		parts[i] = prefix + c
+	}
+	return strings.Join(parts, ", ")
+}

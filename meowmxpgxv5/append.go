@@ -2,6 +2,7 @@ package meowmxpgxv5
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -29,6 +30,22 @@ func (e *executor) Append(ctx context.Context, p *meowmxdriver.AppendParams) (*m
 	for i, ev := range p.Events {
 		ids[i], types[i], data[i], metadata[i] = ev.ID, ev.Type, ev.Data, ev.Metadata
 	}
+	// Appends of tagged events take the statements that store tags, with
+	// the tags as their last argument.
+	appendAt, appendAt1, appendAny, appendTx := st.appendAt, st.appendAt1, st.append, st.appendTx
+	withTags := func(args ...any) []any { return args }  // of the array statements
+	withTags1 := func(args ...any) []any { return args } // of appendAt1
+	if slices.ContainsFunc(p.Events, hasTags) {
+		tags := make([][]byte, n)
+		for i, ev := range p.Events {
+			if tags[i], err = tagsJSON(ev.Tags); err != nil {
+				return nil, err
+			}
+		}
+		withTags = func(args ...any) []any { return append(args, tags) }
+		withTags1 = func(args ...any) []any { return append(args, p.Events[0].Tags) }
+		appendAt, appendAt1, appendAny, appendTx = st.appendAtTagged, st.appendAt1Tagged, st.appendTagged, st.appendTxTagged
+	}
 	recorded := func(rows []meowmxtype.RecordedEvent) *meowmxdriver.AppendResult {
 		return &meowmxdriver.AppendResult{Status: meowmxdriver.AppendRecorded, Rows: rows}
 	}
@@ -37,19 +54,19 @@ func (e *executor) Append(ctx context.Context, p *meowmxdriver.AppendParams) (*m
 	if !inTx && n >= copyThreshold {
 		return appendCopy(ctx, db, st, p, ids)
 	}
-	query := st.append
+	query := appendAny
 	switch {
 	case inTx:
-		query = st.appendTx
+		query = appendTx
 	case p.Expected >= -1:
 		// An exact version, in a transaction of its own: the indexes
 		// check, and the verdict says why if they refuse.
 		var rows []meowmxtype.RecordedEvent
 		var err error
 		if n == 1 {
-			rows, err = scanRecorded(ctx, db, p, ids, st.appendAt1, p.Category, p.StreamID, p.StreamHash, p.Expected, ids[0], types[0], data[0], metadata[0])
+			rows, err = scanRecorded(ctx, db, p, ids, appendAt1, withTags1(p.Category, p.StreamID, p.StreamHash, p.Expected, ids[0], types[0], data[0], metadata[0])...)
 		} else {
-			rows, err = scanRecorded(ctx, db, p, ids, st.appendAt, p.Category, p.StreamID, p.StreamHash, p.Expected, ids, types, data, metadata)
+			rows, err = scanRecorded(ctx, db, p, ids, appendAt, withTags(p.Category, p.StreamID, p.StreamHash, p.Expected, ids, types, data, metadata)...)
 		}
 		if err == nil && len(rows) > 0 {
 			return recorded(rows), nil
@@ -69,7 +86,7 @@ func (e *executor) Append(ctx context.Context, p *meowmxdriver.AppendParams) (*m
 	// nothing stands in the way (another writer moved the stream between
 	// the two statements), the append runs again.
 	for attempt := 0; ; attempt++ {
-		rows, err := scanRecorded(ctx, db, p, ids, query, p.Category, p.StreamID, p.StreamHash, p.Expected, ids, types, data, metadata)
+		rows, err := scanRecorded(ctx, db, p, ids, query, withTags(p.Category, p.StreamID, p.StreamHash, p.Expected, ids, types, data, metadata)...)
 		if err != nil {
 			return nil, err
 		}
@@ -170,8 +187,9 @@ func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.Append
 		categories, streams, types []string
 		hashes, expected           []int64
 		ids                        [][16]byte
-		data, metadata             [][]byte
+		data, metadata, tags       [][]byte
 		ord                        []int32
+		tagged                     bool
 		places                     = map[[16]byte]place{}
 	)
 	for _, p := range group {
@@ -180,6 +198,7 @@ func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.Append
 	categories, streams, types = make([]string, 0, events), make([]string, 0, events), make([]string, 0, events)
 	hashes, expected, ord = make([]int64, 0, events), make([]int64, 0, events), make([]int32, 0, events)
 	ids, data, metadata = make([][16]byte, 0, events), make([][]byte, 0, events), make([][]byte, 0, events)
+	tags = make([][]byte, 0, events)
 	inGroup := map[meowmxtype.Stream]bool{}
 	for i, p := range group {
 		if p.Schema != schema {
@@ -198,6 +217,12 @@ func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.Append
 			hashes, expected = append(hashes, p.StreamHash), append(expected, int64(p.Expected))
 			ids, types, ord = append(ids, ev.ID), append(types, ev.Type), append(ord, int32(j+1))
 			data, metadata = append(data, ev.Data), append(metadata, ev.Metadata)
+			evTags, err := tagsJSON(ev.Tags)
+			if err != nil {
+				return nil, err
+			}
+			tags = append(tags, evTags)
+			tagged = tagged || evTags != nil
 			places[ev.ID] = place{i, j}
 		}
 	}
@@ -208,7 +233,11 @@ func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.Append
 	batch := &pgx.Batch{}
 	batch.Queue("BEGIN")
 	batch.Queue(genericPlanSQL)
-	batch.Queue(e.driver.statements(schema).appendGroup, categories, streams, hashes, expected, ids, types, data, metadata, ord)
+	if st := e.driver.statements(schema); tagged {
+		batch.Queue(st.appendGroupTagged, categories, streams, hashes, expected, ids, types, data, metadata, ord, tags)
+	} else {
+		batch.Queue(st.appendGroup, categories, streams, hashes, expected, ids, types, data, metadata, ord)
+	}
 	batch.Queue("COMMIT")
 	br := db.SendBatch(ctx, batch)
 	err = func() error {
@@ -319,13 +348,18 @@ func appendCopy(ctx context.Context, db querier, st *statements, p *meowmxdriver
 			if ev.Metadata != nil {
 				metadata = ev.Metadata
 			}
-			return []any{p.Category, p.StreamID, p.StreamHash, first + int64(i), ev.ID, ev.Type, ev.Data, metadata}, nil
+			return []any{p.Category, p.StreamID, p.StreamHash, first + int64(i), ev.ID, ev.Type, ev.Data, metadata, ev.Tags}, nil
 		}))
 		if err != nil {
 			return mapError(err)
 		}
 		if int(n) != len(p.Events) {
 			return fmt.Errorf("meowmxpgxv5: COPY recorded %d of %d events", n, len(p.Events))
+		}
+		if slices.ContainsFunc(p.Events, hasTags) {
+			if _, err := tx.Exec(ctx, st.copiedTags, p.Category, p.StreamID, first); err != nil {
+				return mapError(err)
+			}
 		}
 		rows, err := scanRecorded(ctx, tx, p, ids, st.copiedFrom, p.Category, p.StreamID, first)
 		if err != nil {
@@ -340,4 +374,15 @@ func appendCopy(ctx context.Context, db querier, st *statements, p *meowmxdriver
 	return result, nil
 }
 
-var copyColumns = []string{"category", "stream_id", "stream_hash", "version", "event_id", "type", "data", "metadata"}
+var copyColumns = []string{"category", "stream_id", "stream_hash", "version", "event_id", "type", "data", "metadata", "tags"}
+
+func hasTags(ev meowmxdriver.EventInsert) bool { return len(ev.Tags) > 0 }
+
+// tagsJSON is an event's tags as the array statements take them: a JSON
+// array, or nil (NULL) for none.
+func tagsJSON(tags []string) ([]byte, error) {
+	if len(tags) == 0 {
+		return nil, nil
+	}
+	return json.Marshal(tags)
+}

@@ -219,3 +219,17 @@ func BenchmarkAppendGroup(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAppend1Exact: single-event appends with exact expected versions,
+// streams of 100 events, one writer (the shape of meowmx bench's append-1).
+func BenchmarkAppend1Exact(b *testing.B) {
+	store := newStore(b, testdb.Pool(b))
+	ctx := context.Background()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		stream := meowmx.NewStream("bench", fmt.Sprint(i/100))
+		if _, err := store.Append(ctx, stream, meowmx.ExpectedVersion(i%100-1), meowmx.Event{Type: "Benched", Data: data}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -105,7 +105,7 @@ func queryEvents(ctx context.Context, db querier, limit int, query string, args 
 		cat, sid, typ pgtype.DriverBytes
 		data, meta    pgtype.DriverBytes
 		row           meowmxtype.RecordedEvent
-		dest          = []any{&row.Position.TransactionID, &row.Position.Seq, &cat, &sid, &row.Version, (*[16]byte)(&row.ID), &typ, &data, &meta, &row.RecordedAt}
+		dest          = []any{&row.Position.TransactionID, &row.Position.Seq, &cat, &sid, &row.Version, (*[16]byte)(&row.ID), &typ, &data, &meta, &row.RecordedAt, &row.Tags}
 		intern        = func(b []byte) string {
 			if s, ok := strs[string(b)]; ok {
 				return s
@@ -127,6 +127,7 @@ func queryEvents(ctx context.Context, db querier, limit int, query string, args 
 		}
 	)
 	for rows.Next() {
+		row.Tags = nil // each event its own slice
 		if err := rows.Scan(dest...); err != nil {
 			return nil, mapError(err)
 		}

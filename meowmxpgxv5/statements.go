@@ -1,9 +1,12 @@
 package meowmxpgxv5
 
 import (
+	"regexp"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/meowmx/meowmx/meowmxdriver"
 )
 
 // statements holds every SQL statement the driver runs, for one schema.
@@ -15,22 +18,27 @@ type statements struct {
 	appliedMigrations string
 	recordMigration   string
 
-	append          string
-	appendTx        string
-	appendGroup     string
-	copiedFrom      string
-	appendVerdict   string
-	appendAt        string
-	appendAt1       string
-	existingFrom    string
-	readStreamFwd   string
-	readStreamBack  string
-	readAll         string
-	readCategory    string
-	streamVersion   string
-	streams         string
-	categoryStreams string
-	categories      string
+	append      string
+	appendTx    string
+	appendGroup string
+
+	// The same statements for appends with tagged events: they store the
+	// tags and fill event_tags too.
+	appendTagged, appendTxTagged, appendGroupTagged, appendAtTagged, appendAt1Tagged string
+	copiedTags                                                                       string
+	copiedFrom                                                                       string
+	appendVerdict                                                                    string
+	appendAt                                                                         string
+	appendAt1                                                                        string
+	existingFrom                                                                     string
+	readStreamFwd                                                                    string
+	readStreamBack                                                                   string
+	readAll                                                                          string
+	readCategory                                                                     string
+	streamVersion                                                                    string
+	streams                                                                          string
+	categoryStreams                                                                  string
+	categories                                                                       string
 
 	clusterState  string
 	lockEvents    string
@@ -41,7 +49,7 @@ type statements struct {
 	saveSnapshot, loadSnapshot, deleteSnapshots string
 }
 
-const eventColumns = `transaction_id, seq, category, stream_id, version, event_id, type, data, metadata, recorded_at`
+const eventColumns = `transaction_id, seq, category, stream_id, version, event_id, type, data, metadata, recorded_at, tags`
 
 // visible limits a global read to transactions that have all finished: every
 // transaction id below the snapshot's xmin has committed or aborted, so no
@@ -95,7 +103,8 @@ SELECT c.category, n.events, n.streams, l.transaction_id, l.seq, l.recorded_at
 
 // appendSQL records a batch in one statement, with one snapshot:
 // $1 category, $2 stream ID, $3 stream hash, $4 expected version, then the
-// events' IDs, types, data and metadata as arrays ($5 to $8). It inserts the
+// events' IDs, types, data, metadata and tags (JSON arrays, see tagsOf) as
+// arrays ($5 to $9). It inserts the
 // events at the versions after the stream's last one if the expected
 // version matches it and the first event ID is not recorded, and returns
 // one row per event; else it inserts nothing, returns no row, and
@@ -106,12 +115,42 @@ SELECT c.category, n.events, n.streams, l.transaction_id, l.seq, l.recorded_at
 // (ErrVersionTaken) instead of writing a gap or a fork. The statement is as
 // small a plan as the checks allow: at high concurrency its executor
 // start-up, not its index probes, is what costs.
-const appendSQL = `INSERT INTO {{schema}}.events AS e (category, stream_id, stream_hash, version, event_id, type, data, metadata)
-SELECT $1, $2, $3, s.version + i.ord, i.id, i.type, i.data, i.metadata
-  FROM (SELECT coalesce(max(x.version), -1) AS version FROM {{schema}}.events x WHERE x.category = $1 AND x.stream_id = $2) s,
-       unnest($5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[]) WITH ORDINALITY AS i(id, type, data, metadata, ord)
+var appendSQL = `INSERT INTO {{schema}}.events AS e (category, stream_id, stream_hash, version, event_id, type, data, metadata/*tags*/, tags/*end*/)
+SELECT $1, $2, $3, s.version + i.ord, i.id, i.type, i.data, i.metadata/*tags*/, ` + tagsOf("i.tags") + `/*end*/
+  FROM (SELECT coalesce(` + lastVersionOf("$1", "$2") + `, -1) AS version) s,
+       unnest($5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[]/*tags*/, $9::jsonb[]/*end*/) WITH ORDINALITY AS i(id, type, data, metadata/*tags*/, tags/*end*/, ord)
  WHERE ` + expectedMatches + `
    AND NOT EXISTS (SELECT FROM {{schema}}.events d WHERE d.event_id = ($5::uuid[])[1])`
+
+// tagged keeps the parts of a statement between /*tags*/ and /*end*/, for
+// appends with tagged events; untagged drops them.
+func tagged(sql string) string   { return taggedPart.ReplaceAllString(sql, "$1") }
+func untagged(sql string) string { return taggedPart.ReplaceAllString(sql, "") }
+
+var taggedPart = regexp.MustCompile(`(?s)/\*tags\*/(.*?)/\*end\*/`)
+
+// insertTags is the part of a statement that records, in event_tags, the
+// tags of the events that its CTE ins inserted.
+const insertTags = `tg AS (
+    INSERT INTO {{schema}}.event_tags (tag, transaction_id, seq)
+    SELECT t, ins.transaction_id, ins.seq FROM ins CROSS JOIN LATERAL unnest(ins.tags) AS t)`
+
+// withTags turns an append statement that ends in appendTail's RETURNING
+// into one that records its events' tags as well.
+func withTags(insert string) string {
+	const returning = "RETURNING e.transaction_id, e.seq, e.version, e.recorded_at"
+	if !strings.HasSuffix(insert, returning) {
+		panic("meowmxpgxv5: withTags of a statement that does not end in " + returning)
+	}
+	return "WITH ins AS (" + tagged(insert) + ", e.tags),\n" + insertTags + `
+SELECT transaction_id, seq, version, recorded_at FROM ins ORDER BY version`
+}
+
+// tagsOf turns the JSON array of an event's tags (or NULL), as the array
+// statements take them, into the tags column's text[].
+func tagsOf(col string) string {
+	return `CASE WHEN ` + col + ` IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(` + col + `)) END`
+}
 
 // appendTail ends appendSQL.
 const appendTail = `
@@ -120,27 +159,39 @@ RETURNING e.transaction_id, e.seq, e.version, e.recorded_at`
 
 // appendAtSQL is the append of a transaction of its own with an exact
 // expected version ($4, -1 for a new stream): it inserts the events at the
-// versions after $4, if version $4 exists. It neither reads the stream's last
-// version nor probes the event IDs: a version after $4 already recorded, or
-// an event ID already recorded, fails the insert on its unique index, and
+// versions after $4, if version $4 is the stream's last. It does not probe
+// the event IDs: a version after $4 recorded meanwhile, or an event ID
+// already recorded, fails the insert on its unique index, and
 // the caller asks appendVerdictSQL why. In a transaction of its own the
 // failure aborts nothing else, and the order check is not needed (see
 // notTooOld). The smallest plan of all: at high concurrency the executor's
 // start-up costs more than the index probes.
-const appendAtSQL = `INSERT INTO {{schema}}.events AS e (category, stream_id, stream_hash, version, event_id, type, data, metadata)
-SELECT $1, $2, $3, $4::bigint + i.ord, i.id, i.type, i.data, i.metadata
-  FROM unnest($5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[]) WITH ORDINALITY AS i(id, type, data, metadata, ord)
- WHERE ` + versionExists + `
+var appendAtSQL = `INSERT INTO {{schema}}.events AS e (category, stream_id, stream_hash, version, event_id, type, data, metadata/*tags*/, tags/*end*/)
+SELECT $1, $2, $3, $4::bigint + i.ord, i.id, i.type, i.data, i.metadata/*tags*/, ` + tagsOf("i.tags") + `/*end*/
+  FROM unnest($5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[]/*tags*/, $9::jsonb[]/*end*/) WITH ORDINALITY AS i(id, type, data, metadata/*tags*/, tags/*end*/, ord)
+ WHERE ` + versionIsLast + `
  ORDER BY i.ord
 RETURNING e.transaction_id, e.seq, e.version, e.recorded_at`
 
 // appendAt1SQL is appendAtSQL for one event, without arrays.
-const appendAt1SQL = `INSERT INTO {{schema}}.events AS e (category, stream_id, stream_hash, version, event_id, type, data, metadata)
-SELECT $1, $2, $3, $4::bigint + 1, $5, $6, $7, $8
- WHERE ` + versionExists + `
+var appendAt1SQL = `INSERT INTO {{schema}}.events AS e (category, stream_id, stream_hash, version, event_id, type, data, metadata/*tags*/, tags/*end*/)
+SELECT $1, $2, $3, $4::bigint + 1, $5, $6, $7, $8/*tags*/, $9::text[]/*end*/
+ WHERE ` + versionIsLast + `
 RETURNING e.transaction_id, e.seq, e.version, e.recorded_at`
 
-const versionExists = `($4::bigint = -1 OR EXISTS (SELECT FROM {{schema}}.events x WHERE x.category = $1 AND x.stream_id = $2 AND x.version = $4::bigint))`
+var versionIsLast = `($4::bigint = -1 OR ` + lastVersionOf("$1", "$2") + ` = $4::bigint)`
+
+// lastVersionOf is the version of the last event of the stream (category,
+// id), or NULL. It is written as the first row of the (category, stream_id,
+// version) index backwards, not as max(version) or an EXISTS probe: on a
+// new table without statistics, the planner found those as cheap through
+// the category index (category, then a filter on the stream's rows), and a
+// generic plan made then kept reading every event of the category as the
+// table grew. Only the unique index gives the rows in version order.
+func lastVersionOf(category, id string) string {
+	return `(SELECT x.version FROM {{schema}}.events x WHERE x.category = ` + category + ` AND x.stream_id = ` + id +
+		` ORDER BY x.version DESC LIMIT 1)`
+}
 
 // expectedMatches compares the stream's version s.version with the
 // expected one, $4: -2 any, -1 no stream, -3 stream exists, else exact.
@@ -166,7 +217,8 @@ const notTooOld = `
 // written by a transaction with a higher id (the inversion that notTooOld
 // guards against in the caller's transactions). One array element per
 // event: $1 category, $2 stream ID, $3 stream hash, $4 its append's
-// expected version, $5 ID, $6 type, $7 data, $8 metadata, $9 place in its
+// expected version, $5 ID, $6 type, $7 data, $8 metadata, $10 tags (a
+// JSON array or NULL), $9 place in its
 // append from 1. Each event goes after its stream's last version as the
 // statement's snapshot sees it (the statement does not see its own rows).
 // An append whose expected version does not match inserts nothing and gets
@@ -175,21 +227,20 @@ const notTooOld = `
 // writer's version, a recorded event ID) aborts the whole statement, and
 // the appends are then made one by one. It returns each recorded event's ID
 // and place.
-const appendGroupSQL = `WITH i AS MATERIALIZED (
+var appendGroupSQL = `WITH i AS MATERIALIZED (
     SELECT i.*, s.version AS current,
            CASE i.expected WHEN -2 THEN true
                            WHEN -1 THEN s.version = -1
                            WHEN -3 THEN s.version >= 0
                            ELSE s.version = i.expected END AS matches
-      FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[], $9::int[])
-           WITH ORDINALITY AS i(category, stream_id, stream_hash, expected, id, type, data, metadata, ord, n)
-     CROSS JOIN LATERAL (SELECT coalesce(max(x.version), -1) AS version FROM {{schema}}.events x
-                          WHERE x.category = i.category AND x.stream_id = i.stream_id) s
+      FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[]/*tags*/, $10::jsonb[]/*end*/, $9::int[])
+           WITH ORDINALITY AS i(category, stream_id, stream_hash, expected, id, type, data, metadata/*tags*/, tags/*end*/, ord, n)
+     CROSS JOIN LATERAL (SELECT coalesce(` + lastVersionOf("i.category", "i.stream_id") + `, -1) AS version) s
 ), ins AS (
-    INSERT INTO {{schema}}.events AS e (category, stream_id, stream_hash, version, event_id, type, data, metadata)
-    SELECT category, stream_id, stream_hash, current + ord, id, type, data, metadata FROM i WHERE matches ORDER BY n
-    RETURNING e.event_id, e.transaction_id, e.seq, e.version, e.recorded_at
-)
+    INSERT INTO {{schema}}.events AS e (category, stream_id, stream_hash, version, event_id, type, data, metadata/*tags*/, tags/*end*/)
+    SELECT category, stream_id, stream_hash, current + ord, id, type, data, metadata/*tags*/, ` + tagsOf("tags") + `/*end*/ FROM i WHERE matches ORDER BY n
+    RETURNING e.event_id, e.transaction_id, e.seq, e.version, e.recorded_at/*tags*/, e.tags/*end*/
+)/*tags*/, ` + insertTags + `/*end*/
 SELECT event_id, transaction_id, seq, version, recorded_at FROM ins
 UNION ALL
 SELECT id, NULL, NULL, current, NULL FROM i WHERE NOT matches AND ord = 1`
@@ -211,15 +262,6 @@ const appendVerdictSQL = `SELECT CASE WHEN EXISTS (SELECT FROM {{schema}}.events
                               WHERE t.category = $1 AND t.stream_id = $2
                               ORDER BY t.version DESC LIMIT 1) l ON true) s`
 
-// prefixed qualifies each of a comma-separated column list with prefix.
-func prefixed(prefix, columns string) string {
-	parts := strings.Split(columns, ", ")
-	for i, c := range parts {
-		parts[i] = prefix + c
-	}
-	return strings.Join(parts, ", ")
-}
-
 func newStatements(schema string) *statements {
 	ident := pgx.Identifier{schema}.Sanitize()
 	r := strings.NewReplacer("{{schema}}", ident).Replace
@@ -236,15 +278,23 @@ CREATE TABLE IF NOT EXISTS {{schema}}.migrations (
 		appliedMigrations: r(`SELECT version FROM {{schema}}.migrations ORDER BY version`),
 		recordMigration:   r(`INSERT INTO {{schema}}.migrations (version, name) VALUES (@version, @name)`),
 
-		append:        r(appendSQL + appendTail),
-		appendTx:      r(appendSQL + notTooOld + appendTail),
-		appendVerdict: r(appendVerdictSQL),
-		appendGroup:   r(appendGroupSQL),
+		append:            r(untagged(appendSQL + appendTail)),
+		appendTx:          r(untagged(appendSQL + notTooOld + appendTail)),
+		appendTagged:      r(withTags(appendSQL + appendTail)),
+		appendTxTagged:    r(withTags(appendSQL + notTooOld + appendTail)),
+		appendVerdict:     r(appendVerdictSQL),
+		appendGroup:       r(untagged(appendGroupSQL)),
+		appendGroupTagged: r(tagged(appendGroupSQL)),
 		copiedFrom: r(`SELECT transaction_id, seq, version, recorded_at FROM {{schema}}.events
  WHERE category = $1 AND stream_id = $2 AND version >= $3 ORDER BY version`),
-		appendAt:  r(appendAtSQL),
-		appendAt1: r(appendAt1SQL),
-		existingFrom: r(`SELECT ` + prefixed("e.", eventColumns) + `
+		copiedTags: r(`INSERT INTO {{schema}}.event_tags (tag, transaction_id, seq)
+SELECT t, e.transaction_id, e.seq FROM {{schema}}.events e CROSS JOIN LATERAL unnest(e.tags) AS t
+ WHERE e.category = $1 AND e.stream_id = $2 AND e.version >= $3 AND e.tags IS NOT NULL`),
+		appendAt:        r(untagged(appendAtSQL)),
+		appendAt1:       r(untagged(appendAt1SQL)),
+		appendAtTagged:  r(withTags(appendAtSQL)),
+		appendAt1Tagged: r(withTags(appendAt1SQL)),
+		existingFrom: r(`SELECT ` + meowmxdriver.Qualified("e.", eventColumns) + `
   FROM {{schema}}.events f
   JOIN {{schema}}.events e ON e.category = f.category AND e.stream_id = f.stream_id AND e.version >= f.version
  WHERE f.event_id = $1
@@ -269,7 +319,7 @@ CREATE TABLE IF NOT EXISTS {{schema}}.migrations (
    AND (cardinality($3::text[]) = 0 OR type = ANY($3))
  ORDER BY transaction_id, seq
  LIMIT $4`),
-		streamVersion: r(`SELECT coalesce(max(version), -1) FROM {{schema}}.events WHERE category = $1 AND stream_id = $2`),
+		streamVersion: r(`SELECT coalesce(` + lastVersionOf("$1", "$2") + `, -1)`),
 		streams: r(strings.ReplaceAll(streamsSQL, "{{next}}",
 			`(e.category, e.stream_id) > (s.category, s.stream_id)`)),
 		categoryStreams: r(strings.ReplaceAll(streamsSQL, "{{next}}",
@@ -423,7 +473,7 @@ ON CONFLICT (subscription, event_id) DO UPDATE
    SET error = excluded.error, attempts = parked_events.attempts + excluded.attempts,
        replay = false, parked_at = now()`),
 		parked: r(`SELECT p.subscription, p.partition, p.error, p.attempts, p.replay, p.parked_at,
-       e.transaction_id, e.seq, e.category, e.stream_id, e.version, e.event_id, e.type, e.data, e.metadata, e.recorded_at
+       ` + meowmxdriver.Qualified("e.", eventColumns) + `
   FROM {{schema}}.parked_events p
   JOIN {{schema}}.events e ON e.event_id = p.event_id
  WHERE p.subscription = @name AND (NOT @only_replay::bool OR (p.replay AND p.partition = @partition))

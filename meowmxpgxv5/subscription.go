@@ -198,7 +198,7 @@ func (e *executor) Parked(ctx context.Context, p *meowmxdriver.ParkedParams) ([]
 			r := &meowmxdriver.ParkedRow{}
 			ev := &r.Event
 			if err := rows.Scan(&r.Subscription, &r.Partition, &r.Error, &r.Attempts, &r.Replay, &r.ParkedAt,
-				&ev.Position.TransactionID, &ev.Position.Seq, &ev.Stream.Category, &ev.Stream.ID, &ev.Version, &ev.ID, &ev.Type, &ev.Data, &ev.Metadata, &ev.RecordedAt); err != nil {
+				&ev.Position.TransactionID, &ev.Position.Seq, &ev.Stream.Category, &ev.Stream.ID, &ev.Version, &ev.ID, &ev.Type, &ev.Data, &ev.Metadata, &ev.RecordedAt, &ev.Tags); err != nil {
 				return err
 			}
 			out = append(out, r)

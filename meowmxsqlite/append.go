@@ -3,6 +3,7 @@ package meowmxsqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -87,7 +88,7 @@ func recordAppends(ctx context.Context, q querier, st *statements, appends []*me
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	for start := 0; start < len(places); start += insertChunk {
 		chunk := places[start:min(start+insertChunk, len(places))]
-		args := make([]any, 0, 9*len(chunk))
+		args := make([]any, 0, 10*len(chunk))
 		ids := make([]string, len(chunk))
 		for k, at := range chunk {
 			p, ev := appends[at.append], appends[at.append].Events[at.event]
@@ -95,9 +96,17 @@ func recordAppends(ctx context.Context, q querier, st *statements, appends []*me
 			if ev.Metadata != nil {
 				metadata = string(ev.Metadata)
 			}
+			var tags any
+			if ev.Tags != nil {
+				encoded, err := json.Marshal(ev.Tags)
+				if err != nil {
+					return nil, err
+				}
+				tags = string(encoded)
+			}
 			ids[k] = uuid.UUID(ev.ID).String()
 			args = append(args, p.Category, p.StreamID, p.StreamHash, current[at.append]+1+int64(at.event), ids[k], ev.Type,
-				string(ev.Data), metadata, now.UnixMicro())
+				string(ev.Data), metadata, now.UnixMicro(), tags)
 		}
 		res, err := q.ExecContext(ctx, st.insertEvents(len(chunk)), args...)
 		if err != nil {
@@ -119,7 +128,7 @@ func recordAppends(ctx context.Context, q querier, st *statements, appends []*me
 	return results, nil
 }
 
-// insertChunk is the most events one INSERT statement records (9 parameters
+// insertChunk is the most events one INSERT statement records (10 parameters
 // each, well under SQLite's limit of 32,766).
 const insertChunk = 100
 

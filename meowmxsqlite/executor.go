@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -74,30 +75,53 @@ func queryEvents(ctx context.Context, q querier, query string, args ...any) ([]m
 	defer rows.Close()
 	var events []meowmxtype.RecordedEvent
 	for rows.Next() {
-		var (
-			row        meowmxtype.RecordedEvent
-			id         string
-			data       []byte
-			metadata   sql.NullString
-			recordedAt int64
-		)
-		if err := rows.Scan(&row.Position.Seq, &row.Stream.Category, &row.Stream.ID, &row.Version, &id, &row.Type,
-			&data, &metadata, &recordedAt); err != nil {
+		var row meowmxtype.RecordedEvent
+		scan := eventRow{ev: &row}
+		if err := rows.Scan(scan.dest()...); err != nil {
 			return nil, err
 		}
-		parsed, err := uuid.Parse(id)
-		if err != nil {
-			return nil, fmt.Errorf("event %d: stored event id %q: %w", row.Position.Seq, id, err)
+		if err := scan.finish(); err != nil {
+			return nil, err
 		}
-		row.ID = parsed
-		row.Data = data
-		if metadata.Valid {
-			row.Metadata = []byte(metadata.String)
-		}
-		row.RecordedAt = time.UnixMicro(recordedAt).UTC()
 		events = append(events, row)
 	}
 	return events, rows.Err()
+}
+
+// eventRow scans the columns of eventColumns into ev.
+type eventRow struct {
+	ev             *meowmxtype.RecordedEvent
+	id             string
+	data           []byte
+	metadata, tags sql.NullString
+	recordedAt     int64
+}
+
+// dest is what rows.Scan takes, in eventColumns' order.
+func (r *eventRow) dest() []any {
+	ev := r.ev
+	return []any{&ev.Position.Seq, &ev.Stream.Category, &ev.Stream.ID, &ev.Version, &r.id, &ev.Type,
+		&r.data, &r.metadata, &r.recordedAt, &r.tags}
+}
+
+// finish decodes what dest scanned.
+func (r *eventRow) finish() error {
+	ev := r.ev
+	parsed, err := uuid.Parse(strings.TrimSpace(r.id))
+	if err != nil {
+		return fmt.Errorf("event %d: stored event id %q: %w", ev.Position.Seq, r.id, err)
+	}
+	ev.ID, ev.Data = parsed, r.data
+	if r.metadata.Valid {
+		ev.Metadata = []byte(r.metadata.String)
+	}
+	if r.tags.Valid {
+		if err := json.Unmarshal([]byte(r.tags.String), &ev.Tags); err != nil {
+			return fmt.Errorf("event %d: stored tags %q: %w", ev.Position.Seq, r.tags.String, err)
+		}
+	}
+	ev.RecordedAt = time.UnixMicro(r.recordedAt).UTC()
+	return nil
 }
 
 func (e *executor) StreamVersion(ctx context.Context, schema, category, streamID string) (int64, error) {

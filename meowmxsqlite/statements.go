@@ -3,6 +3,8 @@ package meowmxsqlite
 import (
 	"strings"
 	"sync"
+
+	"github.com/meowmx/meowmx/meowmxdriver"
 )
 
 // statements holds every SQL statement the driver runs, for one schema
@@ -34,7 +36,7 @@ type statements struct {
 	saveSnapshot, loadSnapshot, deleteSnapshots string
 }
 
-const eventColumns = `seq, category, stream_id, version, event_id, type, data, metadata, recorded_at`
+const eventColumns = `seq, category, stream_id, version, event_id, type, data, metadata, recorded_at, tags`
 
 // streamsSQL lists a page of streams after (?1, ?2), at most ?3, with
 // their last events: a loose index scan, where each step seeks the next
@@ -180,8 +182,8 @@ func (st *statements) lastVersions(n int) string {
 // insertEvents is the INSERT of n events.
 func (st *statements) insertEvents(n int) string {
 	return many(&st.insertMany, n, func(n int) string {
-		return `INSERT INTO ` + st.prefix + `events (category, stream_id, stream_hash, version, event_id, type, data, metadata, recorded_at) VALUES ` +
-			placeholders(n, "(?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		return `INSERT INTO ` + st.prefix + `events (category, stream_id, stream_hash, version, event_id, type, data, metadata, recorded_at, tags) VALUES ` +
+			placeholders(n, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 	})
 }
 
@@ -261,7 +263,7 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6)
 ON CONFLICT (subscription, event_id) DO UPDATE
    SET error = excluded.error, attempts = attempts + excluded.attempts, replay = 0, parked_at = excluded.parked_at`),
 		parked: r(`SELECT p.subscription, p.partition, p.error, p.attempts, p.replay, p.parked_at,
-       e.seq, e.category, e.stream_id, e.version, e.event_id, e.type, e.data, e.metadata, e.recorded_at
+       ` + meowmxdriver.Qualified("e.", eventColumns) + `
   FROM {{prefix}}parked_events p
   JOIN {{prefix}}events e ON e.event_id = p.event_id
  WHERE p.subscription = ?1 AND (NOT ?2 OR (p.replay AND p.partition = ?3))

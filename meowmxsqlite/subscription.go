@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -311,27 +310,15 @@ func (e *executor) Parked(ctx context.Context, p *meowmxdriver.ParkedParams) ([]
 	var out []*meowmxdriver.ParkedRow
 	for rows.Next() {
 		r := &meowmxdriver.ParkedRow{}
-		ev := &r.Event
-		var (
-			parkedAt, recordedAt int64
-			id                   string
-			data                 []byte
-			metadata             sql.NullString
-		)
-		if err := rows.Scan(&r.Subscription, &r.Partition, &r.Error, &r.Attempts, &r.Replay, &parkedAt,
-			&ev.Position.Seq, &ev.Stream.Category, &ev.Stream.ID, &ev.Version, &id, &ev.Type, &data, &metadata, &recordedAt); err != nil {
+		scan := eventRow{ev: &r.Event}
+		var parkedAt int64
+		if err := rows.Scan(append([]any{&r.Subscription, &r.Partition, &r.Error, &r.Attempts, &r.Replay, &parkedAt}, scan.dest()...)...); err != nil {
 			return nil, mapError(err)
 		}
-		parsed, err := uuid.Parse(strings.TrimSpace(id))
-		if err != nil {
+		if err := scan.finish(); err != nil {
 			return nil, err
 		}
-		ev.ID, ev.Data = parsed, data
-		if metadata.Valid {
-			ev.Metadata = []byte(metadata.String)
-		}
 		r.ParkedAt = time.UnixMicro(parkedAt).UTC()
-		ev.RecordedAt = time.UnixMicro(recordedAt).UTC()
 		out = append(out, r)
 	}
 	return out, mapError(rows.Err())

@@ -19,8 +19,10 @@ type RecordedEvent struct {
 	// Data and Metadata are the event's JSON. PostgreSQL stores them as
 	// jsonb, so what it returns is equivalent JSON, normalized (key order,
 	// spacing), not the same bytes. Metadata is nil when there was none.
-	Data       json.RawMessage
-	Metadata   json.RawMessage
+	Data     json.RawMessage
+	Metadata json.RawMessage
+	// Tags are the event's tags, nil when it has none.
+	Tags       []string
 	RecordedAt time.Time
 }
 

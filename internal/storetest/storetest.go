@@ -67,6 +67,8 @@ func Exercise[TTx any](t *testing.T, h *Harness[TTx]) {
 		"ReadAllPaging":           testReadAllPaging[TTx],
 		"EventsIterator":          testEventsIterator[TTx],
 		"Browse":                  testBrowse[TTx],
+		"Tags":                    testTags[TTx],
+		"ReadQuery":               testReadQuery[TTx],
 		"LargeBatch":              testLargeBatch[TTx],
 		"BadInput":                testBadInput[TTx],
 		"ClosedStore":             testClosedStore[TTx],

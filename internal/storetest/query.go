@@ -1,0 +1,202 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/meowmx/meowmx"
+	"github.com/meowmx/meowmx/internal/testdb"
+)
+
+func tagged(typ string, tags ...string) meowmx.Event {
+	e := ev(typ, `{}`)
+	e.Tags = tags
+	return e
+}
+
+// testTags: tags come back from the append and from every read, through
+// every way an append is recorded; bad tags are refused, writing nothing.
+func testTags[TTx any](t *testing.T, h *Harness[TTx]) {
+	s := h.NewStore(t, nil, true)
+	c := ctx(t)
+	check := func(what string, recorded []meowmx.RecordedEvent, want ...[]string) {
+		t.Helper()
+		if len(recorded) != len(want) {
+			t.Fatalf("%s: %d events, want %d", what, len(recorded), len(want))
+		}
+		for i := range want {
+			if !slices.Equal(recorded[i].Tags, want[i]) || (want[i] == nil) != (recorded[i].Tags == nil) {
+				t.Fatalf("%s: event %d has tags %q, want %q", what, i, recorded[i].Tags, want[i])
+			}
+		}
+		read := must(s.ReadStream(c, recorded[0].Stream, &meowmx.ReadStreamOpts{From: recorded[0].Version, Limit: len(want)}))(t)
+		for i := range want {
+			if !slices.Equal(read[i].Tags, want[i]) || (want[i] == nil) != (read[i].Tags == nil) {
+				t.Fatalf("%s: event %d read back with tags %q, want %q", what, i, read[i].Tags, want[i])
+			}
+		}
+	}
+	a, b := []string{"course:c1", "student:s1"}, []string{"ü-tag with spaces", "x"}
+	check("one event, exact version", must(s.Append(c, meowmx.NewStream("t", "1"), meowmx.NoStream, tagged("A", a...)))(t), a)
+	check("batch, exact version", must(s.Append(c, meowmx.NewStream("t", "1"), 0,
+		tagged("B", b...), ev("C", `{}`), tagged("D", "solo")))(t), b, nil, []string{"solo"})
+	check("batch, any version", must(s.Append(c, meowmx.NewStream("t", "1"), meowmx.Any, ev("E", `{}`), tagged("F", a...)))(t), nil, a)
+	tx := begin(t, h, s)
+	inTx := must(s.AppendTx(c, tx, meowmx.NewStream("t", "2"), meowmx.NoStream, tagged("G", b...)))(t)
+	if err := h.Commit(c, tx); err != nil {
+		t.Fatal(err)
+	}
+	check("in a transaction", inTx, b)
+	group := []*GroupedAppend{
+		{Stream: meowmx.NewStream("t", "g1"), Expected: meowmx.NoStream, Events: []meowmx.Event{tagged("H", "g", "one")}},
+		{Stream: meowmx.NewStream("t", "g2"), Expected: meowmx.Any, Events: []meowmx.Event{ev("I", `{}`), tagged("J", "g")}},
+	}
+	AppendAsGroup(t, s, group, nil)
+	for i, want := range [][][]string{{{"g", "one"}}, {nil, {"g"}}} {
+		if group[i].Err != nil {
+			t.Fatalf("grouped append %d: %v", i, group[i].Err)
+		}
+		check(fmt.Sprintf("grouped append %d", i), group[i].Recorded, want...)
+	}
+	// A batch large enough to be copied on PostgreSQL.
+	big := make([]meowmx.Event, 5000)
+	wantBig := make([][]string, len(big))
+	for i := range big {
+		big[i] = ev("K", `{}`)
+		if i%2 == 0 {
+			big[i].Tags, wantBig[i] = []string{"big", fmt.Sprint("n", i)}, []string{"big", fmt.Sprint("n", i)}
+		}
+	}
+	check("large batch", must(s.Append(c, meowmx.NewStream("t", "big"), meowmx.NoStream, big...))(t), wantBig...)
+
+	// Global reads return the tags too.
+	all := readAllWait(t, s, "t", meowmx.Start, 5010)
+	if !slices.Equal(all[0].Tags, a) || !slices.Equal(all[1].Tags, b) || all[2].Tags != nil {
+		t.Fatalf("ReadCategory returned tags %q and %q", all[0].Tags, all[1].Tags)
+	}
+
+	// Every way of recording fills the tag index.
+	for tag, want := range map[string]int{"course:c1": 2, "x": 2, "solo": 1, "g": 2, "one": 1, "big": 2500, "n4998": 1} {
+		q := meowmx.Query{Items: []meowmx.QueryItem{{Tags: []string{tag}}}}
+		testdb.Eventually(t, func() (bool, string) {
+			n := 0
+			for _, err := range s.QueryEvents(c, q, meowmx.Start, nil) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				n++
+			}
+			return n == want, fmt.Sprintf("tag %q: %d events, want %d", tag, n, want)
+		})
+	}
+
+	long := strings.Repeat("x", meowmx.MaxTagLength+1)
+	many := make([]string, meowmx.MaxTags+1)
+	for i := range many {
+		many[i] = fmt.Sprint("t", i)
+	}
+	for name, tags := range map[string][]string{
+		"empty tag": {"a", ""}, "repeated tag": {"a", "b", "a"}, "long tag": {long}, "too many": many,
+		"invalid UTF-8": {"a\xff"}, "NUL": {"a\x00b"},
+	} {
+		stream := meowmx.NewStream("bad", strings.ReplaceAll(name, " ", "_"))
+		_, err := s.Append(c, stream, meowmx.Any, ev("Ok", `{}`), tagged("Bad", tags...))
+		if !errors.Is(err, meowmx.ErrInvalidInput) {
+			t.Errorf("%s: err = %v, want ErrInvalidInput", name, err)
+		}
+		if v := must(s.StreamVersion(c, stream))(t); v != -1 {
+			t.Errorf("%s: the refused append wrote to version %d", name, v)
+		}
+	}
+}
+
+// testReadQuery: ReadQuery returns, in global order, exactly the events
+// that Query.Matches selects from the whole log, for queries of every
+// shape, in pages of any size.
+func testReadQuery[TTx any](t *testing.T, h *Harness[TTx]) {
+	s := h.NewStore(t, nil, true)
+	c := ctx(t)
+	types := []string{"CourseDefined", "StudentSubscribed", "StudentLeft"}
+	total := 0
+	for i := range 120 {
+		var tags []string
+		if i%4 != 3 {
+			tags = append(tags, fmt.Sprint("course:c", i%3))
+		}
+		if i%5 != 0 {
+			tags = append(tags, fmt.Sprint("student:s", i%7))
+		}
+		if i%11 == 0 {
+			tags = append(tags, "flagged")
+		}
+		stream := meowmx.NewStream("enrol", fmt.Sprint(i%9))
+		must(s.Append(c, stream, meowmx.Any, tagged(types[i%3], tags...)))(t)
+		total++
+	}
+	all := readAllWait(t, s, "", meowmx.Start, total)
+	queries := map[string]meowmx.Query{
+		"one tag":             {Items: []meowmx.QueryItem{{Tags: []string{"course:c1"}}}},
+		"two tags":            {Items: []meowmx.QueryItem{{Tags: []string{"course:c1", "student:s3"}}}},
+		"tag and types":       {Items: []meowmx.QueryItem{{Types: []string{"StudentSubscribed", "StudentLeft"}, Tags: []string{"course:c2"}}}},
+		"types only":          {Items: []meowmx.QueryItem{{Types: []string{"CourseDefined"}}}},
+		"everything":          {Items: []meowmx.QueryItem{{}}},
+		"two items, overlaps": {Items: []meowmx.QueryItem{{Tags: []string{"course:c0"}}, {Tags: []string{"flagged"}, Types: []string{"CourseDefined"}}, {Tags: []string{"student:s1", "course:c0"}}}},
+		"no match":            {Items: []meowmx.QueryItem{{Tags: []string{"course:c9"}}}},
+		"no items":            {},
+	}
+	for name, q := range queries {
+		var want []meowmx.RecordedEvent
+		for _, e := range all {
+			if q.Matches(e.Type, e.Tags) {
+				want = append(want, e)
+			}
+		}
+		var got []meowmx.RecordedEvent
+		testdb.Eventually(t, func() (bool, string) {
+			got = must(s.ReadQuery(c, q, meowmx.Start, nil))(t)
+			return len(got) >= len(want), fmt.Sprintf("%s: %d events, want %d", name, len(got), len(want))
+		})
+		samePositions(t, name, got, want)
+		// In pages of 3, through the iterator.
+		got = got[:0]
+		for e, err := range s.QueryEvents(c, q, meowmx.Start, &meowmx.ReadQueryOpts{Limit: 3}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, e)
+		}
+		samePositions(t, name+" in pages of 3", got, want)
+		// After a position.
+		if len(want) > 2 {
+			after := must(s.ReadQuery(c, q, want[1].Position, &meowmx.ReadQueryOpts{Limit: 1}))(t)
+			if len(after) != 1 || after[0].Position != want[2].Position {
+				t.Fatalf("%s: after %s got %v, want the event at %s", name, want[1].Position, after, want[2].Position)
+			}
+		}
+	}
+	for name, q := range map[string]meowmx.Query{
+		"repeated tag": {Items: []meowmx.QueryItem{{Tags: []string{"a", "a"}}}},
+		"empty tag":    {Items: []meowmx.QueryItem{{Tags: []string{""}}}},
+		"empty type":   {Items: []meowmx.QueryItem{{Types: []string{""}}}},
+	} {
+		if _, err := s.ReadQuery(c, q, meowmx.Start, nil); !errors.Is(err, meowmx.ErrInvalidInput) {
+			t.Errorf("%s: err = %v, want ErrInvalidInput", name, err)
+		}
+	}
+}
+
+func samePositions(t *testing.T, what string, got, want []meowmx.RecordedEvent) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d events, want %d", what, len(got), len(want))
+	}
+	for i := range want {
+		if got[i].Position != want[i].Position || !slices.Equal(got[i].Tags, want[i].Tags) || got[i].Type != want[i].Type {
+			t.Fatalf("%s: event %d at %s (%s %q), want %s (%s %q)", what, i, got[i].Position, got[i].Type, got[i].Tags,
+				want[i].Position, want[i].Type, want[i].Tags)
+		}
+	}
+}
