@@ -1,0 +1,170 @@
+package meowmxpgxv5_test
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/meowmx/meowmx"
+	"github.com/meowmx/meowmx/internal/testdb"
+	"github.com/meowmx/meowmx/meowmxdriver"
+)
+
+// statementRecorder keeps the text of every statement that reads or writes
+// events.
+type statementRecorder struct {
+	mu   sync.Mutex
+	sqls map[string]bool
+}
+
+func (r *statementRecorder) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	if strings.Contains(data.SQL, ".events") && !strings.HasPrefix(data.SQL, "EXPLAIN") && !strings.HasPrefix(data.SQL, "PREPARE") {
+		r.mu.Lock()
+		r.sqls[data.SQL] = true
+		r.mu.Unlock()
+	}
+	return ctx
+}
+func (r *statementRecorder) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+var paramPattern = regexp.MustCompile(`\$(\d+)`)
+
+// TestAppendPlansUseStreamIndex: on a new events table, with a few rows and
+// no statistics, the generic plan of every statement an append runs finds
+// the stream's events through the (category, stream_id, version) index,
+// never through the category index: a generic plan made while the table is
+// small is kept as it grows, and reading a stream through the category index
+// reads every event of the category.
+func TestAppendPlansUseStreamIndex(t *testing.T) {
+	t.Parallel()
+	testdb.Pool(t) // reachable, or skip / fail
+	cfg, err := pgxpool.ParseConfig(testdb.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	recorder := &statementRecorder{sqls: map[string]bool{}}
+	cfg.ConnConfig.Tracer = recorder
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	store := newStore(t, pool)
+	ctx := context.Background()
+	stream := meowmx.NewStream("plan", "1")
+	ev := func(tags ...string) meowmx.Event { return meowmx.Event{Type: "T", Data: data, Tags: tags} }
+	for i := range 6 {
+		if _, err := store.Append(ctx, stream, meowmx.ExpectedVersion(i-1), ev()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appends := []struct {
+		expected meowmx.ExpectedVersion
+		events   []meowmx.Event
+	}{
+		{5, []meowmx.Event{ev("a")}}, {6, []meowmx.Event{ev(), ev()}}, {8, []meowmx.Event{ev("a"), ev()}},
+		{meowmx.Any, []meowmx.Event{ev()}}, {meowmx.Any, []meowmx.Event{ev("b")}}, {meowmx.StreamExists, []meowmx.Event{ev()}},
+	}
+	for _, a := range appends {
+		if _, err := store.Append(ctx, stream, a.expected, a.events...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.AppendTx(ctx, tx, stream, meowmx.Any, ev("c")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.AppendTx(ctx, tx, stream, meowmx.Any, ev()); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, tags := range [][]string{nil, {"g"}} {
+		group := []*meowmxdriver.AppendParams{
+			{Schema: store.Schema(), Category: "plan", StreamID: "1", Expected: meowmx.Any,
+				Events: []meowmxdriver.EventInsert{{ID: newID(t), Type: "T", Data: data, Tags: tags}}},
+			{Schema: store.Schema(), Category: "plan", StreamID: "2", Expected: meowmx.Any,
+				Events: []meowmxdriver.EventInsert{{ID: newID(t), Type: "T", Data: data}}},
+		}
+		if _, err := store.Driver().Executor().AppendGroup(ctx, group); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := store.StreamVersion(ctx, stream); err != nil {
+		t.Fatal(err)
+	}
+
+	recorder.mu.Lock()
+	sqls := recorder.sqls
+	recorder.sqls = map[string]bool{} // the checks below run statements too
+	recorder.mu.Unlock()
+	checked := 0
+	for sql := range sqls {
+		if !strings.Contains(sql, "stream_id = ") {
+			continue
+		}
+		params := 0
+		for _, m := range paramPattern.FindAllStringSubmatch(sql, -1) {
+			var n int
+			fmt.Sscan(m[1], &n)
+			params = max(params, n)
+		}
+		plan, err := genericPlan(ctx, pool, sql, params)
+		if err != nil {
+			t.Fatalf("plan of\n%s\n%v", sql, err)
+		}
+		if strings.Contains(plan, "events_category_position_idx") {
+			t.Errorf("the generic plan of\n%s\nreads the category index:\n%s", sql, plan)
+		}
+		checked++
+	}
+	if checked < 6 {
+		t.Fatalf("checked the plans of %d statements, want the 6 kinds of append at least", checked)
+	}
+}
+
+func newID(t *testing.T) [16]byte {
+	t.Helper()
+	id, err := uuid.NewV7()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// genericPlan returns the generic plan of sql, a statement of params
+// parameters, as EXPLAIN prints it.
+func genericPlan(ctx context.Context, pool *pgxpool.Pool, sql string, params int) (string, error) {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return "", err
+	}
+	// PREPARE outlives the transaction: the statement goes with it.
+	defer func() {
+		_, _ = tx.Exec(ctx, "DEALLOCATE plan_check", pgx.QueryExecModeSimpleProtocol)
+		_ = tx.Rollback(ctx)
+	}()
+	for _, step := range []string{"SET LOCAL plan_cache_mode = force_generic_plan", "PREPARE plan_check AS " + sql} {
+		if _, err := tx.Exec(ctx, step, pgx.QueryExecModeSimpleProtocol); err != nil {
+			return "", err
+		}
+	}
+	nulls := strings.TrimSuffix(strings.Repeat("NULL, ", params), ", ")
+	rows, err := tx.Query(ctx, "EXPLAIN EXECUTE plan_check("+nulls+")", pgx.QueryExecModeSimpleProtocol)
+	if err != nil {
+		return "", err
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return strings.Join(lines, "\n"), err
+}
