@@ -17,23 +17,30 @@ import (
 // cmdAppend runs "meowmx append": it appends one event given by flags, or a
 // batch of JSON lines from stdin, and prints what was recorded.
 func cmdAppend(e *env) error {
-	fs := newFlagSet(e, "append", `Usage: meowmx append CATEGORY ID --type T --data JSON [--metadata JSON] [--expect any|none|exists|N] [--event-id UUID]
+	fs := newFlagSet(e, "append", `Usage: meowmx append CATEGORY ID --type T --data JSON [--metadata JSON] [--tag TAG ...] [--expect any|none|exists|N] [--event-id UUID]
        meowmx append CATEGORY ID --data - < events.jsonl
 
 Appends events to the stream CATEGORY-ID and prints each recorded event as a
-JSON line. With --data -, reads JSON lines {"type":...,"data":...,"metadata":...,"id":...}
-from stdin and appends them as one atomic batch ("type" is required).
+JSON line. With --data -, reads JSON lines
+{"type":...,"data":...,"metadata":...,"tags":[...],"id":...} from stdin and
+appends them as one atomic batch ("type" and "data" are required).
 Exit status 3 on a version conflict, 2 on bad input.
 
 Examples:
   meowmx append order 1001 --type OrderPlaced --data '{"total":42}' --expect none
   meowmx append order 1001 --type OrderPaid --data '{"amount":42}' --expect 0
+  meowmx append course c1 --type StudentSubscribed --data '{}' --tag course:c1 --tag student:s7
   printf '%s\n' '{"type":"A","data":{}}' '{"type":"B","data":[1]}' | meowmx append job 7 --data -`)
 	typ := fs.String("type", "", "event type (required unless --data -)")
 	data := fs.String("data", "", "event data as JSON, or - to read JSON lines from stdin")
 	metadata := fs.String("metadata", "", "event metadata as JSON")
 	expect := fs.String("expect", "any", "expected version: any, none, exists or N")
 	eventID := fs.String("event-id", "", "event UUID (generated when absent)")
+	var tags []string
+	fs.Func("tag", "a tag of the event, such as course:c1 (repeat for several)", func(tag string) error {
+		tags = append(tags, tag)
+		return nil
+	})
 	args, err := parse(fs, e.args)
 	if err != nil {
 		return err
@@ -48,8 +55,8 @@ Examples:
 	}
 	var events []meowmx.Event
 	if *data == "-" {
-		if *typ != "" || *metadata != "" || *eventID != "" {
-			return usagef("with --data -, give type, metadata and id in each input line")
+		if *typ != "" || *metadata != "" || *eventID != "" || tags != nil {
+			return usagef("with --data -, give type, metadata, tags and id in each input line")
 		}
 		events, err = readEventLines(e.stdin)
 		if err != nil {
@@ -59,7 +66,7 @@ Examples:
 		if *typ == "" || *data == "" {
 			return usagef("--type and --data are required (or --data - to read JSON lines from stdin)")
 		}
-		ev := meowmx.Event{Type: *typ, Data: json.RawMessage(*data)}
+		ev := meowmx.Event{Type: *typ, Data: json.RawMessage(*data), Tags: tags}
 		if !json.Valid(ev.Data) {
 			return usagef("--data is not valid JSON: %s", *data)
 		}
@@ -124,6 +131,7 @@ func readEventLines(r io.Reader) ([]meowmx.Event, error) {
 			Data     json.RawMessage `json:"data"`
 			Metadata json.RawMessage `json:"metadata"`
 			ID       string          `json:"id"`
+			Tags     []string        `json:"tags"`
 		}
 		if !strings.HasPrefix(line, "{") {
 			return nil, usagef("stdin line %d: want a JSON object such as {\"type\":\"OrderPlaced\",\"data\":{...}}", n)
@@ -133,7 +141,11 @@ func readEventLines(r io.Reader) ([]meowmx.Event, error) {
 		if err := dec.Decode(&in); err != nil {
 			var typeErr *json.UnmarshalTypeError
 			if errors.As(err, &typeErr) {
-				return nil, usagef("stdin line %d: %q must be a %s", n, typeErr.Field, "string")
+				want := "string"
+				if typeErr.Field == "tags" {
+					want = "list of strings"
+				}
+				return nil, usagef("stdin line %d: %q must be a %s", n, typeErr.Field, want)
 			}
 			return nil, usagef("stdin line %d: not a JSON event object: %v", n, err)
 		}
@@ -143,7 +155,7 @@ func readEventLines(r io.Reader) ([]meowmx.Event, error) {
 		if len(in.Data) == 0 {
 			return nil, usagef("stdin line %d: \"data\" is required (JSON, such as {} or null)", n)
 		}
-		ev := meowmx.Event{Type: in.Type, Data: in.Data, Metadata: in.Metadata}
+		ev := meowmx.Event{Type: in.Type, Data: in.Data, Metadata: in.Metadata, Tags: in.Tags}
 		if string(ev.Metadata) == "null" {
 			ev.Metadata = nil
 		}

@@ -526,3 +526,36 @@ func TestDemoInterrupted(t *testing.T) {
 		t.Fatalf("interrupted demo: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
 	}
 }
+
+// TestAppendTags: --tag and the "tags" of JSON lines tag events, and read
+// prints them.
+func TestAppendTags(t *testing.T) {
+	t.Parallel()
+	db := sqliteDB(t)
+	mustRun(t, "", "--db", db, "migrate")
+	r := mustRun(t, "", "--db", db, "append", "course", "c1", "--type", "StudentSubscribed", "--data", "{}", "--tag", "course:c1", "--tag", "student:s7")
+	if got := decodeLines(t, r.stdout); len(got) != 1 || fmt.Sprint(got[0]["tags"]) != "[course:c1 student:s7]" {
+		t.Fatalf("append --tag printed %q", r.stdout)
+	}
+	mustRun(t, `{"type":"A","data":{},"tags":["x","y z"]}
+{"type":"B","data":{}}
+`, "--db", db, "append", "course", "c2", "--data", "-")
+	got := decodeLines(t, mustRun(t, "", "--db", db, "read", "course-c2").stdout)
+	if len(got) != 2 || fmt.Sprint(got[0]["tags"]) != "[x y z]" || got[1]["tags"] != nil {
+		t.Fatalf("read printed %v", got)
+	}
+	for _, bad := range []struct {
+		stdin string
+		args  []string
+		want  string
+	}{
+		{`{"type":"A","data":{},"tags":"x"}`, []string{"--data", "-"}, `"tags" must be a list of strings`},
+		{"", []string{"--type", "A", "--data", "{}", "--tag", "x", "--tag", "x"}, `tag "x" appears twice`},
+		{"", []string{"--type", "A", "--data", "{}", "--tag", ""}, "tag 0 is empty"},
+	} {
+		r := runCLI(t, bad.stdin, append([]string{"--db", db, "append", "course", "c3"}, bad.args...)...)
+		if r.code != 2 || !strings.Contains(r.stderr, bad.want) {
+			t.Errorf("append %v: exit %d, stderr %q, want 2 and %q", bad.args, r.code, r.stderr, bad.want)
+		}
+	}
+}

@@ -26,6 +26,7 @@ type eventLine struct {
 	Metadata   json.RawMessage `json:"metadata"`
 	EventID    string          `json:"event_id"`
 	RecordedAt string          `json:"recorded_at"`
+	Tags       []string        `json:"tags,omitempty"`
 }
 
 // toLine turns a recorded event into its JSON line form.
@@ -37,7 +38,7 @@ func toLine(ev meowmx.RecordedEvent) eventLine {
 	return eventLine{
 		Position: ev.Position.String(), Category: ev.Stream.Category, StreamID: ev.Stream.ID,
 		Version: ev.Version, Type: ev.Type, Data: ev.Data, Metadata: metadata,
-		EventID: ev.ID.String(), RecordedAt: ev.RecordedAt.UTC().Format(time.RFC3339Nano),
+		EventID: ev.ID.String(), RecordedAt: ev.RecordedAt.UTC().Format(time.RFC3339Nano), Tags: ev.Tags,
 	}
 }
 
