@@ -78,6 +78,9 @@ func appendSize(p *meowmxdriver.AppendParams) int {
 	size := 0
 	for _, ev := range p.Events {
 		size += len(ev.Data) + len(ev.Metadata) + len(ev.Type) + 16
+		for _, tag := range ev.Tags {
+			size += len(tag) + 4
+		}
 	}
 	return size
 }
