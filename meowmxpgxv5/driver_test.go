@@ -39,6 +39,24 @@ func newStore(t testing.TB, pool *pgxpool.Pool) *meowmx.Store[pgx.Tx] {
 
 var data = json.RawMessage(`{"n":1}`)
 
+// configuredPool returns a pool on the test database, set up by configure,
+// closed when the test ends.
+func configuredPool(t testing.TB, configure func(*pgxpool.Config)) *pgxpool.Pool {
+	t.Helper()
+	testdb.Pool(t) // reachable, or skip / fail
+	cfg, err := pgxpool.ParseConfig(testdb.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	configure(cfg)
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
 // beginWithPID begins a transaction on pool, rolled back at the test's end
 // if still open, and returns it with its backend's pid.
 func beginWithPID(t *testing.T, pool *pgxpool.Pool) (pgx.Tx, int) {
@@ -175,19 +193,11 @@ func (q *queryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryE
 // alive none is sent, after a look (one per second at most).
 func TestAppendIsOneStatement(t *testing.T) {
 	t.Parallel()
-	testdb.Pool(t) // reachable, or skip / fail
-	cfg, err := pgxpool.ParseConfig(testdb.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
 	counter := &queryCounter{}
-	cfg.ConnConfig.Tracer = counter
-	cfg.MaxConns = 1
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := configuredPool(t, func(cfg *pgxpool.Config) {
+		cfg.ConnConfig.Tracer = counter
+		cfg.MaxConns = 1
+	})
 	store := newStore(t, pool)
 	ctx := context.Background()
 

@@ -13,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/meowmx/meowmx"
-	"github.com/meowmx/meowmx/internal/testdb"
 	"github.com/meowmx/meowmx/meowmxdriver"
 )
 
@@ -44,18 +43,8 @@ var paramPattern = regexp.MustCompile(`\$(\d+)`)
 // reads every event of the category.
 func TestAppendPlansUseStreamIndex(t *testing.T) {
 	t.Parallel()
-	testdb.Pool(t) // reachable, or skip / fail
-	cfg, err := pgxpool.ParseConfig(testdb.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
 	recorder := &statementRecorder{sqls: map[string]bool{}}
-	cfg.ConnConfig.Tracer = recorder
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := configuredPool(t, func(cfg *pgxpool.Config) { cfg.ConnConfig.Tracer = recorder })
 	store := newStore(t, pool)
 	ctx := context.Background()
 	stream := meowmx.NewStream("plan", "1")

@@ -23,21 +23,13 @@ import (
 // their own, so that a test can terminate exactly them.
 func appPool(t *testing.T) (*pgxpool.Pool, string) {
 	t.Helper()
-	testdb.Pool(t) // reachable, or skip / fail
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	app := "meowmx_test_" + hex.EncodeToString(b[:])
-	cfg, err := pgxpool.ParseConfig(testdb.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.RuntimeParams["application_name"] = app
-	cfg.MaxConns = 8
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := configuredPool(t, func(cfg *pgxpool.Config) {
+		cfg.ConnConfig.RuntimeParams["application_name"] = app
+		cfg.MaxConns = 8
+	})
 	return pool, app
 }
 
