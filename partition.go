@@ -175,7 +175,7 @@ func (r *partitionRunner[TTx]) run(ctx, workCtx context.Context) {
 			}
 		}
 		rows, err := exec.ReadSubscription(ctx, &meowmxdriver.ReadSubscriptionParams{
-			Schema: store.config.Schema, Categories: cfg.Categories, Types: cfg.Types,
+			Schema: store.config.Schema, Categories: cfg.Categories, Types: cfg.Types, Tags: cfg.Tags,
 			Partitions: cfg.Partitions, Partition: r.partition,
 			AfterTxID: r.checkpoint.TransactionID, AfterSeq: r.checkpoint.Seq, Limit: cfg.BatchSize,
 		})

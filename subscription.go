@@ -110,6 +110,10 @@ type SubscriptionConfig[TTx any] struct {
 	Categories []string
 	// Types, when not empty, keeps only events of these types.
 	Types []string
+	// Tags, when not empty, keeps only events that carry all of these tags
+	// (see Event.Tags). Like Categories and Types, fixed when the
+	// subscription is first created.
+	Tags []string
 	// Partitions splits the subscription into this many partitions by
 	// StreamHash, each with its own checkpoint, processed in parallel by
 	// the workers that claim them; each stream stays in one partition, so
@@ -164,8 +168,10 @@ func (c *SubscriptionConfig[TTx]) withDefaults(store *Config) *SubscriptionConfi
 	out := *c
 	out.Categories = slices.Clone(c.Categories)
 	out.Types = slices.Clone(c.Types)
+	out.Tags = slices.Clone(c.Tags)
 	slices.Sort(out.Categories)
 	slices.Sort(out.Types)
+	slices.Sort(out.Tags)
 	if out.Partitions == 0 {
 		out.Partitions = 1
 	}
@@ -212,6 +218,9 @@ func (c *SubscriptionConfig[TTx]) validate() error {
 	}
 	if err := validTypes("SubscriptionConfig.Types of subscription "+c.Name, c.Types); err != nil {
 		return err
+	}
+	if err := validTags(c.Tags); err != nil {
+		return fmt.Errorf("%w (subscription %s, SubscriptionConfig.Tags)", err, c.Name)
 	}
 	switch {
 	case c.Partitions < 1 || c.Partitions > MaxPartitions:
@@ -326,7 +335,7 @@ func (sub *Subscription[TTx]) init(ctx context.Context) error {
 	}
 	rows, err := exec.InitSubscription(ctx, &meowmxdriver.InitSubscriptionParams{
 		Schema: sub.store.config.Schema, Name: cfg.Name, Partitions: cfg.Partitions,
-		Categories: cfg.Categories, Types: cfg.Types, AfterTxID: after.TransactionID, AfterSeq: after.Seq,
+		Categories: cfg.Categories, Types: cfg.Types, Tags: cfg.Tags, AfterTxID: after.TransactionID, AfterSeq: after.Seq,
 	})
 	if err != nil {
 		return fmt.Errorf("meowmx: subscription %s: %w", cfg.Name, err)
@@ -337,6 +346,7 @@ func (sub *Subscription[TTx]) init(ctx context.Context) error {
 	stored := rows[0]
 	slices.Sort(stored.Categories)
 	slices.Sort(stored.Types)
+	slices.Sort(stored.Tags)
 	switch {
 	case stored.Partitions != cfg.Partitions:
 		return invalidf("subscription %s exists with %d partitions, not %d", cfg.Name, stored.Partitions, cfg.Partitions)
@@ -344,6 +354,8 @@ func (sub *Subscription[TTx]) init(ctx context.Context) error {
 		return invalidf("subscription %s exists with categories %q, not %q", cfg.Name, stored.Categories, cfg.Categories)
 	case !slices.Equal(stored.Types, cfg.Types) && !(len(stored.Types) == 0 && len(cfg.Types) == 0):
 		return invalidf("subscription %s exists with types %q, not %q", cfg.Name, stored.Types, cfg.Types)
+	case !slices.Equal(stored.Tags, cfg.Tags) && !(len(stored.Tags) == 0 && len(cfg.Tags) == 0):
+		return invalidf("subscription %s exists with tags %q, not %q", cfg.Name, stored.Tags, cfg.Tags)
 	}
 	return nil
 }

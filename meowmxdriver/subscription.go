@@ -129,6 +129,7 @@ type InitSubscriptionParams struct {
 	Partitions int
 	Categories []string
 	Types      []string
+	Tags       []string
 	AfterTxID  uint64
 	AfterSeq   int64
 }
@@ -140,6 +141,7 @@ type SubscriptionRow struct {
 	Partitions    int
 	Categories    []string
 	Types         []string
+	Tags          []string
 	TransactionID uint64
 	Seq           int64
 	Generation    int64
@@ -175,6 +177,7 @@ type ReadSubscriptionParams struct {
 	Schema     string
 	Categories []string // empty for all
 	Types      []string // empty for all
+	Tags       []string // events carrying all of them; empty for all
 	Partitions int
 	Partition  int
 	AfterTxID  uint64

@@ -388,7 +388,7 @@ type subscriptionStatements struct {
 	unpark, workersAlive, deleteSubscription          string
 }
 
-const subColumns = `name, partition, partitions, categories, types, transaction_id, seq, generation, coalesce(owner, ''), lease_until, updated_at`
+const subColumns = `name, partition, partitions, categories, types, tags, transaction_id, seq, generation, coalesce(owner, ''), lease_until, updated_at`
 
 func newSubscriptionStatements(r func(string) string) subscriptionStatements {
 	readSub := func(categoryFilter string) string {
@@ -396,14 +396,15 @@ func newSubscriptionStatements(r func(string) string) subscriptionStatements {
  WHERE (transaction_id, seq) > ($1, $2) AND ` + visible + `
    AND ` + categoryFilter + `
    AND (cardinality($4::text[]) = 0 OR type = ANY($4::text[]))
+   AND (cardinality($8::text[]) = 0 OR tags @> $8::text[])
    AND ($5::int <= 1 OR stream_hash % $5::int = $6::int)
  ORDER BY transaction_id, seq
  LIMIT $7`)
 	}
 	return subscriptionStatements{
 		initLock: `SELECT pg_advisory_xact_lock(hashtextextended('meowmx.subscription.' || @schema::text || '.' || @name::text, 0))`,
-		initInsert: r(`INSERT INTO {{schema}}.subscriptions (name, partition, partitions, categories, types, transaction_id, seq)
-SELECT @name, p, @partitions, @categories, @types, @transaction_id, @seq FROM generate_series(0, @partitions::int - 1) AS p
+		initInsert: r(`INSERT INTO {{schema}}.subscriptions (name, partition, partitions, categories, types, tags, transaction_id, seq)
+SELECT @name, p, @partitions, @categories, @types, @tags, @transaction_id, @seq FROM generate_series(0, @partitions::int - 1) AS p
  WHERE NOT EXISTS (SELECT 1 FROM {{schema}}.subscriptions WHERE name = @name)`),
 		rows: r(`SELECT ` + subColumns + `, 0::bigint FROM {{schema}}.subscriptions WHERE name = @name ORDER BY partition`),
 		heartbeat: r(`WITH up AS (
@@ -488,11 +489,12 @@ ON CONFLICT (subscription, event_id) DO UPDATE
 // categories and types (empty for all) and its partition.
 const subscriptionFilter = `(cardinality(@categories::text[]) = 0 OR category = ANY(@categories::text[]))
    AND (cardinality(@types::text[]) = 0 OR type = ANY(@types::text[]))
+   AND (cardinality(@tags::text[]) = 0 OR tags @> @tags::text[])
    AND (@partitions::int <= 1 OR stream_hash % @partitions::int = @partition::int)`
 
 func subColumnsOf(alias string) string {
 	a := alias + "."
-	return a + "name, " + a + "partition, " + a + "partitions, " + a + "categories, " + a + "types, " +
+	return a + "name, " + a + "partition, " + a + "partitions, " + a + "categories, " + a + "types, " + a + "tags, " +
 		a + "transaction_id, " + a + "seq, " + a + "generation, coalesce(" + a + "owner, ''), " +
 		a + "lease_until, " + a + "updated_at"
 }

@@ -18,7 +18,7 @@ func scanSubscriptions(rows pgx.Rows) ([]*meowmxdriver.SubscriptionRow, error) {
 	for rows.Next() {
 		row := &meowmxdriver.SubscriptionRow{}
 		var lease *time.Time
-		if err := rows.Scan(&row.Name, &row.Partition, &row.Partitions, &row.Categories, &row.Types,
+		if err := rows.Scan(&row.Name, &row.Partition, &row.Partitions, &row.Categories, &row.Types, &row.Tags,
 			&row.TransactionID, &row.Seq, &row.Generation, &row.Owner, &lease, &row.UpdatedAt, &row.Parked); err != nil {
 			return nil, mapError(err)
 		}
@@ -44,7 +44,7 @@ func (e *executor) InitSubscription(ctx context.Context, p *meowmxdriver.InitSub
 		}
 		if _, err := tx.Exec(ctx, st.initInsert, pgx.StrictNamedArgs{
 			"name": p.Name, "partitions": p.Partitions, "categories": nonNil(p.Categories), "types": nonNil(p.Types),
-			"transaction_id": p.AfterTxID, "seq": p.AfterSeq,
+			"tags": nonNil(p.Tags), "transaction_id": p.AfterTxID, "seq": p.AfterSeq,
 		}); err != nil {
 			return err
 		}
@@ -116,7 +116,7 @@ func (e *executor) ReadSubscription(ctx context.Context, p *meowmxdriver.ReadSub
 		default:
 			query = st.sub.readSubCategories
 		}
-		return query, []any{p.AfterTxID, p.AfterSeq, nonNil(p.Categories), nonNil(p.Types), p.Partitions, p.Partition, p.Limit}
+		return query, []any{p.AfterTxID, p.AfterSeq, nonNil(p.Categories), nonNil(p.Types), p.Partitions, p.Partition, p.Limit, nonNil(p.Tags)}
 	})
 }
 
@@ -244,7 +244,7 @@ func (e *executor) WorkersAlive(ctx context.Context, schema string) (bool, error
 func coveredBy(row *meowmxdriver.SubscriptionRow, more pgx.StrictNamedArgs) pgx.StrictNamedArgs {
 	args := pgx.StrictNamedArgs{
 		"transaction_id": row.TransactionID, "seq": row.Seq,
-		"categories": nonNil(row.Categories), "types": nonNil(row.Types),
+		"categories": nonNil(row.Categories), "types": nonNil(row.Types), "tags": nonNil(row.Tags),
 		"partitions": row.Partitions, "partition": row.Partition,
 	}
 	maps.Copy(args, more)

@@ -1,6 +1,7 @@
 package meowmxsqlite
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 
@@ -201,21 +202,27 @@ type subscriptionStatements struct {
 	replay, unpark, pending                           string
 }
 
-const subColumns = `name, partition, partitions, categories, types, seq, generation, coalesce(owner, ''), lease_until, updated_at`
+const subColumns = `name, partition, partitions, categories, types, tags, seq, generation, coalesce(owner, ''), lease_until, updated_at`
+
+// hasAllTags keeps the events (of the table {{prefix}}events, unaliased)
+// that carry every tag of the JSON array in parameter %[1]s.
+const hasAllTags = `(%[1]s = '[]' OR (SELECT count(*) FROM {{prefix}}event_tags t
+        WHERE t.seq = {{prefix}}events.seq AND t.tag IN (SELECT value FROM json_each(%[1]s))) = json_array_length(%[1]s))`
 
 func newSubscriptionStatements(r func(string) string) subscriptionStatements {
 	readSub := func(categoryFilter string) string {
 		return r(`SELECT ` + eventColumns + ` FROM {{prefix}}events
  WHERE seq > ?1 AND ` + categoryFilter + `
    AND (?3 = '[]' OR type IN (SELECT value FROM json_each(?3)))
+   AND ` + fmt.Sprintf(hasAllTags, "?7") + `
    AND (?4 <= 1 OR stream_hash % ?4 = ?5)
  ORDER BY seq
  LIMIT ?6`)
 	}
 	return subscriptionStatements{
 		exists: r(`SELECT count(*) FROM {{prefix}}subscriptions WHERE name = ?`),
-		initInsert: r(`INSERT INTO {{prefix}}subscriptions (name, partition, partitions, categories, types, seq, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?)`),
+		initInsert: r(`INSERT INTO {{prefix}}subscriptions (name, partition, partitions, categories, types, tags, seq, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
 		rows: r(`SELECT ` + subColumns + `, 0 FROM {{prefix}}subscriptions WHERE name = ? ORDER BY partition`),
 		heartbeat: r(`INSERT INTO {{prefix}}subscription_workers (name, worker, alive_until) VALUES (?1, ?2, ?3)
 ON CONFLICT (name, worker) DO UPDATE SET alive_until = excluded.alive_until`),
@@ -252,11 +259,13 @@ ON CONFLICT (name, worker) DO UPDATE SET alive_until = excluded.alive_until`),
  WHERE seq > ?1
    AND (?2 = '[]' OR category IN (SELECT value FROM json_each(?2)))
    AND (?3 = '[]' OR type IN (SELECT value FROM json_each(?3)))
+   AND ` + fmt.Sprintf(hasAllTags, "?6") + `
    AND (?4 <= 1 OR stream_hash % ?4 = ?5)`),
 		pending: r(`SELECT EXISTS (SELECT 1 FROM {{prefix}}events
  WHERE seq > ?1 AND seq <= ?6
    AND (?2 = '[]' OR category IN (SELECT value FROM json_each(?2)))
    AND (?3 = '[]' OR type IN (SELECT value FROM json_each(?3)))
+   AND ` + fmt.Sprintf(hasAllTags, "?7") + `
    AND (?4 <= 1 OR stream_hash % ?4 = ?5))`),
 		park: r(`INSERT INTO {{prefix}}parked_events (subscription, partition, event_id, error, attempts, parked_at)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6)

@@ -38,11 +38,11 @@ func scanSubscriptions(rows *sql.Rows) ([]*meowmxdriver.SubscriptionRow, error) 
 	for rows.Next() {
 		row := &meowmxdriver.SubscriptionRow{}
 		var (
-			categories, types string
-			lease             sql.NullInt64
+			categories, types, tags string
+			lease                   sql.NullInt64
 			updated           int64
 		)
-		if err := rows.Scan(&row.Name, &row.Partition, &row.Partitions, &categories, &types, &row.Seq,
+		if err := rows.Scan(&row.Name, &row.Partition, &row.Partitions, &categories, &types, &tags, &row.Seq,
 			&row.Generation, &row.Owner, &lease, &updated, &row.Parked); err != nil {
 			return nil, err
 		}
@@ -50,6 +50,9 @@ func scanSubscriptions(rows *sql.Rows) ([]*meowmxdriver.SubscriptionRow, error) 
 			return nil, err
 		}
 		if err := json.Unmarshal([]byte(types), &row.Types); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(tags), &row.Tags); err != nil {
 			return nil, err
 		}
 		row.LeaseUntil = fromMicros(lease)
@@ -74,7 +77,7 @@ func (e *executor) InitSubscription(ctx context.Context, p *meowmxdriver.InitSub
 			now := micros(time.Now())
 			for partition := range p.Partitions {
 				if _, err := q.ExecContext(ctx, st.initInsert, p.Name, partition, p.Partitions,
-					jsonList(p.Categories), jsonList(p.Types), p.AfterSeq, now); err != nil {
+					jsonList(p.Categories), jsonList(p.Types), jsonList(p.Tags), p.AfterSeq, now); err != nil {
 					return err
 				}
 			}
@@ -227,7 +230,7 @@ func (e *executor) ReadSubscription(ctx context.Context, p *meowmxdriver.ReadSub
 	default:
 		query, categories = st.readSubMany, jsonList(p.Categories)
 	}
-	rows, err := queryEvents(ctx, e.reader(), query, p.AfterSeq, categories, jsonList(p.Types), p.Partitions, p.Partition, p.Limit)
+	rows, err := queryEvents(ctx, e.reader(), query, p.AfterSeq, categories, jsonList(p.Types), p.Partitions, p.Partition, p.Limit, jsonList(p.Tags))
 	return rows, mapError(err)
 }
 
@@ -275,7 +278,7 @@ func (e *executor) Lag(ctx context.Context, schema string, row *meowmxdriver.Sub
 		oldest sql.NullInt64
 	)
 	err := e.reader().QueryRowContext(ctx, e.driver.statements(schema).sub.lag, row.Seq,
-		jsonList(row.Categories), jsonList(row.Types), row.Partitions, row.Partition).Scan(&count, &oldest)
+		jsonList(row.Categories), jsonList(row.Types), row.Partitions, row.Partition, jsonList(row.Tags)).Scan(&count, &oldest)
 	return count, fromMicros(oldest), mapError(err)
 }
 
@@ -285,7 +288,7 @@ func (e *executor) Pending(ctx context.Context, schema string, row *meowmxdriver
 	}
 	var pending bool
 	err := e.reader().QueryRowContext(ctx, e.driver.statements(schema).sub.pending, row.Seq,
-		jsonList(row.Categories), jsonList(row.Types), row.Partitions, row.Partition, untilSeq).Scan(&pending)
+		jsonList(row.Categories), jsonList(row.Types), row.Partitions, row.Partition, untilSeq, jsonList(row.Tags)).Scan(&pending)
 	return pending, mapError(err)
 }
 

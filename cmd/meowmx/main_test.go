@@ -544,6 +544,11 @@ func TestAppendTags(t *testing.T) {
 	if len(got) != 2 || fmt.Sprint(got[0]["tags"]) != "[x y z]" || got[1]["tags"] != nil {
 		t.Fatalf("read printed %v", got)
 	}
+	// A worker with --tag prints the events that carry it.
+	r = mustRun(t, "", "--db", db, "work", "--subscription", "x-only", "--category", "course", "--tag", "x", "--until-idle", "100ms")
+	if got := decodeLines(t, r.stdout); len(got) != 1 || got[0]["type"] != "A" {
+		t.Fatalf("work --tag x printed %q", r.stdout)
+	}
 	for _, bad := range []struct {
 		stdin string
 		args  []string

@@ -11,7 +11,7 @@ import (
 // cmdWork runs "meowmx work": a subscription worker that prints the events
 // it handles, until interrupted or, with --until-idle, until it is idle.
 func cmdWork(e *env) error {
-	fs := newFlagSet(e, "work", `Usage: meowmx work --subscription NAME (--category C | --all) [--partitions N] [--batch N] [--until-idle DURATION]
+	fs := newFlagSet(e, "work", `Usage: meowmx work --subscription NAME (--category C | --all) [--tag T ...] [--partitions N] [--batch N] [--until-idle DURATION]
 
 Runs a worker of the subscription NAME (created at the start of the log if
 new) that prints every event it handles as a JSON line and commits its
@@ -22,13 +22,19 @@ long.
 
 Examples:
   meowmx work --subscription audit --all
-  meowmx work --subscription orders --category order --partitions 4 --until-idle 2s`)
+  meowmx work --subscription orders --category order --partitions 4 --until-idle 2s
+  meowmx work --subscription c1-roster --category course --tag course:c1`)
 	name := fs.String("subscription", "", "subscription name (required)")
 	category := fs.String("category", "", "the category to read")
 	all := fs.Bool("all", false, "read every category")
 	partitions := fs.Int("partitions", 1, "number of partitions of a new subscription")
 	batch := fs.Int("batch", meowmx.BatchSizeDefault, "most events per batch")
 	idle := fs.Duration("until-idle", 0, "exit once caught up and nothing has arrived for this long (0: run until interrupted)")
+	var tags []string
+	fs.Func("tag", "handle only events that carry this tag (repeat: all of them), fixed when the subscription is created", func(tag string) error {
+		tags = append(tags, tag)
+		return nil
+	})
 	args, err := parse(fs, e.args)
 	if err != nil {
 		return err
@@ -53,7 +59,7 @@ Examples:
 	}
 	defer b.close()
 	p, _ := newPrinter(e.stdout, "json")
-	w := workSpec{name: *name, categories: categories, partitions: *partitions, batch: *batch, idle: *idle, printer: p}
+	w := workSpec{name: *name, categories: categories, tags: tags, partitions: *partitions, batch: *batch, idle: *idle, printer: p}
 	if b.pg != nil {
 		return runWork(e.ctx, b.pg, w)
 	}
@@ -64,6 +70,7 @@ Examples:
 type workSpec struct {
 	name       string
 	categories []string
+	tags       []string
 	partitions int
 	batch      int
 	idle       time.Duration
@@ -79,7 +86,7 @@ func runWork[TTx any](ctx context.Context, store *meowmx.Store[TTx], w workSpec)
 		last = time.Now()
 	)
 	sub, err := store.Subscribe(meowmx.SubscriptionConfig[TTx]{
-		Name: w.name, Categories: w.categories, Partitions: w.partitions, BatchSize: w.batch,
+		Name: w.name, Categories: w.categories, Tags: w.tags, Partitions: w.partitions, BatchSize: w.batch,
 		PollInterval: 200 * time.Millisecond,
 		Handler: func(ctx context.Context, tx TTx, events []meowmx.RecordedEvent) error {
 			mu.Lock()

@@ -1,11 +1,15 @@
 package storetest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/google/uuid"
 
 	"github.com/meowmx/meowmx"
 	"github.com/meowmx/meowmx/internal/testdb"
@@ -198,5 +202,80 @@ func samePositions(t *testing.T, what string, got, want []meowmx.RecordedEvent) 
 			t.Fatalf("%s: event %d at %s (%s %q), want %s (%s %q)", what, i, got[i].Position, got[i].Type, got[i].Tags,
 				want[i].Position, want[i].Type, want[i].Tags)
 		}
+	}
+}
+
+// testSubTags: a subscription with Tags handles exactly the events that
+// carry all of them, counts only those in its lag, and keeps its tags.
+func testSubTags[TTx any](t *testing.T, h *Harness[TTx]) {
+	s := h.NewStore(t, nil, true)
+	c := ctx(t)
+	want := map[uuid.UUID]bool{}
+	appendSome := func(round int) {
+		for i := range 30 {
+			var tags []string
+			if i%2 == 0 {
+				tags = append(tags, "course:c1")
+			}
+			if i%3 == 0 {
+				tags = append(tags, "student:s1")
+			}
+			if i%5 == 0 {
+				tags = append(tags, "other")
+			}
+			rec := must(s.Append(c, meowmx.NewStream("enrol", fmt.Sprint(i%7)), meowmx.Any,
+				tagged(fmt.Sprint("T", round), tags...)))(t)
+			if slices.Contains(tags, "course:c1") && slices.Contains(tags, "student:s1") {
+				want[rec[0].ID] = true
+			}
+		}
+	}
+	appendSome(0)
+	var mu sync.Mutex
+	got := map[uuid.UUID]int{}
+	cfg := fast("tagged", meowmx.HandleEach(func(_ context.Context, _ TTx, e meowmx.RecordedEvent) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got[e.ID]++
+		return nil
+	}))
+	cfg.Tags = []string{"student:s1", "course:c1"}
+	cfg.Partitions = 2
+	cfg.BatchSize = 4
+	start(t, s, cfg)
+	appendSome(1)
+	if err := s.WaitCaughtUp(c, "tagged"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if len(got) != len(want) {
+		t.Errorf("handled %d events, want the %d that carry both tags", len(got), len(want))
+	}
+	for id, n := range got {
+		if !want[id] || n != 1 {
+			t.Errorf("event %s handled %d times (carries both tags: %t)", id, n, want[id])
+		}
+	}
+	mu.Unlock()
+	for _, st := range must(s.SubscriptionStatuses(c, "tagged"))(t) {
+		if st.Lag != 0 {
+			t.Errorf("partition %d: lag %d after WaitCaughtUp", st.Partition, st.Lag)
+		}
+	}
+	again := fast("tagged", meowmx.HandleEach(func(context.Context, TTx, meowmx.RecordedEvent) error { return nil }))
+	again.Tags = []string{"course:c1"}
+	sub, err := s.Subscribe(again)
+	if err == nil {
+		if err = sub.Start(c); err == nil {
+			t.Cleanup(func() { stop(t, sub) })
+		}
+	}
+	if !errors.Is(err, meowmx.ErrInvalidInput) {
+		t.Errorf("the subscription started again with other tags: err = %v, want ErrInvalidInput", err)
+	}
+	bad := fast("bad", meowmx.HandleEach(func(context.Context, TTx, meowmx.RecordedEvent) error { return nil }))
+	bad.Tags = []string{"x", "x"}
+	if _, err := s.Subscribe(bad); !errors.Is(err, meowmx.ErrInvalidInput) {
+		t.Errorf("Subscribe with a repeated tag: err = %v, want ErrInvalidInput", err)
 	}
 }

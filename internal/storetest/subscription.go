@@ -36,6 +36,7 @@ func subscriptionTests[TTx any]() map[string]func(t *testing.T, h *Harness[TTx])
 		"BadConfig":          testSubBadConfig[TTx],
 		"ReadModelOnce":      testSubReadModelOnce[TTx],
 		"ResetDuringBatch":   testSubResetDuringBatch[TTx],
+		"Tags":               testSubTags[TTx],
 	}
 }
 
