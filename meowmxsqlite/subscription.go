@@ -40,7 +40,7 @@ func scanSubscriptions(rows *sql.Rows) ([]*meowmxdriver.SubscriptionRow, error) 
 		var (
 			categories, types, tags string
 			lease                   sql.NullInt64
-			updated           int64
+			updated                 int64
 		)
 		if err := rows.Scan(&row.Name, &row.Partition, &row.Partitions, &categories, &types, &tags, &row.Seq,
 			&row.Generation, &row.Owner, &lease, &updated, &row.Parked); err != nil {
