@@ -53,7 +53,9 @@
 // Store.ReadStream reads one stream, forward or backward; Store.LastEvent and
 // Store.StreamVersion give its end. Store.ReadCategory and Store.ReadAll page
 // through the global order after a Position, whose string form ("TX/SEQ")
-// parses back with ParsePosition.
+// parses back with ParsePosition. Store.ReadQuery reads the events that
+// match a Query of event types and tags (Event.Tags), across streams, in the
+// same order. Store.Streams and Store.Categories list what the store holds.
 //
 // The global order never skips an event. On PostgreSQL each event records
 // the id of the transaction that wrote it, and a global read returns only
