@@ -20,7 +20,9 @@ type StreamsOpts struct {
 	// Category, when not empty, lists only the streams of this category.
 	Category string
 	// After is the last stream of the previous page (the zero Stream for
-	// the first): streams are ordered by category, then ID, byte by byte.
+	// the first): streams are ordered by category, then ID, in the
+	// database's order of text (byte order on SQLite, the columns' collation
+	// on PostgreSQL).
 	After Stream
 	// Limit caps the number of streams returned. Defaults to
 	// ReadLimitDefault.

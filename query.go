@@ -90,8 +90,12 @@ func (s *Store[TTx]) readQuery(ctx context.Context, exec meowmxdriver.Executor, 
 	return events, nil
 }
 
-// MaxQueryItems is the most items a query has.
-const MaxQueryItems = 64
+// MaxQueryItems is the most items a query has, and MaxQueryTypes the most
+// types an item lists.
+const (
+	MaxQueryItems = 64
+	MaxQueryTypes = 64
+)
 
 // validQuery checks a query's items: their types as event types, their
 // tags as tags.
@@ -100,6 +104,9 @@ func validQuery(query Query) error {
 		return invalidf("query of %d items, over the limit of %d", len(query.Items), MaxQueryItems)
 	}
 	for i, item := range query.Items {
+		if len(item.Types) > MaxQueryTypes {
+			return invalidf("query item %d lists %d types, over the limit of %d", i, len(item.Types), MaxQueryTypes)
+		}
 		if err := validTypes(fmt.Sprintf("query item %d", i), item.Types); err != nil {
 			return err
 		}

@@ -62,20 +62,21 @@ const visible = `transaction_id < {{schema}}.visible_horizon()`
 // stream_id, version) index to find each next stream ({{next}} says which)
 // and one for its last event, so that a page costs the same on a log of
 // any size.
-const streamsSQL = `WITH RECURSIVE s(category, stream_id) AS (
-    SELECT $1::text, $2::text
+const streamsSQL = `WITH RECURSIVE s(category, stream_id, n) AS (
+    SELECT $1::text, $2::text, 0
     UNION ALL
-    SELECT n.category, n.stream_id FROM s CROSS JOIN LATERAL (
+    SELECT n.category, n.stream_id, s.n + 1 FROM s CROSS JOIN LATERAL (
         SELECT e.category, e.stream_id FROM {{schema}}.events e
          WHERE {{next}}
          ORDER BY e.category, e.stream_id LIMIT 1) n
 )
 SELECT s.category, s.stream_id, l.version, l.transaction_id, l.seq, l.recorded_at
-  FROM (SELECT category, stream_id FROM s OFFSET 1 LIMIT $3) s
+  FROM (SELECT category, stream_id, n FROM s OFFSET 1 LIMIT $3) s
  CROSS JOIN LATERAL (
     SELECT e.version, e.transaction_id, e.seq, e.recorded_at FROM {{schema}}.events e
      WHERE e.category = s.category AND e.stream_id = s.stream_id
-     ORDER BY e.version DESC LIMIT 1) l`
+     ORDER BY e.version DESC LIMIT 1) l
+ ORDER BY s.n`
 
 // categoriesSQL lists a page of categories after $1, at most $2: a loose
 // index scan finds them; counting reads each one's entries of the

@@ -13,6 +13,7 @@ package meowmxsqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -64,16 +65,28 @@ func Open(path string) (*sql.DB, error) {
 		},
 		"_txlock": {"immediate"},
 	}.Encode()
-	db, err := sql.Open("sqlite", dsn)
+	connector, err := sqlite.NewConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("meowmxsqlite: open %s: %w", path, err)
 	}
+	db := sql.OpenDB(immediateConnector{connector})
 	if err := db.Ping(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("meowmxsqlite: open %s: %w", path, err)
 	}
 	return db, nil
 }
+
+// immediateConnector is the connector of the databases Open returns, whose
+// transactions begin IMMEDIATE (_txlock): New recognises them by their
+// driver (sql.DB.Driver), and runs its write transactions through
+// database/sql, with prepared statements; on any other database it sends
+// BEGIN IMMEDIATE itself, on a connection, without them.
+type immediateConnector struct{ driver.Connector }
+
+func (c immediateConnector) Driver() driver.Driver { return immediateDriver{c.Connector.Driver()} }
+
+type immediateDriver struct{ driver.Driver }
 
 // Driver is the SQLite driver. Create it with New.
 type Driver struct {
@@ -91,19 +104,24 @@ type Driver struct {
 	held    sync.Map // *sql.Tx from Begin -> *heldTx
 	stmts   *meowmxdriver.PerSchema[statements]
 	cache   *stmtCache
+	// immediate: db came from Open, so its BeginTx begins IMMEDIATE.
+	immediate bool
 }
 
 // New returns a driver that runs on db, best opened with Open. The driver
 // never closes db.
 //
-// Its write transactions begin as db's _txlock parameter says; Open makes
-// them immediate, so that a writer takes SQLite's write lock before it
-// reads. On a database opened otherwise, add _txlock=immediate to its DSN:
-// with deferred transactions, a writer of another process that commits
-// between an append's read and its write fails the append with
-// ErrSerialization (which Append retries), instead of making it wait.
+// Its write transactions begin IMMEDIATE, so that a writer takes SQLite's
+// write lock before it reads. On a database from Open they run through
+// database/sql with statements prepared once per connection; on a database
+// opened otherwise, on a connection with SQL text, a little slower.
 func New(db *sql.DB) *Driver {
-	return &Driver{db: db, writing: make(chan struct{}, 1), stmts: meowmxdriver.NewPerSchema(newStatements), cache: newStmtCache(db)}
+	immediate := false
+	if db != nil {
+		_, immediate = db.Driver().(immediateDriver)
+	}
+	return &Driver{db: db, writing: make(chan struct{}, 1), stmts: meowmxdriver.NewPerSchema(newStatements),
+		cache: newStmtCache(db), immediate: immediate}
 }
 
 var _ meowmxdriver.Driver[*sql.Tx] = (*Driver)(nil)

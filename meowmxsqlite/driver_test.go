@@ -232,3 +232,49 @@ func TestPreparedOnPoolOfOne(t *testing.T) {
 		t.Fatalf("%d open connections on a pool of one", db.Stats().OpenConnections)
 	}
 }
+
+// TestNotFromOpen: on databases that Open did not return (no _txlock in
+// their DSN), two handles on one file appending to one stream at once
+// still take the write lock as they begin: none fails, and the stream is
+// gapless.
+func TestNotFromOpen(t *testing.T) {
+	t.Parallel()
+	dsn := "file:" + filepath.Join(t.TempDir(), "plain.db") + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"
+	var stores []*meowmx.Store[*sql.Tx]
+	for range 2 {
+		db, err := sql.Open("sqlite", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		_, store := newStore(t, db)
+		t.Cleanup(func() { store.Close() })
+		stores = append(stores, store)
+	}
+	ctx := t.Context()
+	stream := meowmx.NewStream("plain", "1")
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Go(func() {
+			for range 25 {
+				if _, err := stores[w%2].Append(ctx, stream, meowmx.Any, meowmx.Event{Type: "T", Data: json.RawMessage(`{}`)}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	events, err := stores[0].ReadStream(ctx, stream, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 200 || events[199].Version != 199 {
+		t.Fatalf("the stream has %d events", len(events))
+	}
+}

@@ -10,6 +10,11 @@ import (
 )
 
 func (e *executor) ReadQuery(ctx context.Context, p *meowmxdriver.ReadQueryParams) ([]meowmxtype.RecordedEvent, error) {
+	if p.AfterTxID != 0 {
+		// A position with a transaction id is PostgreSQL's, after every
+		// SQLite event, as in ReadGlobal.
+		return nil, ctx.Err()
+	}
 	query, args := readQuerySQL(e.driver.statements(p.Schema).prefix, p)
 	events, err := queryEvents(ctx, e.reader(), query, args...)
 	return events, mapError(err)

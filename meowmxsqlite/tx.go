@@ -70,10 +70,10 @@ var (
 	errLineStalled  = errors.New("no write turn taken")
 )
 
-// writeTx runs fn, in the process's write turn, in an immediate write
-// transaction (the database's _txlock, which Open sets), committing when fn
-// returns nil and rolling back otherwise. fn's statements run prepared once
-// they have run before.
+// writeTx runs fn, in the process's write turn, in a write transaction
+// that takes SQLite's write lock as it begins (BEGIN IMMEDIATE), committing
+// when fn returns nil and rolling back otherwise. On a database from Open,
+// fn's statements run prepared once they have run before.
 func (d *Driver) writeTx(ctx context.Context, fn func(q querier) error) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -82,8 +82,15 @@ func (d *Driver) writeTx(ctx context.Context, fn func(q querier) error) (err err
 		return err
 	}
 	defer d.unlock()
+	if !d.immediate {
+		return d.writeConn(ctx, fn)
+	}
 	d.cache.prepareWanted(ctx)
-	tx, err := d.db.BeginTx(ctx, nil)
+	// The transaction does not end with ctx: database/sql would roll it
+	// back in the background, and the next writer would find SQLite's lock
+	// still held. fn's statements get ctx, which interrupts them; the
+	// rollback below runs before the turn passes on.
+	tx, err := d.db.BeginTx(context.WithoutCancel(ctx), nil)
 	if err != nil {
 		return err
 	}
@@ -95,7 +102,33 @@ func (d *Driver) writeTx(ctx context.Context, fn func(q querier) error) (err err
 	if err := fn(txQuerier{tx: tx, cache: d.cache}); err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	return tx.Commit()
+}
+
+// writeConn is writeTx on a database that Open did not return: BEGIN
+// IMMEDIATE on a connection of its own.
+func (d *Driver) writeConn(ctx context.Context, fn func(q querier) error) (err error) {
+	conn, err := d.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	if err := fn(conn); err != nil {
+		return err
+	}
+	_, err = conn.ExecContext(ctx, "COMMIT")
+	return err
 }
 
 // inWriteTx runs fn in the caller's transaction if there is one, in a write

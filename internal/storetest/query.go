@@ -181,10 +181,20 @@ func testReadQuery[TTx any](t *testing.T, h *Harness[TTx]) {
 			}
 		}
 	}
+	// A position after every event (on SQLite, any with a transaction id).
+	beyond := meowmx.Position{TransactionID: 1 << 62}
+	if got := must(s.ReadQuery(c, queries["everything"], beyond, nil))(t); len(got) != 0 {
+		t.Fatalf("ReadQuery after %s returned %d events", beyond, len(got))
+	}
+	manyTypes := make([]string, meowmx.MaxQueryTypes+1)
+	for i := range manyTypes {
+		manyTypes[i] = fmt.Sprint("T", i)
+	}
 	for name, q := range map[string]meowmx.Query{
-		"repeated tag": {Items: []meowmx.QueryItem{{Tags: []string{"a", "a"}}}},
-		"empty tag":    {Items: []meowmx.QueryItem{{Tags: []string{""}}}},
-		"empty type":   {Items: []meowmx.QueryItem{{Types: []string{""}}}},
+		"too many types": {Items: []meowmx.QueryItem{{Types: manyTypes}}},
+		"repeated tag":   {Items: []meowmx.QueryItem{{Tags: []string{"a", "a"}}}},
+		"empty tag":      {Items: []meowmx.QueryItem{{Tags: []string{""}}}},
+		"empty type":     {Items: []meowmx.QueryItem{{Types: []string{""}}}},
 	} {
 		if _, err := s.ReadQuery(c, q, meowmx.Start, nil); !errors.Is(err, meowmx.ErrInvalidInput) {
 			t.Errorf("%s: err = %v, want ErrInvalidInput", name, err)
