@@ -3,7 +3,13 @@ package meowmxpgxv5_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -232,4 +238,63 @@ func BenchmarkAppend1Exact(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkAppend1Concurrent: single-event appends to new streams from 8
+// goroutines through one store (grouped), reporting the CPU time of this
+// process and of the PostgreSQL server per append (from /proc, so Linux
+// only), to see where an append's cost lies.
+func BenchmarkAppend1Concurrent(b *testing.B) {
+	store := newStore(b, testdb.Pool(b))
+	ctx := context.Background()
+	var next atomic.Int64
+	clientBefore, serverBefore := processCPU(b, os.Getpid()), serverCPU(b)
+	b.SetParallelism(8 / max(runtime.GOMAXPROCS(0), 1))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add(1)
+			if _, err := store.Append(ctx, meowmx.NewStream("bench", fmt.Sprint(i)), meowmx.NoStream, meowmx.Event{Type: "Benched", Data: data}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	n := float64(b.N)
+	b.ReportMetric(float64(processCPU(b, os.Getpid())-clientBefore)/n/1e3, "client-us/op")
+	b.ReportMetric(float64(serverCPU(b)-serverBefore)/n/1e3, "server-us/op")
+}
+
+// processCPU is the user and system CPU time of process pid, in
+// nanoseconds.
+func processCPU(b *testing.B, pid int) int64 {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+	var utime, stime int64
+	fmt.Sscan(fields[11], &utime)
+	fmt.Sscan(fields[12], &stime)
+	return (utime + stime) * int64(time.Second) / 100 // clock ticks of 1/100 s
+}
+
+// serverCPU is the CPU time of every postgres process, in nanoseconds.
+func serverCPU(b *testing.B) int64 {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total int64
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err != nil || !strings.HasPrefix(string(comm), "postgres") {
+			continue
+		}
+		total += processCPU(b, pid)
+	}
+	return total
 }
