@@ -53,9 +53,7 @@ func (s *Store[TTx]) QueryEvents(ctx context.Context, query Query, after Positio
 	if opts != nil {
 		page = *opts
 	}
-	if page.Limit == 0 {
-		page.Limit = ReadLimitDefault
-	}
+	page.Limit = iterPage(page.Limit)
 	return pages(after, page.Limit, func(after Position) ([]RecordedEvent, error) {
 		return s.ReadQuery(ctx, query, after, &page)
 	})

@@ -216,15 +216,22 @@ func (s *Store[TTx]) events(ctx context.Context, category string, after Position
 	if opts != nil {
 		page = *opts
 	}
-	if page.Limit == 0 {
-		page.Limit = ReadLimitDefault
-	}
+	page.Limit = iterPage(page.Limit)
 	return pages(after, page.Limit, func(after Position) ([]RecordedEvent, error) {
 		if category == "" {
 			return s.ReadAll(ctx, after, &page)
 		}
 		return s.ReadCategory(ctx, category, after, &page)
 	})
+}
+
+// iterPage is the page size of an iterator given limit: ReadLimitDefault
+// for 0 (a negative one is left for the read to refuse).
+func iterPage(limit int) int {
+	if limit == 0 {
+		return ReadLimitDefault
+	}
+	return limit
 }
 
 // pages iterates over the events that read returns page by page, each
