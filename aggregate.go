@@ -232,7 +232,7 @@ func (a *Aggregate[TTx, S]) apply(ctx context.Context, exec meowmxdriver.Executo
 	if err != nil {
 		return state, nil, err
 	}
-	params, err := a.store.appendParams(ctx, exec, stream, ExpectedVersion(version), events)
+	params, err := a.store.appendParams(ctx, exec, stream, ExpectedVersion(version), nil, events)
 	if err != nil {
 		return state, nil, err
 	}

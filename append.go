@@ -32,8 +32,95 @@ import (
 // append that loses a race for its versions to a concurrent writer reads
 // the stream again: with Any or StreamExists it appends after the winner.
 func (s *Store[TTx]) Append(ctx context.Context, stream Stream, expected ExpectedVersion, events ...Event) ([]RecordedEvent, error) {
+	return s.appendAlone(ctx, stream, expected, nil, events)
+}
+
+// AppendIf is Append with a condition, as Dynamic Consistency Boundaries
+// define it: if an event matching cond.FailIfEventsMatch exists after
+// cond.After, nothing is written and the error is an
+// *AppendConditionFailedError (errors.Is(err, ErrAppendConditionFailed))
+// naming the first such event. The expected version is checked as well.
+//
+// The check sees every committed event, including those a ReadQuery would
+// still hold back below the visibility horizon, and two conditional appends
+// whose conditions cover each other's events never both commit: the one
+// that comes second fails. The appended events' positions follow every
+// event the condition covered. A condition without items always holds.
+//
+// The usual loop reads the events of a query, decides, and appends on the
+// condition of that same query after the last position read; when the
+// condition fails, it reads again and decides again.
+//
+// On PostgreSQL a condition whose items all have tags serializes only the
+// appends that share a tag with it (see ARCHITECTURE.md); an item without
+// tags locks the events table for the duration of the append.
+func (s *Store[TTx]) AppendIf(ctx context.Context, stream Stream, expected ExpectedVersion, cond AppendCondition, events ...Event) ([]RecordedEvent, error) {
+	return s.appendAlone(ctx, stream, expected, &cond, events)
+}
+
+// AppendIfTx is AppendIf inside the caller's transaction tx (see AppendTx).
+// On PostgreSQL the transaction must be READ COMMITTED (the default): at a
+// higher isolation level the check could not see what committed after the
+// transaction's first statement, and the append is refused with
+// ErrInvalidInput. If the transaction took its id before the condition's
+// position (it wrote before it read), the append fails with
+// ErrTransactionTooOld: retry the whole transaction.
+func (s *Store[TTx]) AppendIfTx(ctx context.Context, tx TTx, stream Stream, expected ExpectedVersion, cond AppendCondition, events ...Event) ([]RecordedEvent, error) {
+	return s.appendInTx(ctx, tx, stream, expected, &cond, events)
+}
+
+// EventsCategory is the category of the events appended with AppendEvents,
+// outside any stream of the application's.
+const EventsCategory = "$events"
+
+// AppendEvents records events that belong to no stream of the application,
+// as Dynamic Consistency Boundaries see them: identified by their types and
+// tags only, under an optional condition (nil for none; see AppendIf).
+//
+// They are stored in a stream of their own, in category EventsCategory,
+// whose ID is the first event's ID (one is generated if it has none): they
+// read back by query, by category, in the global log, and by that stream.
+// Appending the same events again (same IDs) returns them as recorded the
+// first time, as Append does.
+func (s *Store[TTx]) AppendEvents(ctx context.Context, cond *AppendCondition, events ...Event) ([]RecordedEvent, error) {
+	stream, events, err := streamOfEvents(events)
+	if err != nil {
+		return nil, err
+	}
+	return s.appendAlone(ctx, stream, NoStream, cond, events)
+}
+
+// AppendEventsTx is AppendEvents inside the caller's transaction tx (see
+// AppendIfTx).
+func (s *Store[TTx]) AppendEventsTx(ctx context.Context, tx TTx, cond *AppendCondition, events ...Event) ([]RecordedEvent, error) {
+	stream, events, err := streamOfEvents(events)
+	if err != nil {
+		return nil, err
+	}
+	return s.appendInTx(ctx, tx, stream, NoStream, cond, events)
+}
+
+// streamOfEvents returns the stream of events appended without one, and the
+// events with the first one's ID set.
+func streamOfEvents(events []Event) (Stream, []Event, error) {
+	if len(events) == 0 {
+		return Stream{}, nil, invalidf("append events: no events")
+	}
+	if events[0].ID == uuid.Nil {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return Stream{}, nil, fmt.Errorf("meowmx: generate event ID: %w", err)
+		}
+		events = slices.Clone(events)
+		events[0].ID = id
+	}
+	return Stream{Category: EventsCategory, ID: events[0].ID.String()}, events, nil
+}
+
+// appendAlone is Append, with an optional condition.
+func (s *Store[TTx]) appendAlone(ctx context.Context, stream Stream, expected ExpectedVersion, cond *AppendCondition, events []Event) ([]RecordedEvent, error) {
 	exec := s.driver.Executor()
-	params, err := s.appendParams(ctx, exec, stream, expected, events)
+	params, err := s.appendParams(ctx, exec, stream, expected, cond, events)
 	if err != nil {
 		return nil, err
 	}
@@ -89,8 +176,13 @@ const raceRetries = 50
 // returns ErrTransactionTooOld (IsRetryable) rather than record the stream's
 // events out of order. Retry the whole transaction.
 func (s *Store[TTx]) AppendTx(ctx context.Context, tx TTx, stream Stream, expected ExpectedVersion, events ...Event) ([]RecordedEvent, error) {
+	return s.appendInTx(ctx, tx, stream, expected, nil, events)
+}
+
+// appendInTx is AppendTx, with an optional condition.
+func (s *Store[TTx]) appendInTx(ctx context.Context, tx TTx, stream Stream, expected ExpectedVersion, cond *AppendCondition, events []Event) ([]RecordedEvent, error) {
 	exec := s.driver.UnwrapExecutor(tx)
-	params, err := s.appendParams(ctx, exec, stream, expected, events)
+	params, err := s.appendParams(ctx, exec, stream, expected, cond, events)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +202,7 @@ var (
 )
 
 // appendParams validates an append and gives every event its ID.
-func (s *Store[TTx]) appendParams(ctx context.Context, exec meowmxdriver.Executor, stream Stream, expected ExpectedVersion, events []Event) (*meowmxdriver.AppendParams, error) {
+func (s *Store[TTx]) appendParams(ctx context.Context, exec meowmxdriver.Executor, stream Stream, expected ExpectedVersion, cond *AppendCondition, events []Event) (*meowmxdriver.AppendParams, error) {
 	if err := s.checkUsable(ctx); err != nil {
 		return nil, err
 	}
@@ -123,6 +215,17 @@ func (s *Store[TTx]) appendParams(ctx context.Context, exec meowmxdriver.Executo
 	if len(events) == 0 {
 		return nil, invalidf("append to %s: no events", stream)
 	}
+	if cond != nil {
+		if cond.After.Seq < 0 {
+			return nil, invalidf("append to %s: condition after position %s, with a negative sequence", stream, cond.After)
+		}
+		if err := validQuery(cond.FailIfEventsMatch); err != nil {
+			return nil, fmt.Errorf("%w (append to %s, condition)", err, stream)
+		}
+		if len(cond.FailIfEventsMatch.Items) == 0 {
+			cond = nil // matches no event: always holds
+		}
+	}
 	params := &meowmxdriver.AppendParams{
 		Schema:     s.config.Schema,
 		Category:   stream.Category,
@@ -130,6 +233,7 @@ func (s *Store[TTx]) appendParams(ctx context.Context, exec meowmxdriver.Executo
 		StreamHash: StreamHash(stream),
 		Expected:   expected,
 		Events:     make([]meowmxdriver.EventInsert, len(events)),
+		Condition:  cond,
 	}
 	seen := make(map[uuid.UUID]int, len(events))
 	for i := range events {
@@ -239,6 +343,11 @@ func (s *Store[TTx]) appendWith(ctx context.Context, exec meowmxdriver.Executor,
 		return nil, fmt.Errorf("%w (append to %s)", ErrTransactionTooOld, stream)
 	case meowmxdriver.AppendExisting:
 		return idempotentRetry(stream, params, result.Rows)
+	case meowmxdriver.AppendConditionFailed:
+		if len(result.Rows) != 1 {
+			return nil, fmt.Errorf("meowmx: append to %s: the driver reported a failed condition with %d events", stream, len(result.Rows))
+		}
+		return nil, &AppendConditionFailedError{Stream: stream, After: params.Condition.After, Event: result.Rows[0]}
 	}
 	recorded := result.Rows
 	for i := range recorded {
@@ -251,7 +360,7 @@ func (s *Store[TTx]) appendWith(ctx context.Context, exec meowmxdriver.Executor,
 // record runs one append on exec: with the store's other appends of the
 // moment when it can (see group.go), alone otherwise.
 func (s *Store[TTx]) record(ctx context.Context, exec meowmxdriver.Executor, params *meowmxdriver.AppendParams, inTx bool) (*meowmxdriver.AppendResult, error) {
-	if !inTx && s.groups != nil && len(params.Events) <= groupableEvents {
+	if !inTx && s.groups != nil && len(params.Events) <= groupableEvents && params.Condition == nil {
 		result, err := s.groups.append(ctx, params)
 		if result != nil || err != nil {
 			return result, err

@@ -19,6 +19,10 @@ var (
 	// ErrInvalidInput: an argument was rejected; nothing was written. The
 	// message says which and why.
 	ErrInvalidInput = meowmxtype.ErrInvalidInput
+	// ErrAppendConditionFailed: AppendIf found an event matching its
+	// condition after the condition's position; nothing was written. The
+	// error is an *AppendConditionFailedError.
+	ErrAppendConditionFailed = meowmxtype.ErrAppendConditionFailed
 	// ErrStreamNotFound: the stream has no events.
 	ErrStreamNotFound = meowmxtype.ErrStreamNotFound
 	// ErrClosed: the store has been closed.
@@ -56,6 +60,10 @@ var (
 // VersionConflictError is the error of an append whose expected version did
 // not match. errors.Is(err, ErrVersionConflict) reports true for it.
 type VersionConflictError = meowmxtype.VersionConflictError
+
+// AppendConditionFailedError is the error of AppendIf when an event matches
+// its condition after the condition's position.
+type AppendConditionFailedError = meowmxtype.AppendConditionFailedError
 
 // IsRetryable reports whether err means that retrying the same operation in
 // a new transaction can succeed: ErrTransactionTooOld and ErrSerialization.

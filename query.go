@@ -19,6 +19,10 @@ type Query = meowmxtype.Query
 // empty) and that carries all of Tags (any tags when empty).
 type QueryItem = meowmxtype.QueryItem
 
+// AppendCondition makes an append conditional (see AppendIf): it fails if
+// an event matching FailIfEventsMatch exists after position After.
+type AppendCondition = meowmxtype.AppendCondition
+
 // ReadQueryOpts are the options of ReadQuery. nil takes the defaults.
 type ReadQueryOpts struct {
 	// Limit caps the number of events returned. Defaults to

@@ -127,6 +127,15 @@ type AppendParams struct {
 	StreamHash int64
 	Expected   meowmxtype.ExpectedVersion
 	Events     []EventInsert
+	// Condition, when not nil, makes the append conditional: nothing is
+	// recorded if an event matching Condition.FailIfEventsMatch (which has
+	// items) exists after Condition.After, committed before the append
+	// commits. Drivers see every committed event for it, not only those
+	// below the visibility horizon, and make sure that two conditional
+	// appends whose conditions cover each other's events do not both
+	// commit, and that the appended events' positions follow every event
+	// the condition covered.
+	Condition *meowmxtype.AppendCondition
 }
 
 // AppendStatus says what Append did.
@@ -147,6 +156,9 @@ const (
 	// stream's last event, so recording would invert the stream's order in
 	// the global log; nothing was written.
 	AppendTooOld
+	// AppendConditionFailed: an event matching the condition exists after
+	// its position; nothing was written. Rows holds the first one.
+	AppendConditionFailed
 )
 
 // AppendResult is the outcome of Executor.Append.

@@ -33,6 +33,10 @@ func (e *executor) Append(ctx context.Context, p *meowmxdriver.AppendParams) (*m
 	// Appends of tagged events take the statements that store tags, with
 	// the tags as their last argument.
 	appendAt, appendAt1, appendAny, appendTx := st.appendAt, st.appendAt1, st.append, st.appendTx
+	if p.Condition != nil {
+		return e.appendConditional(ctx, db, st, p, ids, types, data, metadata)
+	}
+	inTx := e.tx != nil
 	withTags := func(args ...any) []any { return args }  // of the array statements
 	withTags1 := func(args ...any) []any { return args } // of appendAt1
 	if slices.ContainsFunc(p.Events, hasTags) {
@@ -42,15 +46,26 @@ func (e *executor) Append(ctx context.Context, p *meowmxdriver.AppendParams) (*m
 				return nil, err
 			}
 		}
-		withTags = func(args ...any) []any { return append(args, tags) }
-		withTags1 = func(args ...any) []any { return append(args, p.Events[0].Tags) }
+		// In a transaction of its own, the statement takes the tags' locks
+		// (sharedTagLocks); in the caller's, a statement before it does, so
+		// that the append's snapshot sees what a conditional append it
+		// waited for committed (tagsNotTooOld).
+		keys := eventTagKeys(p.Schema, p.Events)
+		last := any(keys)
+		if inTx {
+			if _, err := db.Exec(ctx, st.lockTags, keys, make([]bool, len(keys))); err != nil {
+				return nil, mapError(err)
+			}
+			last = eventTags(p.Events)
+		}
+		withTags = func(args ...any) []any { return append(args, tags, last) }
+		withTags1 = func(args ...any) []any { return append(args, p.Events[0].Tags, keys) }
 		appendAt, appendAt1, appendAny, appendTx = st.appendAtTagged, st.appendAt1Tagged, st.appendTagged, st.appendTxTagged
 	}
 	recorded := func(rows []meowmxtype.RecordedEvent) *meowmxdriver.AppendResult {
 		return &meowmxdriver.AppendResult{Status: meowmxdriver.AppendRecorded, Rows: rows}
 	}
 
-	inTx := e.tx != nil
 	if !inTx && n >= copyThreshold {
 		return appendCopy(ctx, db, st, p, ids)
 	}
@@ -108,7 +123,11 @@ func (e *executor) Append(ctx context.Context, p *meowmxdriver.AppendParams) (*m
 func appendVerdict(ctx context.Context, db querier, st *statements, p *meowmxdriver.AppendParams, ids [][16]byte, inTx bool) (*meowmxdriver.AppendResult, error) {
 	var status int
 	var current int64
-	if err := db.QueryRow(ctx, st.appendVerdict, p.Category, p.StreamID, ids[0], p.Expected, inTx).Scan(&status, &current); err != nil {
+	tags := []string{}
+	if inTx {
+		tags = eventTags(p.Events)
+	}
+	if err := db.QueryRow(ctx, st.appendVerdict, p.Category, p.StreamID, ids[0], p.Expected, inTx, tags).Scan(&status, &current); err != nil {
 		return nil, mapError(err)
 	}
 	result := &meowmxdriver.AppendResult{Status: meowmxdriver.AppendStatus(status), CurrentVersion: current}
@@ -129,6 +148,11 @@ func appendVerdict(ctx context.Context, db querier, st *statements, p *meowmxdri
 // rows, in the batch's order (checked by their versions).
 func scanRecorded(ctx context.Context, db querier, p *meowmxdriver.AppendParams, ids [][16]byte, query string, args ...any) ([]meowmxtype.RecordedEvent, error) {
 	rows, err := db.Query(ctx, query, args...)
+	return scanRows(rows, err, p, ids)
+}
+
+// scanRows is scanRecorded of rows that a query returned with err.
+func scanRows(rows pgx.Rows, err error, p *meowmxdriver.AppendParams, ids [][16]byte) ([]meowmxtype.RecordedEvent, error) {
 	if err != nil {
 		return nil, mapError(err)
 	}
@@ -206,9 +230,9 @@ func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.Append
 		}
 		// Rows come back by event ID: an append that shares an ID or a
 		// stream with one before it stays out of the statement (nil), to be
-		// made alone.
+		// made alone, as does a conditional append.
 		stream := meowmxtype.Stream{Category: p.Category, ID: p.StreamID}
-		if inGroup[stream] || slices.ContainsFunc(p.Events, func(ev meowmxdriver.EventInsert) bool { _, taken := places[ev.ID]; return taken }) {
+		if p.Condition != nil || inGroup[stream] || slices.ContainsFunc(p.Events, func(ev meowmxdriver.EventInsert) bool { _, taken := places[ev.ID]; return taken }) {
 			continue
 		}
 		inGroup[stream] = true
@@ -234,7 +258,12 @@ func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.Append
 	batch.Queue("BEGIN")
 	batch.Queue(genericPlanSQL)
 	if st := e.driver.statements(schema); tagged {
-		batch.Queue(st.appendGroupTagged, categories, streams, hashes, expected, ids, types, data, metadata, ord, tags)
+		var keys []int64
+		for _, p := range group {
+			keys = append(keys, eventTagKeys(schema, p.Events)...)
+		}
+		slices.Sort(keys)
+		batch.Queue(st.appendGroupTagged, categories, streams, hashes, expected, ids, types, data, metadata, ord, tags, slices.Compact(keys))
 	} else {
 		batch.Queue(st.appendGroup, categories, streams, hashes, expected, ids, types, data, metadata, ord)
 	}
@@ -340,6 +369,12 @@ func appendCopy(ctx context.Context, db querier, st *statements, p *meowmxdriver
 		if verdict.Status != meowmxdriver.AppendRecorded {
 			result = verdict
 			return nil
+		}
+		if keys := eventTagKeys(p.Schema, p.Events); len(keys) > 0 {
+			// Before the transaction takes its id, at the COPY.
+			if _, err := tx.Exec(ctx, st.lockTags, keys, make([]bool, len(keys))); err != nil {
+				return mapError(err)
+			}
 		}
 		first := verdict.CurrentVersion + 1
 		n, err := tx.CopyFrom(ctx, pgx.Identifier{st.schema, "events"}, copyColumns, pgx.CopyFromSlice(len(p.Events), func(i int) ([]any, error) {

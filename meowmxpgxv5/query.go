@@ -11,57 +11,75 @@ import (
 
 func (e *executor) ReadQuery(ctx context.Context, p *meowmxdriver.ReadQueryParams) ([]meowmxtype.RecordedEvent, error) {
 	return e.events(ctx, p.Schema, p.Limit, func(st *statements) (string, []any) {
-		return readQuerySQL(st.ident, p)
+		return readQuerySQL(st.ident, p, true)
 	})
 }
 
-// readQuerySQL builds the statement of a query: one branch per item, each
-// the first Limit events after the position that match the item, below the
-// visibility horizon, found through the index that serves it; then the
-// events of their union, in global order, limited. An item with tags walks
-// event_tags for its first tag, in position order, and checks its other
-// tags there and its types on the event; an item without tags walks the
-// events from the position, checking their types. The statement's text
-// depends only on the query's shape (how many items, which have tags or
-// types), so that pgx prepares one per shape.
-func readQuerySQL(schema string, p *meowmxdriver.ReadQueryParams) (string, []any) {
-	args := []any{p.AfterTxID, p.AfterSeq, p.Limit}
-	arg := func(v any) string {
-		args = append(args, v)
-		return fmt.Sprintf("$%d", len(args))
-	}
+// readQuerySQL builds the statement of a query: the events of queryUnion,
+// in global order, limited. bounded keeps them below the visibility
+// horizon; a condition's check reads every committed event.
+func readQuerySQL(schema string, p *meowmxdriver.ReadQueryParams, bounded bool) (string, []any) {
+	args := &argList{args: []any{p.AfterTxID, p.AfterSeq, p.Limit}}
 	var b strings.Builder
 	fmt.Fprintf(&b, "SELECT %s FROM %s.events WHERE (transaction_id, seq) IN (", eventColumns, schema)
-	for i, item := range p.Query.Items {
+	queryUnion(&b, schema, p.Query, "$1", "$2", "$3", bounded, args)
+	b.WriteString(")\n ORDER BY transaction_id, seq\n LIMIT $3")
+	return b.String(), args.args
+}
+
+// argList numbers the arguments of a statement being built.
+type argList struct{ args []any }
+
+// add appends v and returns its placeholder.
+func (a *argList) add(v any) string {
+	a.args = append(a.args, v)
+	return fmt.Sprintf("$%d", len(a.args))
+}
+
+// queryUnion writes the positions of the events matching query after the
+// position (afterTx, afterSeq) (placeholders), limit of them per item: one
+// branch per item, each found through the index that serves it. An item
+// with tags walks event_tags for its first tag, in position order, and
+// checks its other tags there and its types on the event; an item without
+// tags walks the events from the position, checking their types. bounded
+// keeps the events below the visibility horizon. The text depends only on
+// the query's shape (how many items, which have tags or types), so that
+// pgx prepares one statement per shape.
+func queryUnion(b *strings.Builder, schema string, query meowmxtype.Query, afterTx, afterSeq, limit string, bounded bool, args *argList) {
+	horizon := func(col string) string {
+		if !bounded {
+			return ""
+		}
+		return fmt.Sprintf(" AND %s < %s.visible_horizon()", col, schema)
+	}
+	for i, item := range query.Items {
 		if i > 0 {
 			b.WriteString("\n  UNION ")
 		}
 		if len(item.Tags) > 0 {
-			fmt.Fprintf(&b, `(SELECT t.transaction_id, t.seq FROM %[1]s.event_tags t
-     WHERE t.tag = %[2]s AND (t.transaction_id, t.seq) > ($1, $2) AND t.transaction_id < %[1]s.visible_horizon()`,
-				schema, arg(item.Tags[0]))
+			fmt.Fprintf(b, `(SELECT t.transaction_id, t.seq FROM %[1]s.event_tags t
+     WHERE t.tag = %[2]s AND (t.transaction_id, t.seq) > (%[3]s, %[4]s)%[5]s`,
+				schema, args.add(item.Tags[0]), afterTx, afterSeq, horizon("t.transaction_id"))
 			if rest := item.Tags[1:]; len(rest) > 0 {
-				fmt.Fprintf(&b, `
+				fmt.Fprintf(b, `
        AND (SELECT count(*) FROM %[1]s.event_tags u
              WHERE u.tag = ANY(%[2]s::text[]) AND u.transaction_id = t.transaction_id AND u.seq = t.seq) = %[3]d`,
-					schema, arg(rest), len(rest))
+					schema, args.add(rest), len(rest))
 			}
 			if len(item.Types) > 0 {
-				fmt.Fprintf(&b, `
+				fmt.Fprintf(b, `
        AND EXISTS (SELECT FROM %[1]s.events e
                     WHERE e.transaction_id = t.transaction_id AND e.seq = t.seq AND e.type = ANY(%[2]s::text[]))`,
-					schema, arg(item.Types))
+					schema, args.add(item.Types))
 			}
-			b.WriteString("\n     ORDER BY t.transaction_id, t.seq LIMIT $3)")
+			fmt.Fprintf(b, "\n     ORDER BY t.transaction_id, t.seq LIMIT %s)", limit)
 			continue
 		}
-		fmt.Fprintf(&b, `(SELECT e.transaction_id, e.seq FROM %[1]s.events e
-     WHERE (e.transaction_id, e.seq) > ($1, $2) AND e.transaction_id < %[1]s.visible_horizon()`, schema)
+		fmt.Fprintf(b, `(SELECT e.transaction_id, e.seq FROM %[1]s.events e
+     WHERE (e.transaction_id, e.seq) > (%[2]s, %[3]s)%[4]s`, schema, afterTx, afterSeq, horizon("e.transaction_id"))
 		if len(item.Types) > 0 {
-			fmt.Fprintf(&b, " AND e.type = ANY(%s::text[])", arg(item.Types))
+			fmt.Fprintf(b, " AND e.type = ANY(%s::text[])", args.add(item.Types))
 		}
-		b.WriteString("\n     ORDER BY e.transaction_id, e.seq LIMIT $3)")
+		fmt.Fprintf(b, "\n     ORDER BY e.transaction_id, e.seq LIMIT %s)", limit)
 	}
-	b.WriteString(")\n ORDER BY transaction_id, seq\n LIMIT $3")
-	return b.String(), args
 }

@@ -26,6 +26,11 @@ type statements struct {
 	// tags and fill event_tags too.
 	appendTagged, appendTxTagged, appendGroupTagged, appendAtTagged, appendAt1Tagged string
 	copiedTags                                                                       string
+	// lockTags takes the advisory locks of a conditional append or of a
+	// tagged append in the caller's transaction (lockSQL);
+	// lockEventsShared locks the events table against every writer, for a
+	// condition with an item without tags.
+	lockTags, lockEventsShared string
 	copiedFrom                                                                       string
 	appendVerdict                                                                    string
 	appendAt                                                                         string
@@ -170,14 +175,14 @@ RETURNING e.transaction_id, e.seq, e.version, e.recorded_at`
 var appendAtSQL = `INSERT INTO {{schema}}.events AS e (category, stream_id, stream_hash, version, event_id, type, data, metadata/*tags*/, tags/*end*/)
 SELECT $1, $2, $3, $4::bigint + i.ord, i.id, i.type, i.data, i.metadata/*tags*/, ` + tagsOf("i.tags") + `/*end*/
   FROM unnest($5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[]/*tags*/, $9::jsonb[]/*end*/) WITH ORDINALITY AS i(id, type, data, metadata/*tags*/, tags/*end*/, ord)
- WHERE ` + versionIsLast + `
+ WHERE ` + versionIsLast + sharedTagLocks("$10") + `
  ORDER BY i.ord
 RETURNING e.transaction_id, e.seq, e.version, e.recorded_at`
 
 // appendAt1SQL is appendAtSQL for one event, without arrays.
 var appendAt1SQL = `INSERT INTO {{schema}}.events AS e (category, stream_id, stream_hash, version, event_id, type, data, metadata/*tags*/, tags/*end*/)
 SELECT $1, $2, $3, $4::bigint + 1, $5, $6, $7, $8/*tags*/, $9::text[]/*end*/
- WHERE ` + versionIsLast + `
+ WHERE ` + versionIsLast + sharedTagLocks("$10") + `
 RETURNING e.transaction_id, e.seq, e.version, e.recorded_at`
 
 var versionIsLast = `($4::bigint = -1 OR ` + lastVersionOf("$1", "$2") + ` = $4::bigint)`
@@ -239,12 +244,35 @@ var appendGroupSQL = `WITH i AS MATERIALIZED (
      CROSS JOIN LATERAL (SELECT coalesce(` + lastVersionOf("i.category", "i.stream_id") + `, -1) AS version) s
 ), ins AS (
     INSERT INTO {{schema}}.events AS e (category, stream_id, stream_hash, version, event_id, type, data, metadata/*tags*/, tags/*end*/)
-    SELECT category, stream_id, stream_hash, current + ord, id, type, data, metadata/*tags*/, ` + tagsOf("tags") + `/*end*/ FROM i WHERE matches ORDER BY n
+    SELECT category, stream_id, stream_hash, current + ord, id, type, data, metadata/*tags*/, ` + tagsOf("tags") + `/*end*/ FROM i WHERE matches` + sharedTagLocks("$11") + ` ORDER BY n
     RETURNING e.event_id, e.transaction_id, e.seq, e.version, e.recorded_at/*tags*/, e.tags/*end*/
 )/*tags*/, ` + insertTags + `/*end*/
 SELECT event_id, transaction_id, seq, version, recorded_at FROM ins
 UNION ALL
 SELECT id, NULL, NULL, current, NULL FROM i WHERE NOT matches AND ord = 1`
+
+// sharedTagLocks is the part of an append statement's WHERE clause that
+// takes, before the statement inserts its first row, a shared advisory lock
+// of the transaction on each key of the array parameter param: the keys of
+// its events' tags, sorted (see eventTagKeys in condition.go). A conditional
+// append whose condition covers one of these events takes the same key
+// exclusively: whichever comes second waits for the other to commit. Only
+// the tagged statements keep it.
+func sharedTagLocks(param string) string {
+	return `/*tags*/
+   AND (SELECT count(pg_advisory_xact_lock_shared(k)::text) FROM unnest(` + param + `::bigint[]) AS k) >= 0/*end*/`
+}
+
+// tagsNotTooOld is notTooOld for the tags of an append inside the caller's
+// transaction, $10 (a text[] of every tag of the events): it refuses to
+// record tagged events when an event carrying one of those tags was written
+// by a transaction with a higher id, which a conditional append may have
+// committed while this one waited for its locks (see condition.go). The
+// statement runs after lockSQL took the tags' locks, with a snapshot taken
+// after it.
+const tagsNotTooOld = `/*tags*/
+   AND NOT EXISTS (SELECT FROM {{schema}}.event_tags g
+                    WHERE g.tag = ANY($10::text[]) AND g.transaction_id > {{schema}}.current_position_txid())/*end*/`
 
 // appendVerdictSQL says why appendSQL recorded nothing: 1 version conflict,
 // 2 the first event ID is recorded (the caller reads what is stored, to
@@ -254,7 +282,9 @@ SELECT id, NULL, NULL, current, NULL FROM i WHERE NOT matches AND ord = 1`
 // two statements): append again.
 const appendVerdictSQL = `SELECT CASE WHEN EXISTS (SELECT FROM {{schema}}.events d WHERE d.event_id = $3) THEN 2
             WHEN NOT (` + expectedMatches + `) THEN 1
-            WHEN $5 AND s.last_tx > {{schema}}.current_position_txid() THEN 3
+            WHEN $5 AND (s.last_tx > {{schema}}.current_position_txid()
+                         OR EXISTS (SELECT FROM {{schema}}.event_tags g
+                                     WHERE g.tag = ANY($6::text[]) AND g.transaction_id > {{schema}}.current_position_txid())) THEN 3
             ELSE 0 END,
        s.version
   FROM (SELECT coalesce(l.version, -1) AS version, l.transaction_id AS last_tx
@@ -281,8 +311,10 @@ CREATE TABLE IF NOT EXISTS {{schema}}.migrations (
 
 		append:            r(untagged(appendSQL + appendTail)),
 		appendTx:          r(untagged(appendSQL + notTooOld + appendTail)),
-		appendTagged:      r(withTags(appendSQL + appendTail)),
-		appendTxTagged:    r(withTags(appendSQL + notTooOld + appendTail)),
+		appendTagged:      r(withTags(appendSQL + sharedTagLocks("$10") + appendTail)),
+		appendTxTagged:    r(withTags(appendSQL + notTooOld + tagsNotTooOld + appendTail)),
+		lockTags:          r(lockSQL),
+		lockEventsShared:  r(`LOCK TABLE {{schema}}.events IN SHARE ROW EXCLUSIVE MODE`),
 		appendVerdict:     r(appendVerdictSQL),
 		appendGroup:       r(untagged(appendGroupSQL)),
 		appendGroupTagged: r(tagged(appendGroupSQL)),

@@ -55,6 +55,24 @@ func appendEvents(ctx context.Context, q querier, st *statements, p *meowmxdrive
 		return nil, err
 	}
 
+	if c := p.Condition; c != nil {
+		// Writers are serialized: what the check sees stays true until the
+		// commit. In the caller's deferred transaction, a write committed
+		// since its first read makes the insert below fail (the snapshot is
+		// stale), so the append never commits on a stale check.
+		if c.After.TransactionID != 0 {
+			return nil, meowmxtype.Invalid("condition after %s, a PostgreSQL position: SQLite's positions have no transaction id", c.After)
+		}
+		query, args := readQuerySQL(st.prefix, &meowmxdriver.ReadQueryParams{Query: c.FailIfEventsMatch, AfterSeq: c.After.Seq, Limit: 1})
+		match, err := queryEvents(ctx, q, query, args...)
+		if err != nil {
+			return nil, err
+		}
+		if len(match) > 0 {
+			return &meowmxdriver.AppendResult{Status: meowmxdriver.AppendConditionFailed, Rows: match}, nil
+		}
+	}
+
 	var current int64
 	if err := q.QueryRowContext(ctx, st.lastVersion, p.Category, p.StreamID).Scan(&current); err != nil {
 		return nil, err
@@ -223,7 +241,9 @@ func appendTogether(ctx context.Context, q querier, st *statements, group []*meo
 	pairs := make([]any, 0, 2*len(group))
 	for i, p := range group {
 		stream := meowmxtype.Stream{Category: p.Category, ID: p.StreamID}
-		if _, dup := streams[stream]; dup || p.Schema != group[0].Schema {
+		if _, dup := streams[stream]; dup || p.Schema != group[0].Schema || p.Condition != nil {
+			// One by one: a condition is checked after the appends before
+			// it are recorded.
 			return nil, nil
 		}
 		streams[stream] = i

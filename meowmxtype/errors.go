@@ -15,6 +15,11 @@ var (
 	// place in this stream, or only part of the batch). Nothing was written.
 	ErrDuplicateEventID = errors.New("meowmx: event ID already recorded")
 
+	// ErrAppendConditionFailed: a conditional append found an event
+	// matching its condition after the condition's position. Nothing was
+	// written. The error is an *AppendConditionFailedError.
+	ErrAppendConditionFailed = errors.New("meowmx: append condition failed")
+
 	// ErrInvalidInput: an argument was rejected (nearly always before
 	// anything was sent to the database). Nothing was written. The message
 	// says which and why.

@@ -1,6 +1,9 @@
 package meowmxtype
 
-import "slices"
+import (
+	"fmt"
+	"slices"
+)
 
 // Query selects events across streams, as Dynamic Consistency Boundaries
 // define it: an event matches a query when it matches any of its items.
@@ -40,3 +43,34 @@ func (item QueryItem) Matches(typ string, tags []string) bool {
 	}
 	return true
 }
+
+// AppendCondition makes an append conditional, as Dynamic Consistency
+// Boundaries define it: the append records nothing, and fails with an
+// *AppendConditionFailedError, if an event matching FailIfEventsMatch exists
+// after position After.
+//
+// After is the position up to which the caller read the events its decision
+// rests on: the Position of the last event ReadQuery returned for the same
+// query, or Start when it read none.
+type AppendCondition struct {
+	FailIfEventsMatch Query
+	After             Position
+}
+
+// AppendConditionFailedError is the error of a conditional append that found
+// an event matching its condition after the condition's position.
+// errors.Is(err, ErrAppendConditionFailed) reports true for it.
+type AppendConditionFailedError struct {
+	Stream Stream // the stream appended to
+	After  Position
+	// Event is the first matching event after After, as recorded.
+	Event RecordedEvent
+}
+
+func (e *AppendConditionFailedError) Error() string {
+	return fmt.Sprintf("meowmx: append condition failed on %s: event %s of type %q at %s, in %s, matches after %s",
+		e.Stream, e.Event.ID, e.Event.Type, e.Event.Position, e.Event.Stream, e.After)
+}
+
+// Is reports whether target is ErrAppendConditionFailed.
+func (e *AppendConditionFailedError) Is(target error) bool { return target == ErrAppendConditionFailed }

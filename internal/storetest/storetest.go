@@ -88,6 +88,9 @@ func Exercise[TTx any](t *testing.T, h *Harness[TTx]) {
 	for name, fn := range aggregateTests[TTx]() {
 		tests["Aggregate/"+name] = fn
 	}
+	for name, fn := range conditionTests[TTx]() {
+		tests["Condition/"+name] = fn
+	}
 	for name, fn := range subscriptionTests[TTx]() {
 		tests["Subscription/"+name] = fn
 	}

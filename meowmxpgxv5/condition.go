@@ -1,0 +1,319 @@
+package meowmxpgxv5
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/meowmx/meowmx/meowmxdriver"
+	"github.com/meowmx/meowmx/meowmxtype"
+)
+
+// Conditional appends (Dynamic Consistency Boundaries).
+//
+// A condition says: fail if an event matching the query exists after the
+// position the caller read up to. Two appends whose conditions cover each
+// other's events must not both commit, and no writer may be serialized
+// behind an unrelated one. The scheme is advisory locks of the
+// transaction, keyed by tag:
+//
+//   - Every append of tagged events takes, before it inserts its first row, a
+//     shared lock on two keys per tag of its events: (its type, the tag) and
+//     (any type, the tag) (sharedTagLocks in its statement).
+//   - A conditional append takes, in a statement of its own before its
+//     check, an exclusive lock on one key per item of its condition and type:
+//     (the type, the item's first tag), or (any type, the first tag) for an
+//     item without types. An event that matches the item has that type and
+//     that tag, so it took a shared lock on the same key. It takes the
+//     shared keys of its own events in the same statement, every key in
+//     sorted order, so that two conditional appends never wait for each
+//     other in a cycle.
+//   - Then, with a snapshot taken after the locks, one statement checks the
+//     condition over every committed event (without the visibility horizon)
+//     and inserts the events only if nothing matches.
+//
+// A writer of a covered event either committed before the conditional
+// append got its lock, and the check sees its event, or it waits at its
+// shared lock until the conditional append commits or rolls back, and takes
+// its transaction id afterwards, so that its events follow. Writers of other
+// tags share no key and never wait.
+//
+// An item without tags names no key that its events would lock: a condition
+// with one locks the events table in SHARE ROW EXCLUSIVE mode instead,
+// which waits for every writer in progress and holds every new one until
+// the conditional append ends. Correct, and serial: give items tags.
+
+// tagKey is the advisory lock key of the events of type typ ("" for any
+// type) that carry tag, in schema. Two different keys that hash the same
+// only make unrelated appends wait for each other.
+func tagKey(schema, typ, tag string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("meowmx.tag\x00"))
+	h.Write([]byte(schema))
+	h.Write([]byte{0})
+	h.Write([]byte(typ))
+	h.Write([]byte{0})
+	h.Write([]byte(tag))
+	return int64(h.Sum64())
+}
+
+// eventTagKeys returns the keys that appending events locks shared, sorted,
+// each once; nil for events without tags.
+func eventTagKeys(schema string, events []meowmxdriver.EventInsert) []int64 {
+	var keys []int64
+	for _, ev := range events {
+		for _, tag := range ev.Tags {
+			keys = append(keys, tagKey(schema, ev.Type, tag), tagKey(schema, "", tag))
+		}
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}
+
+// eventTags returns every tag of events, each once.
+func eventTags(events []meowmxdriver.EventInsert) []string {
+	tags := []string{}
+	for _, ev := range events {
+		for _, tag := range ev.Tags {
+			if !slices.Contains(tags, tag) {
+				tags = append(tags, tag)
+			}
+		}
+	}
+	return tags
+}
+
+// appendLocks are the locks an append takes in lockSQL.
+type appendLocks struct {
+	keys      []int64 // sorted
+	exclusive []bool  // per key
+	// table: an item of the condition has no tags; lock the events table.
+	table bool
+}
+
+// locksOf returns the locks of an append: shared keys for its events' tags,
+// exclusive keys for its condition's items.
+func locksOf(schema string, p *meowmxdriver.AppendParams) appendLocks {
+	mode := map[int64]bool{}
+	for _, k := range eventTagKeys(schema, p.Events) {
+		mode[k] = false
+	}
+	var l appendLocks
+	if p.Condition != nil {
+		for _, item := range p.Condition.FailIfEventsMatch.Items {
+			if len(item.Tags) == 0 {
+				l.table = true
+				continue
+			}
+			if len(item.Types) == 0 {
+				mode[tagKey(schema, "", item.Tags[0])] = true
+			}
+			for _, typ := range item.Types {
+				mode[tagKey(schema, typ, item.Tags[0])] = true
+			}
+		}
+	}
+	for k := range mode {
+		l.keys = append(l.keys, k)
+	}
+	slices.Sort(l.keys)
+	l.exclusive = make([]bool, len(l.keys))
+	for i, k := range l.keys {
+		l.exclusive[i] = mode[k]
+	}
+	return l
+}
+
+// lockSQL takes an append's advisory locks, in the order of the keys, and
+// returns the transaction's isolation level and, if the transaction has an
+// id already, its position transaction id.
+const lockSQL = `SELECT current_setting('transaction_isolation'),
+       CASE WHEN pg_current_xact_id_if_assigned() IS NULL THEN NULL ELSE {{schema}}.current_position_txid() END,
+       (SELECT count(CASE WHEN l.x THEN pg_advisory_xact_lock(l.k)::text ELSE pg_advisory_xact_lock_shared(l.k)::text END)
+          FROM unnest($1::bigint[], $2::bool[]) AS l(k, x))`
+
+// conditionalAppendSQL is the statement of a conditional append: appendSQL,
+// with notTooOld and tagsNotTooOld in the caller's transaction, that
+// inserts only when no committed event matches the condition after its
+// position, and records the events' tags. args are its arguments after the
+// 9 (10 in the caller's transaction) of appendSQL.
+func conditionalAppendSQL(st *statements, c *meowmxtype.AppendCondition, inTx bool) (sql string, args []any) {
+	base := 9
+	insert := appendSQL
+	if inTx {
+		base = 10
+		insert += notTooOld + tagsNotTooOld
+	}
+	list := &argList{args: make([]any, base)}
+	afterTx, afterSeq := list.add(c.After.TransactionID), list.add(c.After.Seq)
+	var b strings.Builder
+	b.WriteString(insert)
+	b.WriteString("\n   AND NOT EXISTS (")
+	queryUnion(&b, "{{schema}}", c.FailIfEventsMatch, afterTx, afterSeq, "1", false, list)
+	b.WriteString(")")
+	b.WriteString(appendTail)
+	sql = strings.ReplaceAll(withTags(b.String()), "{{schema}}", st.ident)
+	return sql, list.args[base:]
+}
+
+// firstMatch returns the first committed event matching c after its
+// position, or nil.
+func firstMatch(ctx context.Context, db querier, st *statements, c *meowmxtype.AppendCondition) (*meowmxtype.RecordedEvent, error) {
+	sql, args := readQuerySQL(st.ident, &meowmxdriver.ReadQueryParams{
+		Query: c.FailIfEventsMatch, AfterTxID: c.After.TransactionID, AfterSeq: c.After.Seq, Limit: 1,
+	}, false)
+	events, err := queryEvents(ctx, db, 1, sql, args...)
+	if err != nil || len(events) == 0 {
+		return nil, err
+	}
+	return &events[0], nil
+}
+
+// appendConditional records a conditional append (p.Condition is set): in
+// a transaction of its own, one round trip of BEGIN, the locks, the
+// conditional insert and COMMIT; in the caller's transaction, the locks,
+// then the insert. When it records nothing, the verdict says why.
+func (e *executor) appendConditional(ctx context.Context, db querier, st *statements, p *meowmxdriver.AppendParams, ids [][16]byte, types []string, data, metadata [][]byte) (*meowmxdriver.AppendResult, error) {
+	n := len(p.Events)
+	tags := make([][]byte, n)
+	for i, ev := range p.Events {
+		var err error
+		if tags[i], err = tagsJSON(ev.Tags); err != nil {
+			return nil, err
+		}
+	}
+	inTx := e.tx != nil
+	locks := locksOf(st.schema, p)
+	sql, condArgs := conditionalAppendSQL(st, p.Condition, inTx)
+	args := []any{p.Category, p.StreamID, p.StreamHash, p.Expected, ids, types, data, metadata, tags}
+	if inTx {
+		args = append(args, eventTags(p.Events))
+	}
+	args = append(args, condArgs...)
+
+	for attempt := 0; ; attempt++ {
+		var rows []meowmxtype.RecordedEvent
+		var err error
+		if inTx {
+			rows, err = e.conditionalInTx(ctx, db, st, p, ids, locks, sql, args)
+		} else {
+			rows, err = conditionalAlone(ctx, db, st, p, ids, locks, sql, args)
+		}
+		var result *meowmxdriver.AppendResult
+		switch {
+		case errors.Is(err, errTooOld):
+			return &meowmxdriver.AppendResult{Status: meowmxdriver.AppendTooOld}, nil
+		case err != nil && (inTx || !errors.Is(err, meowmxdriver.ErrVersionTaken) && !errors.Is(err, meowmxtype.ErrDuplicateEventID)):
+			return nil, err
+		case len(rows) > 0:
+			return &meowmxdriver.AppendResult{Status: meowmxdriver.AppendRecorded, Rows: rows}, nil
+		}
+		// Nothing recorded: a recorded event ID, a matching event, the
+		// stream's version or, in the caller's transaction, its age.
+		if result, err = appendVerdict(ctx, db, st, p, ids, inTx); err != nil || result.Status == meowmxdriver.AppendExisting {
+			return result, err
+		}
+		match, err := firstMatch(ctx, db, st, p.Condition)
+		if err != nil {
+			return nil, err
+		}
+		if match != nil {
+			return &meowmxdriver.AppendResult{Status: meowmxdriver.AppendConditionFailed, Rows: []meowmxtype.RecordedEvent{*match}}, nil
+		}
+		if result.Status != meowmxdriver.AppendRecorded {
+			return result, nil
+		}
+		if attempt >= 10 {
+			return nil, errors.New("conditional append recorded nothing, with nothing in its way, 10 times")
+		}
+	}
+}
+
+// errTooOld: the caller's transaction has an id below the condition's
+// position, so its events would not follow the events the condition covered.
+var errTooOld = errors.New("transaction too old for the condition")
+
+// conditionalAlone runs a conditional append in a transaction of its own:
+// one batch.
+func conditionalAlone(ctx context.Context, db querier, st *statements, p *meowmxdriver.AppendParams, ids [][16]byte, locks appendLocks, sql string, args []any) ([]meowmxtype.RecordedEvent, error) {
+	batch := &pgx.Batch{}
+	batch.Queue("BEGIN")
+	if locks.table {
+		batch.Queue(st.lockEventsShared)
+	}
+	batch.Queue(st.lockTags, locks.keys, locks.exclusive)
+	batch.Queue(sql, args...)
+	batch.Queue("COMMIT")
+	br := db.SendBatch(ctx, batch)
+	var rows []meowmxtype.RecordedEvent
+	err := func() error {
+		if _, err := br.Exec(); err != nil { // BEGIN
+			return err
+		}
+		if locks.table {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		if _, err := br.Exec(); err != nil { // the locks
+			return err
+		}
+		var err error
+		r, err := br.Query()
+		if rows, err = scanRows(r, err, p, ids); err != nil {
+			return err
+		}
+		_, err = br.Exec() // COMMIT
+		return err
+	}()
+	if closeErr := br.Close(); err == nil {
+		err = closeErr
+	}
+	if err != nil {
+		rollbackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+		_, _ = db.Exec(rollbackCtx, "ROLLBACK")
+		cancel()
+		refused := errors.As(err, new(*pgconn.PgError))
+		err = mapError(err)
+		if !refused && !errors.Is(err, meowmxdriver.ErrVersionTaken) && !errors.Is(err, meowmxtype.ErrDuplicateEventID) {
+			return nil, fmt.Errorf("meowmxpgxv5: the conditional append's outcome is unknown, its events may be recorded (retrying with the same event IDs is safe): %w", err)
+		}
+		return nil, err
+	}
+	return rows, nil
+}
+
+// conditionalInTx runs a conditional append in the caller's transaction,
+// which must be READ COMMITTED: at a higher isolation level, the check's
+// snapshot would be the transaction's first one, blind to what committed
+// since.
+func (e *executor) conditionalInTx(ctx context.Context, db querier, st *statements, p *meowmxdriver.AppendParams, ids [][16]byte, locks appendLocks, sql string, args []any) ([]meowmxtype.RecordedEvent, error) {
+	if locks.table {
+		if _, err := db.Exec(ctx, st.lockEventsShared); err != nil {
+			return nil, mapError(err)
+		}
+	}
+	var isolation string
+	var txID *uint64
+	var count int64
+	if err := db.QueryRow(ctx, st.lockTags, locks.keys, locks.exclusive).Scan(&isolation, &txID, &count); err != nil {
+		return nil, mapError(err)
+	}
+	if isolation != "read committed" {
+		return nil, meowmxtype.Invalid("a conditional append in the caller's transaction needs isolation level READ COMMITTED, not %s: "+
+			"a later snapshot would not see what committed after the transaction's first", strings.ToUpper(isolation))
+	}
+	if txID != nil && *txID <= p.Condition.After.TransactionID {
+		// The transaction took its id before the condition's position:
+		// its events would come before events the condition covered.
+		return nil, errTooOld
+	}
+	r, err := db.Query(ctx, sql, args...)
+	return scanRows(r, err, p, ids)
+}
