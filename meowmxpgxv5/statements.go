@@ -31,19 +31,19 @@ type statements struct {
 	// lockEventsShared locks the events table against every writer, for a
 	// condition with an item without tags.
 	lockTags, lockEventsShared string
-	copiedFrom                                                                       string
-	appendVerdict                                                                    string
-	appendAt                                                                         string
-	appendAt1                                                                        string
-	existingFrom                                                                     string
-	readStreamFwd                                                                    string
-	readStreamBack                                                                   string
-	readAll                                                                          string
-	readCategory                                                                     string
-	streamVersion                                                                    string
-	streams                                                                          string
-	categoryStreams                                                                  string
-	categories                                                                       string
+	copiedFrom                 string
+	appendVerdict              string
+	appendAt                   string
+	appendAt1                  string
+	existingFrom               string
+	readStreamFwd              string
+	readStreamBack             string
+	readAll                    string
+	readCategory               string
+	streamVersion              string
+	streams                    string
+	categoryStreams            string
+	categories                 string
 
 	clusterState  string
 	lockEvents    string
