@@ -24,6 +24,7 @@ func conditionTests[TTx any]() map[string]func(t *testing.T, h *Harness[TTx]) {
 		"UniqueName":     testUniqueName[TTx],
 		"DisjointTags":   testDisjointTags[TTx],
 		"LateCommit":     testLateCommit[TTx],
+		"WithWriters":    testConditionWithWriters[TTx],
 	}
 }
 
@@ -462,4 +463,89 @@ func waitForLockWaiter[TTx any](t *testing.T, h *Harness[TTx], s *meowmx.Store[T
 		}
 		return len(pairs) == 1 && pairs[0][0] != "0", "no conditional append waits for its lock"
 	})
+}
+
+// testConditionWithWriters: conditional appends race with unconditional
+// appends of covered events, made every way an append is recorded (one
+// event, a batch, grouped, in the caller's transaction): in the log, no
+// covered event ever lands between a condition's position and the events
+// appended on it.
+func testConditionWithWriters[TTx any](t *testing.T, h *Harness[TTx]) {
+	s := h.NewStore(t, nil, true)
+	c := ctx(t)
+	q := tagQuery([]string{"Booked"}, "room:r1")
+	const deciders, writers, rounds, writes = 4, 4, 20, 60
+	var made decisions
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range writes {
+				booked := tagged("Booked", "room:r1", fmt.Sprint("writer:", w))
+				stream := meowmx.NewStream("room", fmt.Sprint(w, "-", i))
+				var err error
+				switch i % 4 {
+				case 0:
+					_, err = s.Append(c, stream, meowmx.NoStream, booked)
+				case 1:
+					_, err = s.Append(c, stream, meowmx.Any, ev("Other", `{}`), booked, booked)
+				case 2:
+					_, err = s.AppendEvents(c, nil, booked)
+				case 3:
+					tx, berr := h.Begin(c, s)
+					if berr != nil {
+						t.Error(berr)
+						return
+					}
+					if _, err = s.AppendTx(c, tx, stream, meowmx.NoStream, booked); err == nil {
+						err = h.Commit(c, tx)
+					} else {
+						_ = h.Rollback(c, tx)
+					}
+				}
+				if err != nil && !meowmx.IsRetryable(err) {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	for range deciders {
+		wg.Go(func() {
+			for range rounds {
+				for {
+					_, cond := readDecision(t, s, q)
+					if t.Failed() {
+						return
+					}
+					recorded, err := s.AppendEvents(c, &cond, tagged("Booked", "room:r1", "decider"))
+					if errors.Is(err, meowmx.ErrAppendConditionFailed) {
+						continue
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					made.add(cond, recorded[0])
+					break
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	var log []meowmx.RecordedEvent
+	testdb.Eventually(t, func() (bool, string) {
+		// Every decision's event is in the log once the horizon passed them.
+		log, _ = readDecision(t, s, q)
+		last := log[len(log)-1].Position
+		for _, d := range made.list {
+			if d.recorded.Position.Compare(last) > 0 {
+				return false, "the log is not complete yet"
+			}
+		}
+		return true, ""
+	})
+	made.check(t, log)
 }
