@@ -16,7 +16,7 @@ import (
 )
 
 // Scenarios are the scenario names, in the order "all" runs them.
-var Scenarios = []string{"append-1", "append-100", "contention", "read-stream", "catch-up", "latency", "growth"}
+var Scenarios = []string{"append-1", "append-100", "contention", "dcb", "read-stream", "catch-up", "latency", "growth"}
 
 // Options configures a run. Zero values take the defaults.
 type Options struct {
@@ -216,6 +216,8 @@ func (r *runner) scenario(ctx context.Context, name string) error {
 		return r.appendN(ctx, "append-100", 100, r.o.BatchWriters, func(int) float64 { return 1.0 })
 	case "contention":
 		return r.contention(ctx)
+	case "dcb":
+		return r.dcb(ctx)
 	case "read-stream":
 		return r.readStream(ctx)
 	case "catch-up":

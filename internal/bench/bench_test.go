@@ -66,7 +66,7 @@ func checkRun(t *testing.T, db *Database, notifications bool) {
 	}
 	t.Log(out.String())
 
-	want := map[string]int{"append-1": 2, "append-100": 2, "contention": 1, "read-stream": 1, "catch-up": 1, "latency": 1, "growth": 4}
+	want := map[string]int{"append-1": 2, "append-100": 2, "contention": 1, "dcb": 3, "read-stream": 1, "catch-up": 1, "latency": 1, "growth": 4}
 	got := map[string]int{}
 	for _, res := range report.Results {
 		got[res.Scenario]++

@@ -41,7 +41,12 @@ func (d *Database) Close() { d.close() }
 
 // side is what the scenarios need of a meowmx store, whatever its driver.
 type side struct {
-	append     func(ctx context.Context, stream meowmx.Stream, expected meowmx.ExpectedVersion, events ...meowmx.Event) ([]meowmx.RecordedEvent, error)
+	append func(ctx context.Context, stream meowmx.Stream, expected meowmx.ExpectedVersion, events ...meowmx.Event) ([]meowmx.RecordedEvent, error)
+	// appendEvents appends events without a stream, on a condition or not.
+	appendEvents func(ctx context.Context, cond *meowmx.AppendCondition, events ...meowmx.Event) ([]meowmx.RecordedEvent, error)
+	// lastOf reads the events of a query after a position and returns the
+	// last one's position (after, if there is none).
+	lastOf     func(ctx context.Context, q meowmx.Query, after meowmx.Position) (meowmx.Position, error)
 	readStream func(ctx context.Context, stream meowmx.Stream) ([]meowmx.RecordedEvent, error)
 	// subscribe starts a subscription from the start (or the end) whose
 	// handler calls handle, and returns the function that stops it.
@@ -51,7 +56,17 @@ type side struct {
 
 func sideOf[TTx any](s *meowmx.Store[TTx]) *side {
 	return &side{
-		append: s.Append,
+		append:       s.Append,
+		appendEvents: s.AppendEvents,
+		lastOf: func(ctx context.Context, q meowmx.Query, after meowmx.Position) (meowmx.Position, error) {
+			for e, err := range s.QueryEvents(ctx, q, after, nil) {
+				if err != nil {
+					return after, err
+				}
+				after = e.Position
+			}
+			return after, nil
+		},
 		readStream: func(ctx context.Context, stream meowmx.Stream) ([]meowmx.RecordedEvent, error) {
 			return s.ReadStream(ctx, stream, nil)
 		},

@@ -471,3 +471,96 @@ func plural(n int, word string) string {
 	}
 	return fmt.Sprintf("%d %ss", n, word)
 }
+
+// dcb: conditional appends (Dynamic Consistency Boundaries) against the
+// same appends without a condition, both through meowmx, both of one event
+// without a stream tagged like a reservation.
+//
+//   - disjoint tags: each append's tag is its own, and its condition is
+//     that no event of its type carries that tag; no condition ever fails.
+//     What the condition costs: the locks and the check.
+//   - one hot tag: every writer appends events carrying the same tag, on
+//     the condition that none came after the last one it knows of; a
+//     writer whose condition fails takes the first newer event as known
+//     and tries again. The rate counts the appends that committed; the
+//     baseline appends the same events without a condition.
+func (r *runner) dcb(ctx context.Context) error {
+	const typ = "SeatReserved"
+	for _, setting := range []struct {
+		name    string
+		writers int
+		hot     bool
+		target  float64 // 0: none
+	}{
+		{"disjoint tags, 1 writer", 1, false, 0},
+		{"disjoint tags, 8 writers", 8, false, 0.9},
+		{"one hot tag, 8 writers", 8, true, 0},
+	} {
+		var failed, attempts atomic.Int64
+		var mOps, bOps []op
+		for w := range setting.writers {
+			var i, j int
+			var known meowmx.Position
+			// Each side has tags of its own.
+			event := func(side string, n int) meowmx.Event {
+				tag := fmt.Sprintf("seat:%s-%d-%d-%d", side, setting.writers, w, n)
+				if setting.hot {
+					tag = "flight:hot-" + side
+				}
+				return meowmx.Event{Type: typ, Data: payload, Tags: []string{tag, fmt.Sprint("writer:", w)}}
+			}
+			mOps = append(mOps, func(ctx context.Context) (int, error) {
+				e := event("m", i)
+				i++
+				query := meowmx.Query{Items: []meowmx.QueryItem{{Types: []string{typ}, Tags: e.Tags[:1]}}}
+				for {
+					attempts.Add(1)
+					recorded, err := r.store.appendEvents(ctx, &meowmx.AppendCondition{FailIfEventsMatch: query, After: known}, e)
+					if errors.Is(err, meowmx.ErrAppendConditionFailed) {
+						// Read what came since, as a decision would, and try
+						// again.
+						failed.Add(1)
+						if known, err = r.store.lastOf(ctx, query, known); err != nil {
+							return 0, err
+						}
+						continue
+					}
+					if err != nil {
+						return 0, err
+					}
+					if setting.hot {
+						known = recorded[0].Position
+					}
+					return 1, nil
+				}
+			})
+			bOps = append(bOps, func(ctx context.Context) (int, error) {
+				e := event("b", j)
+				j++
+				if _, err := r.store.appendEvents(ctx, nil, e); err != nil {
+					return 0, err
+				}
+				return 1, nil
+			})
+		}
+		m, b, err := compare(ctx, r.o.Duration, mOps, bOps)
+		if err != nil {
+			return err
+		}
+		res := Result{
+			Scenario: "dcb", Setting: setting.name, Writers: setting.writers,
+			Metric: "events/s", Meowmx: m.perSecond(), Baseline: ptr(b.perSecond()),
+			Target: "-",
+			Extra:  map[string]float64{"conditions_failed": float64(failed.Load()), "attempts": float64(attempts.Load())},
+		}
+		if setting.target > 0 {
+			res.Target = fmt.Sprintf("ratio ≥ %.2g", setting.target)
+			res.Met = ptr(m.perSecond()/b.perSecond() >= setting.target)
+		}
+		if setting.hot {
+			res.Target = fmt.Sprintf("%d of %d conditions failed", failed.Load(), attempts.Load())
+		}
+		r.add(res)
+	}
+	return nil
+}
