@@ -360,7 +360,8 @@ func (s *Store[TTx]) appendWith(ctx context.Context, exec meowmxdriver.Executor,
 // record runs one append on exec: with the store's other appends of the
 // moment when it can (see group.go), alone otherwise.
 func (s *Store[TTx]) record(ctx context.Context, exec meowmxdriver.Executor, params *meowmxdriver.AppendParams, inTx bool) (*meowmxdriver.AppendResult, error) {
-	if !inTx && s.groups != nil && len(params.Events) <= groupableEvents && params.Condition == nil {
+	if !inTx && s.groups != nil && len(params.Events) <= groupableEvents &&
+		(params.Condition == nil || meowmxdriver.GroupableCondition(params.Condition)) {
 		result, err := s.groups.append(ctx, params)
 		if result != nil || err != nil {
 			return result, err

@@ -138,6 +138,18 @@ type AppendParams struct {
 	Condition *meowmxtype.AppendCondition
 }
 
+// GroupableCondition reports whether a conditional append goes in groups
+// (AppendGroup): every item of its condition has tags. Drivers may still
+// make any conditional append of a group alone.
+func GroupableCondition(c *meowmxtype.AppendCondition) bool {
+	for _, item := range c.FailIfEventsMatch.Items {
+		if len(item.Tags) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // AppendStatus says what Append did.
 type AppendStatus int
 

@@ -224,6 +224,12 @@ func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.Append
 	ids, data, metadata = make([][16]byte, 0, events), make([][]byte, 0, events), make([][]byte, 0, events)
 	tags = make([][]byte, 0, events)
 	inGroup := map[meowmxtype.Stream]bool{}
+	var (
+		grouped    []meowmxdriver.EventInsert // the events of the appends in the statement
+		members    = make([]int32, 0, events) // each one's append, from 1
+		conditions groupConditions
+		mode       = map[int64]bool{} // lock keys: exclusive or not
+	)
 	for i, p := range group {
 		if p.Schema != schema {
 			return nil, fmt.Errorf("meowmxpgxv5: a group of appends across schemas %s and %s", schema, p.Schema)
@@ -232,11 +238,26 @@ func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.Append
 		// stream with one before it stays out of the statement (nil), to be
 		// made alone, as does a conditional append.
 		stream := meowmxtype.Stream{Category: p.Category, ID: p.StreamID}
-		if p.Condition != nil || inGroup[stream] || slices.ContainsFunc(p.Events, func(ev meowmxdriver.EventInsert) bool { _, taken := places[ev.ID]; return taken }) {
+		if inGroup[stream] || slices.ContainsFunc(p.Events, func(ev meowmxdriver.EventInsert) bool { _, taken := places[ev.ID]; return taken }) {
 			continue
+		}
+		if c := p.Condition; c != nil {
+			// A condition that covers an event of an append before it in
+			// the group would not see it (one snapshot): made alone, after
+			// the group commits, it fails as it should. One with an item
+			// without tags locks the table: alone too.
+			if !meowmxdriver.GroupableCondition(c) || slices.ContainsFunc(grouped, func(ev meowmxdriver.EventInsert) bool { return c.FailIfEventsMatch.Matches(ev.Type, ev.Tags) }) {
+				continue
+			}
+			conditions.add(int32(i+1), c)
+		}
+		grouped = append(grouped, p.Events...)
+		for _, k := range locksOf(schema, p).keysAndModes() {
+			mode[k.key] = mode[k.key] || k.exclusive
 		}
 		inGroup[stream] = true
 		for j, ev := range p.Events {
+			members = append(members, int32(i+1))
 			categories, streams = append(categories, p.Category), append(streams, p.StreamID)
 			hashes, expected = append(hashes, p.StreamHash), append(expected, int64(p.Expected))
 			ids, types, ord = append(ids, ev.ID), append(types, ev.Type), append(ord, int32(j+1))
@@ -257,20 +278,26 @@ func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.Append
 	batch := &pgx.Batch{}
 	batch.Queue("BEGIN")
 	batch.Queue(genericPlanSQL)
-	if st := e.driver.statements(schema); tagged {
-		var keys []int64
-		for _, p := range group {
-			keys = append(keys, eventTagKeys(schema, p.Events)...)
-		}
-		slices.Sort(keys)
-		batch.Queue(st.appendGroupTagged, categories, streams, hashes, expected, ids, types, data, metadata, ord, tags, slices.Compact(keys))
-	} else {
+	locks := appendLocksOf(mode)
+	statements := 2
+	switch st := e.driver.statements(schema); {
+	case len(conditions.members) > 0:
+		// The locks first, in a statement of their own, so that the
+		// group's snapshot sees what committed while it waited for them.
+		batch.Queue(st.lockTags, locks.keys, locks.exclusive)
+		statements++
+		c := &conditions
+		batch.Queue(st.appendGroupCond, categories, streams, hashes, expected, ids, types, data, metadata, ord, tags, locks.keys,
+			members, c.members, c.tags, c.afterTx, c.afterSeq, c.rest, c.types)
+	case tagged:
+		batch.Queue(st.appendGroupTagged, categories, streams, hashes, expected, ids, types, data, metadata, ord, tags, locks.keys)
+	default:
 		batch.Queue(st.appendGroup, categories, streams, hashes, expected, ids, types, data, metadata, ord)
 	}
 	batch.Queue("COMMIT")
 	br := db.SendBatch(ctx, batch)
 	err = func() error {
-		for range 2 {
+		for range statements {
 			if _, err := br.Exec(); err != nil {
 				return err
 			}

@@ -2,10 +2,12 @@ package meowmxpgxv5
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -119,6 +121,15 @@ func locksOf(schema string, p *meowmxdriver.AppendParams) appendLocks {
 			}
 		}
 	}
+	table := l.table
+	l = appendLocksOf(mode)
+	l.table = table
+	return l
+}
+
+// appendLocksOf returns the locks of keys, exclusive or not.
+func appendLocksOf(mode map[int64]bool) appendLocks {
+	var l appendLocks
 	for k := range mode {
 		l.keys = append(l.keys, k)
 	}
@@ -128,6 +139,52 @@ func locksOf(schema string, p *meowmxdriver.AppendParams) appendLocks {
 		l.exclusive[i] = mode[k]
 	}
 	return l
+}
+
+type lockKey struct {
+	key       int64
+	exclusive bool
+}
+
+// keysAndModes lists the locks.
+func (l appendLocks) keysAndModes() []lockKey {
+	out := make([]lockKey, len(l.keys))
+	for i, k := range l.keys {
+		out[i] = lockKey{k, l.exclusive[i]}
+	}
+	return out
+}
+
+// groupConditions are the arguments of groupConditionsFailed: one element
+// per condition item.
+type groupConditions struct {
+	members  []int32
+	tags     []string
+	afterTx  []string
+	afterSeq []int64
+	rest     [][]byte
+	types    [][]byte
+}
+
+// add adds the items of the condition of append m (from 1).
+func (g *groupConditions) add(m int32, c *meowmxtype.AppendCondition) {
+	for _, item := range c.FailIfEventsMatch.Items {
+		g.members = append(g.members, m)
+		g.tags = append(g.tags, item.Tags[0])
+		g.afterTx = append(g.afterTx, strconv.FormatUint(c.After.TransactionID, 10))
+		g.afterSeq = append(g.afterSeq, c.After.Seq)
+		g.rest = append(g.rest, jsonList(item.Tags[1:]))
+		g.types = append(g.types, jsonList(item.Types))
+	}
+}
+
+// jsonList is a JSON array of values, or nil (NULL) for none.
+func jsonList(values []string) []byte {
+	if len(values) == 0 {
+		return nil
+	}
+	b, _ := json.Marshal(values) // strings always marshal
+	return b
 }
 
 // lockSQL takes an append's advisory locks, in the order of the keys, and

@@ -21,6 +21,8 @@ type statements struct {
 	append      string
 	appendTx    string
 	appendGroup string
+	// appendGroupCond is appendGroupSQL for groups with conditional appends.
+	appendGroupCond string
 
 	// The same statements for appends with tagged events: they store the
 	// tags and fill event_tags too.
@@ -233,23 +235,61 @@ const notTooOld = `
 // writer's version, a recorded event ID) aborts the whole statement, and
 // the appends are then made one by one. It returns each recorded event's ID
 // and place.
-var appendGroupSQL = `WITH i AS MATERIALIZED (
+var appendGroupSQL = `WITH /*cond*/` + groupConditionsFailed + `, /*endcond*/i AS MATERIALIZED (
     SELECT i.*, s.version AS current,
            CASE i.expected WHEN -2 THEN true
                            WHEN -1 THEN s.version = -1
                            WHEN -3 THEN s.version >= 0
                            ELSE s.version = i.expected END AS matches
-      FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[]/*tags*/, $10::jsonb[]/*end*/, $9::int[])
-           WITH ORDINALITY AS i(category, stream_id, stream_hash, expected, id, type, data, metadata/*tags*/, tags/*end*/, ord, n)
+      FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[]/*tags*/, $10::jsonb[]/*end*/, $9::int[]/*cond*/, $12::int[]/*endcond*/)
+           WITH ORDINALITY AS i(category, stream_id, stream_hash, expected, id, type, data, metadata/*tags*/, tags/*end*/, ord/*cond*/, m/*endcond*/, n)
      CROSS JOIN LATERAL (SELECT coalesce(` + lastVersionOf("i.category", "i.stream_id") + `, -1) AS version) s
 ), ins AS (
     INSERT INTO {{schema}}.events AS e (category, stream_id, stream_hash, version, event_id, type, data, metadata/*tags*/, tags/*end*/)
-    SELECT category, stream_id, stream_hash, current + ord, id, type, data, metadata/*tags*/, ` + tagsOf("tags") + `/*end*/ FROM i WHERE matches` + sharedTagLocks("$11") + ` ORDER BY n
+    SELECT category, stream_id, stream_hash, current + ord, id, type, data, metadata/*tags*/, ` + tagsOf("tags") + `/*end*/ FROM i WHERE matches` + sharedTagLocks("$11") + notFailed + ` ORDER BY n
     RETURNING e.event_id, e.transaction_id, e.seq, e.version, e.recorded_at/*tags*/, e.tags/*end*/
 )/*tags*/, ` + insertTags + `/*end*/
 SELECT event_id, transaction_id, seq, version, recorded_at FROM ins
 UNION ALL
-SELECT id, NULL, NULL, current, NULL FROM i WHERE NOT matches AND ord = 1`
+SELECT id, NULL, NULL, current, NULL FROM i WHERE NOT matches AND ord = 1` + notFailed
+
+// groupConditionsFailed, in appendGroupSQL for groups with conditional
+// appends (appendGroupCond), lists the appends (by $12, each event's
+// append, from 1) whose condition fails: one row per condition item, $13
+// its append, $14 its first tag, $15 and $16 the condition's position
+// (the transaction id as text), $17 its other tags and $18 its types (JSON
+// arrays, or NULL for none). Each item reads event_tags from its position
+// on (a LATERAL ... LIMIT 1: as an EXISTS, the generic plan hashed the whole
+// table). Items without tags are never grouped (see
+// locksOf). The statement runs after lockSQL, with a snapshot taken after
+// the locks, and reads every committed event, as the check of a lone
+// conditional append does. An append whose condition fails records nothing
+// and gets no row: it is made alone, which says why.
+const groupConditionsFailed = `failed AS MATERIALIZED (
+    SELECT DISTINCT c.m FROM unnest($13::int[], $14::text[], $15::text[], $16::bigint[], $17::jsonb[], $18::jsonb[])
+           AS c(m, tag, after_tx, after_seq, rest, types)
+     CROSS JOIN LATERAL (
+        SELECT FROM {{schema}}.event_tags t
+         WHERE t.tag = c.tag AND (t.transaction_id, t.seq) > (c.after_tx::xid8, c.after_seq)
+           AND (c.rest IS NULL OR (SELECT count(*) FROM {{schema}}.event_tags u
+                                    WHERE u.tag IN (SELECT jsonb_array_elements_text(c.rest))
+                                      AND u.transaction_id = t.transaction_id AND u.seq = t.seq) = jsonb_array_length(c.rest))
+           AND (c.types IS NULL OR EXISTS (SELECT FROM {{schema}}.events x
+                                            WHERE x.transaction_id = t.transaction_id AND x.seq = t.seq
+                                              AND x.type IN (SELECT jsonb_array_elements_text(c.types))))
+         LIMIT 1) hit
+)`
+
+// notFailed keeps, in appendGroupCond, the appends whose condition holds.
+const notFailed = `/*cond*/ AND NOT EXISTS (SELECT FROM failed f WHERE f.m = i.m)/*endcond*/`
+
+// withConditions keeps the parts of appendGroupSQL between /*cond*/ and
+// /*endcond*/, for groups with conditional appends; withoutConditions drops
+// them.
+func withConditions(sql string) string    { return condPart.ReplaceAllString(sql, "$1") }
+func withoutConditions(sql string) string { return condPart.ReplaceAllString(sql, "") }
+
+var condPart = regexp.MustCompile(`(?s)/\*cond\*/(.*?)/\*endcond\*/`)
 
 // sharedTagLocks is the part of an append statement's WHERE clause that
 // takes, before the statement inserts its first row, a shared advisory lock
@@ -316,8 +356,9 @@ CREATE TABLE IF NOT EXISTS {{schema}}.migrations (
 		lockTags:          r(lockSQL),
 		lockEventsShared:  r(`LOCK TABLE {{schema}}.events IN SHARE ROW EXCLUSIVE MODE`),
 		appendVerdict:     r(appendVerdictSQL),
-		appendGroup:       r(untagged(appendGroupSQL)),
-		appendGroupTagged: r(tagged(appendGroupSQL)),
+		appendGroup:       r(untagged(withoutConditions(appendGroupSQL))),
+		appendGroupTagged: r(tagged(withoutConditions(appendGroupSQL))),
+		appendGroupCond:   r(tagged(withConditions(appendGroupSQL))),
 		copiedFrom: r(`SELECT transaction_id, seq, version, recorded_at FROM {{schema}}.events
  WHERE category = $1 AND stream_id = $2 AND version >= $3 ORDER BY version`),
 		copiedTags: r(`INSERT INTO {{schema}}.event_tags (tag, transaction_id, seq)
@@ -537,6 +578,10 @@ const notifySQL = `SELECT set_config('synchronous_commit', 'off', true), pg_noti
 const (
 	systemIDSQL    = `SELECT system_identifier FROM pg_control_system()`
 	lockTimeoutSQL = `SET LOCAL lock_timeout = '10s'`
-	genericPlanSQL = `SET LOCAL plan_cache_mode = force_generic_plan`
+	// genericPlanSQL sets a group's transaction up: a generic plan (see
+	// AppendGroup) and no JIT compilation, which a generic plan's cost
+	// estimates (an index read to its end for a condition's LIMIT 1) can
+	// call for, at 60 ms per execution for a statement that runs in 1.
+	genericPlanSQL = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('jit', 'off', true)`
 	migrateLockSQL = `SELECT pg_advisory_xact_lock(hashtextextended('meowmx.migrate.' || $1::text, 0))`
 )
