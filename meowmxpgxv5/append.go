@@ -287,7 +287,8 @@ func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.Append
 		batch.Queue(st.lockTags, locks.keys, locks.exclusive)
 		statements++
 		c := &conditions
-		batch.Queue(st.appendGroupCond, categories, streams, hashes, expected, ids, types, data, metadata, ord, tags, locks.keys,
+		// (The statement's own shared locks are taken already.)
+		batch.Queue(st.appendGroupCond, categories, streams, hashes, expected, ids, types, data, metadata, ord, tags, []int64{},
 			members, c.members, c.tags, c.afterTx, c.afterSeq, c.rest, c.types)
 	case tagged:
 		batch.Queue(st.appendGroupTagged, categories, streams, hashes, expected, ids, types, data, metadata, ord, tags, locks.keys)
