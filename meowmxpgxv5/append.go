@@ -277,28 +277,28 @@ func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.Append
 	// EXPLAIN ANALYZE), and the generic plan is the same plan.
 	batch := &pgx.Batch{}
 	batch.Queue("BEGIN")
-	batch.Queue(genericPlanSQL)
 	locks := appendLocksOf(mode)
-	statements := 2
 	switch st := e.driver.statements(schema); {
 	case len(conditions.members) > 0:
-		// The locks first, in a statement of their own, so that the
-		// group's snapshot sees what committed while it waited for them.
-		batch.Queue(st.lockTags, locks.keys, locks.exclusive)
-		statements++
+		// The locks first, in a statement of their own (with the
+		// transaction's settings), so that the group's snapshot sees what
+		// committed while it waited for them.
+		batch.Queue(groupLocksSQL, locks.keys, locks.exclusive)
 		c := &conditions
 		// (The statement's own shared locks are taken already.)
 		batch.Queue(st.appendGroupCond, categories, streams, hashes, expected, ids, types, data, metadata, ord, tags, []int64{},
 			members, c.members, c.tags, c.afterTx, c.afterSeq, c.rest, c.types)
 	case tagged:
+		batch.Queue(genericPlanSQL)
 		batch.Queue(st.appendGroupTagged, categories, streams, hashes, expected, ids, types, data, metadata, ord, tags, locks.keys)
 	default:
+		batch.Queue(genericPlanSQL)
 		batch.Queue(st.appendGroup, categories, streams, hashes, expected, ids, types, data, metadata, ord)
 	}
 	batch.Queue("COMMIT")
 	br := db.SendBatch(ctx, batch)
 	err = func() error {
-		for range statements {
+		for range 2 {
 			if _, err := br.Exec(); err != nil {
 				return err
 			}

@@ -583,5 +583,10 @@ const (
 	// estimates (an index read to its end for a condition's LIMIT 1) can
 	// call for, at 60 ms per execution for a statement that runs in 1.
 	genericPlanSQL = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('jit', 'off', true)`
+	// groupLocksSQL is genericPlanSQL and the locks of lockSQL, in one
+	// statement, for a group with conditional appends.
+	groupLocksSQL = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('jit', 'off', true),
+       (SELECT count(CASE WHEN l.x THEN pg_advisory_xact_lock(l.k)::text ELSE pg_advisory_xact_lock_shared(l.k)::text END)
+          FROM unnest($1::bigint[], $2::bool[]) AS l(k, x))`
 	migrateLockSQL = `SELECT pg_advisory_xact_lock(hashtextextended('meowmx.migrate.' || $1::text, 0))`
 )

@@ -33,6 +33,10 @@ faster). Scenarios:
   append-100   100-event appends; baseline: a 100-row INSERT (target ≥ 1.0)
   contention   8 writers on 10 hot streams, retrying conflicts; baseline:
                INSERT, and on a unique violation read the version and retry
+  dcb          conditional appends without a stream, on disjoint tags (1 and
+               8 writers) and on one hot tag (8 writers, reading again when
+               a condition fails); baseline: the same appends without a
+               condition (target at 8 writers on disjoint tags: ≥ 0.9)
   read-stream  read a 1,000-event stream; baseline: the plain SELECT
   catch-up     a subscription consumes 1,000,000 stored events; baseline: an
                ordered keyset scan in pages of the same size (target ≥ 0.3)
