@@ -200,12 +200,26 @@ const lockSQL = `SELECT current_setting('transaction_isolation'),
 // inserts only when no committed event matches the condition after its
 // position, and records the events' tags. args are its arguments after the
 // 9 (10 in the caller's transaction) of appendSQL.
-func conditionalAppendSQL(st *statements, c *meowmxtype.AppendCondition, inTx bool) (sql string, args []any) {
+//
+// With an exact expected version in a transaction of its own (exact), it is
+// appendAtSQL instead, which leaves the version and the event IDs to the
+// unique indexes, with 10 arguments (the last, its shared locks, empty:
+// lockSQL took them).
+func conditionalAppendSQL(st *statements, c *meowmxtype.AppendCondition, inTx, exact bool) (sql string, args []any) {
 	base := 9
-	insert := appendSQL
-	if inTx {
+	insert, tail := appendSQL, appendTail
+	switch {
+	case inTx:
 		base = 10
 		insert += notTooOld + tagsNotTooOld
+	case exact:
+		base = 10
+		const order = "\n ORDER BY i.ord\n"
+		at := strings.Index(appendAtSQL, order)
+		if at < 0 {
+			panic("meowmxpgxv5: appendAtSQL without " + order)
+		}
+		insert, tail = appendAtSQL[:at], appendAtSQL[at:]
 	}
 	list := &argList{args: make([]any, base)}
 	afterTx, afterSeq := list.add(c.After.TransactionID), list.add(c.After.Seq)
@@ -214,7 +228,7 @@ func conditionalAppendSQL(st *statements, c *meowmxtype.AppendCondition, inTx bo
 	b.WriteString("\n   AND NOT EXISTS (")
 	queryUnion(&b, "{{schema}}", c.FailIfEventsMatch, afterTx, afterSeq, "1", false, list)
 	b.WriteString(")")
-	b.WriteString(appendTail)
+	b.WriteString(tail)
 	sql = strings.ReplaceAll(withTags(b.String()), "{{schema}}", st.ident)
 	return sql, list.args[base:]
 }
@@ -247,10 +261,14 @@ func (e *executor) appendConditional(ctx context.Context, db querier, st *statem
 	}
 	inTx := e.tx != nil
 	locks := locksOf(st.schema, p)
-	sql, condArgs := conditionalAppendSQL(st, p.Condition, inTx)
+	exact := !inTx && p.Expected >= -1
+	sql, condArgs := conditionalAppendSQL(st, p.Condition, inTx, exact)
 	args := []any{p.Category, p.StreamID, p.StreamHash, p.Expected, ids, types, data, metadata, tags}
-	if inTx {
+	switch {
+	case inTx:
 		args = append(args, eventTags(p.Events))
+	case exact:
+		args = append(args, []int64{})
 	}
 	args = append(args, condArgs...)
 
