@@ -343,21 +343,7 @@ func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.Append
 		_, err = br.Exec() // COMMIT
 		return err
 	}()
-	if closeErr := br.Close(); err == nil {
-		err = closeErr
-	}
-	if err != nil {
-		// A statement that failed left the transaction open, aborted: end
-		// it before the connection goes back to the pool (which would
-		// close it otherwise).
-		rollbackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
-		_, _ = db.Exec(rollbackCtx, "ROLLBACK")
-		cancel()
-		// The server skips the rest of the batch, COMMIT included, after
-		// an error of its own; any other failure (the connection, the
-		// client) can come after the COMMIT ran.
-		refused := errors.As(err, new(*pgconn.PgError))
-		err = mapError(err)
+	if refused, err := finishBatch(ctx, db, br, err); err != nil {
 		if errors.Is(err, meowmxdriver.ErrVersionTaken) || errors.Is(err, meowmxtype.ErrDuplicateEventID) {
 			clear(results) // nothing was recorded: each append alone
 			return results, nil
@@ -368,6 +354,26 @@ func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.Append
 		return nil, fmt.Errorf("meowmxpgxv5: the group's outcome is unknown, its events may be recorded (retrying with the same event IDs is safe): %w", err)
 	}
 	return results, nil
+}
+
+// finishBatch closes br, a batch of BEGIN, statements and COMMIT whose
+// results were read with err. After a failure it ends the transaction,
+// which a failed statement left open and aborted, before the connection
+// goes back to the pool (which would close it otherwise), and returns the
+// error mapped. refused says the server refused a statement: it skips the
+// rest of the batch, COMMIT included, so nothing was written; any other
+// failure (the connection, the client) can come after the COMMIT ran.
+func finishBatch(ctx context.Context, db querier, br pgx.BatchResults, err error) (refused bool, _ error) {
+	if closeErr := br.Close(); err == nil {
+		err = closeErr
+	}
+	if err == nil {
+		return false, nil
+	}
+	rollbackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+	_, _ = db.Exec(rollbackCtx, "ROLLBACK")
+	cancel()
+	return errors.As(err, new(*pgconn.PgError)), mapError(err)
 }
 
 // rollbackTimeout bounds the ROLLBACK after a failed group.

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/meowmx/meowmx/meowmxdriver"
 	"github.com/meowmx/meowmx/meowmxtype"
@@ -339,7 +338,6 @@ func conditionalAlone(ctx context.Context, db querier, st *statements, p *meowmx
 		if _, err := br.Exec(); err != nil { // the locks
 			return err
 		}
-		var err error
 		r, err := br.Query()
 		if rows, err = scanRows(r, err, p, ids); err != nil {
 			return err
@@ -347,15 +345,7 @@ func conditionalAlone(ctx context.Context, db querier, st *statements, p *meowmx
 		_, err = br.Exec() // COMMIT
 		return err
 	}()
-	if closeErr := br.Close(); err == nil {
-		err = closeErr
-	}
-	if err != nil {
-		rollbackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
-		_, _ = db.Exec(rollbackCtx, "ROLLBACK")
-		cancel()
-		refused := errors.As(err, new(*pgconn.PgError))
-		err = mapError(err)
+	if refused, err := finishBatch(ctx, db, br, err); err != nil {
 		if !refused && !errors.Is(err, meowmxdriver.ErrVersionTaken) && !errors.Is(err, meowmxtype.ErrDuplicateEventID) {
 			return nil, fmt.Errorf("meowmxpgxv5: the conditional append's outcome is unknown, its events may be recorded (retrying with the same event IDs is safe): %w", err)
 		}
