@@ -55,7 +55,10 @@ import (
 // An item without tags names no key that its events would lock: a condition
 // with one locks the events table in SHARE ROW EXCLUSIVE mode instead,
 // which waits for every writer in progress and holds every new one until
-// the conditional append ends. Correct, and serial: give items tags.
+// the conditional append ends. Correct, and serial: give items tags. A
+// caller's transaction that took its id before and inserts only after the
+// lock is gone would still land before it: the append records its id in
+// table_lock_fence, and notTooOld refuses such a transaction.
 
 // tagKey is the advisory lock key of the events that carry tag, in schema.
 // Two tags whose keys collide only make unrelated appends wait for each
@@ -320,6 +323,7 @@ func conditionalAlone(ctx context.Context, db querier, st *statements, p *meowmx
 	batch.Queue("BEGIN")
 	if locks.table {
 		batch.Queue(st.lockEventsShared)
+		batch.Queue(st.raiseFence)
 	}
 	batch.Queue(st.lockTags, locks.keys, locks.exclusive)
 	batch.Queue(sql, args...)
@@ -331,8 +335,10 @@ func conditionalAlone(ctx context.Context, db querier, st *statements, p *meowmx
 			return err
 		}
 		if locks.table {
-			if _, err := br.Exec(); err != nil {
-				return err
+			for range 2 { // the table's lock, the fence
+				if _, err := br.Exec(); err != nil {
+					return err
+				}
 			}
 		}
 		if _, err := br.Exec(); err != nil { // the locks
@@ -360,8 +366,10 @@ func conditionalAlone(ctx context.Context, db querier, st *statements, p *meowmx
 // since.
 func (e *executor) conditionalInTx(ctx context.Context, db querier, st *statements, p *meowmxdriver.AppendParams, ids [][16]byte, locks appendLocks, sql string, args []any) ([]meowmxtype.RecordedEvent, error) {
 	if locks.table {
-		if _, err := db.Exec(ctx, st.lockEventsShared); err != nil {
-			return nil, mapError(err)
+		for _, sql := range []string{st.lockEventsShared, st.raiseFence} {
+			if _, err := db.Exec(ctx, sql); err != nil {
+				return nil, mapError(err)
+			}
 		}
 	}
 	var isolation string

@@ -33,6 +33,9 @@ type statements struct {
 	// lockEventsShared locks the events table against every writer, for a
 	// condition with an item without tags.
 	lockTags, lockEventsShared string
+	// raiseFence records, after lockEventsShared, the transaction's
+	// position id in table_lock_fence (see notTooOld).
+	raiseFence string
 	copiedFrom                 string
 	appendVerdict              string
 	appendAt                   string
@@ -214,10 +217,16 @@ const expectedMatches = `CASE $4::bigint WHEN -2 THEN true
 // invert in the global log. An append in a transaction of its own needs no
 // such check: it takes its id when it inserts, after the last writer it saw
 // committed took its own.
+//
+// It also refuses to record before a conditional append that locked the
+// events table (table_lock_fence): such an append waits for every writer in
+// progress, but not for a transaction that took its id elsewhere and inserts
+// its events only after the lock is gone.
 const notTooOld = `
    AND coalesce((SELECT t.transaction_id FROM {{schema}}.events t
                   WHERE t.category = $1 AND t.stream_id = $2
-                  ORDER BY t.version DESC LIMIT 1) <= {{schema}}.current_position_txid(), true)`
+                  ORDER BY t.version DESC LIMIT 1) <= {{schema}}.current_position_txid(), true)
+   AND (SELECT f.transaction_id FROM {{schema}}.table_lock_fence f) < {{schema}}.current_position_txid()`
 
 // appendGroupSQL records several appends of this process, to distinct
 // streams, in one statement: one snapshot, taken before the statement's
@@ -323,6 +332,7 @@ const tagsNotTooOld = `/*tags*/
 const appendVerdictSQL = `SELECT CASE WHEN EXISTS (SELECT FROM {{schema}}.events d WHERE d.event_id = $3) THEN 2
             WHEN NOT (` + expectedMatches + `) THEN 1
             WHEN $5 AND (s.last_tx > {{schema}}.current_position_txid()
+                         OR (SELECT f.transaction_id FROM {{schema}}.table_lock_fence f) >= {{schema}}.current_position_txid()
                          OR EXISTS (SELECT FROM {{schema}}.event_tags g
                                      WHERE g.tag = ANY($6::text[]) AND g.transaction_id > {{schema}}.current_position_txid())) THEN 3
             ELSE 0 END,
@@ -355,6 +365,7 @@ CREATE TABLE IF NOT EXISTS {{schema}}.migrations (
 		appendTxTagged:    r(withTags(appendSQL + notTooOld + tagsNotTooOld + appendTail)),
 		lockTags:          r(lockSQL),
 		lockEventsShared:  r(`LOCK TABLE {{schema}}.events IN SHARE ROW EXCLUSIVE MODE`),
+		raiseFence:        r(`UPDATE {{schema}}.table_lock_fence SET transaction_id = {{schema}}.current_position_txid()`),
 		appendVerdict:     r(appendVerdictSQL),
 		appendGroup:       r(untagged(withoutConditions(appendGroupSQL))),
 		appendGroupTagged: r(tagged(withoutConditions(appendGroupSQL))),

@@ -236,6 +236,27 @@ func testConditionInTx[TTx any](t *testing.T, h *Harness[TTx]) {
 		t.Fatalf("tagged append older than the tag's last event: err = %v, want ErrTransactionTooOld", err)
 	}
 	_ = h.Rollback(c, tx)
+
+	// The same for any append, after a conditional append with an item
+	// without tags (which locks the table, and names no tag): a
+	// transaction that took its id elsewhere before it must not record
+	// events before its.
+	put, _ := h.ReadModel(t, s)
+	tx = begin(t, h, s)
+	if err := put(c, tx, "k", 1); err != nil {
+		t.Fatal(err)
+	}
+	must(s.AppendEvents(c, &meowmx.AppendCondition{FailIfEventsMatch: meowmx.Query{Items: []meowmx.QueryItem{{Types: []string{"Nothing"}}}}}, ev("Untagged", `{}`)))(t)
+	_, err = s.AppendTx(c, tx, meowmx.NewStream("other", "3"), meowmx.NoStream, ev("Late", `{}`))
+	if !errors.Is(err, meowmx.ErrTransactionTooOld) {
+		t.Fatalf("append older than a table-locked conditional append: err = %v, want ErrTransactionTooOld", err)
+	}
+	_ = h.Rollback(c, tx)
+	tx = begin(t, h, s)
+	must(s.AppendTx(c, tx, meowmx.NewStream("other", "3"), meowmx.NoStream, ev("OnTime", `{}`)))(t)
+	if err := h.Commit(c, tx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // decisions records the successful conditional appends of a race, to check
