@@ -35,20 +35,20 @@ type statements struct {
 	lockTags, lockEventsShared string
 	// raiseFence records, after lockEventsShared, the transaction's
 	// position id in table_lock_fence (see notTooOld).
-	raiseFence string
-	copiedFrom                 string
-	appendVerdict              string
-	appendAt                   string
-	appendAt1                  string
-	existingFrom               string
-	readStreamFwd              string
-	readStreamBack             string
-	readAll                    string
-	readCategory               string
-	streamVersion              string
-	streams                    string
-	categoryStreams            string
-	categories                 string
+	raiseFence      string
+	copiedFrom      string
+	appendVerdict   string
+	appendAt        string
+	appendAt1       string
+	existingFrom    string
+	readStreamFwd   string
+	readStreamBack  string
+	readAll         string
+	readCategory    string
+	streamVersion   string
+	streams         string
+	categoryStreams string
+	categories      string
 
 	clusterState  string
 	lockEvents    string
