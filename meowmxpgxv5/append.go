@@ -276,7 +276,7 @@ func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.Append
 	// to run (0.3 ms against 0.1 ms for a few events, measured with
 	// EXPLAIN ANALYZE), and the generic plan is the same plan.
 	batch := &pgx.Batch{}
-	batch.Queue("BEGIN")
+	batch.Queue(beginReadCommitted)
 	locks := appendLocksOf(mode)
 	switch st := e.driver.statements(schema); {
 	case len(conditions.members) > 0:

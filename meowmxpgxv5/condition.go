@@ -123,10 +123,15 @@ func locksOf(schema string, p *meowmxdriver.AppendParams) appendLocks {
 			mode[tagKey(schema, item.Tags[0])] = true
 		}
 	}
-	table := l.table
-	l = appendLocksOf(mode)
-	l.table = table
-	return l
+	if l.table {
+		// The table's lock shuts out every other writer until the append
+		// ends, and a writer's insert takes its snapshot after it: no
+		// advisory lock is needed, and taking some after the table's lock
+		// could close a cycle with a writer that holds one and waits to
+		// insert.
+		return l
+	}
+	return appendLocksOf(mode)
 }
 
 // appendLocksOf returns the locks of keys, exclusive or not.
@@ -283,6 +288,7 @@ func (e *executor) appendConditional(ctx context.Context, db querier, st *statem
 			rows, err = conditionalAlone(ctx, db, st, p, ids, locks, sql, args)
 		}
 		var result *meowmxdriver.AppendResult
+		refused := err // a unique index refused a row: the verdict says why
 		switch {
 		case errors.Is(err, errTooOld):
 			return &meowmxdriver.AppendResult{Status: meowmxdriver.AppendTooOld}, nil
@@ -306,6 +312,13 @@ func (e *executor) appendConditional(ctx context.Context, db querier, st *statem
 		if result.Status != meowmxdriver.AppendRecorded {
 			return result, nil
 		}
+		if refused != nil {
+			// Nothing in the way of the first event ID, the condition or
+			// the expected version: a lost race for the version (Any,
+			// StreamExists) or a later event ID recorded. The caller knows
+			// what to do with either, as after an unconditional append.
+			return nil, refused
+		}
 		if attempt >= 10 {
 			return nil, errors.New("conditional append recorded nothing, with nothing in its way, 10 times")
 		}
@@ -320,7 +333,7 @@ var errTooOld = errors.New("transaction too old for the condition")
 // one batch.
 func conditionalAlone(ctx context.Context, db querier, st *statements, p *meowmxdriver.AppendParams, ids [][16]byte, locks appendLocks, sql string, args []any) ([]meowmxtype.RecordedEvent, error) {
 	batch := &pgx.Batch{}
-	batch.Queue("BEGIN")
+	batch.Queue(beginReadCommitted)
 	if locks.table {
 		batch.Queue(st.lockEventsShared)
 		batch.Queue(st.raiseFence)
@@ -382,7 +395,7 @@ func (e *executor) conditionalInTx(ctx context.Context, db querier, st *statemen
 		return nil, meowmxtype.Invalid("a conditional append in the caller's transaction needs isolation level READ COMMITTED, not %s: "+
 			"a later snapshot would not see what committed after the transaction's first", strings.ToUpper(isolation))
 	}
-	if txID != nil && *txID <= p.Condition.After.TransactionID {
+	if txID != nil && *txID < p.Condition.After.TransactionID {
 		// The transaction took its id before the condition's position:
 		// its events would come before events the condition covered.
 		return nil, errTooOld

@@ -226,7 +226,7 @@ const notTooOld = `
    AND coalesce((SELECT t.transaction_id FROM {{schema}}.events t
                   WHERE t.category = $1 AND t.stream_id = $2
                   ORDER BY t.version DESC LIMIT 1) <= {{schema}}.current_position_txid(), true)
-   AND (SELECT f.transaction_id FROM {{schema}}.table_lock_fence f) < {{schema}}.current_position_txid()`
+   AND (SELECT f.transaction_id FROM {{schema}}.table_lock_fence f) <= {{schema}}.current_position_txid()`
 
 // appendGroupSQL records several appends of this process, to distinct
 // streams, in one statement: one snapshot, taken before the statement's
@@ -332,7 +332,7 @@ const tagsNotTooOld = `/*tags*/
 const appendVerdictSQL = `SELECT CASE WHEN EXISTS (SELECT FROM {{schema}}.events d WHERE d.event_id = $3) THEN 2
             WHEN NOT (` + expectedMatches + `) THEN 1
             WHEN $5 AND (s.last_tx > {{schema}}.current_position_txid()
-                         OR (SELECT f.transaction_id FROM {{schema}}.table_lock_fence f) >= {{schema}}.current_position_txid()
+                         OR (SELECT f.transaction_id FROM {{schema}}.table_lock_fence f) > {{schema}}.current_position_txid()
                          OR EXISTS (SELECT FROM {{schema}}.event_tags g
                                      WHERE g.tag = ANY($6::text[]) AND g.transaction_id > {{schema}}.current_position_txid())) THEN 3
             ELSE 0 END,
@@ -365,7 +365,7 @@ CREATE TABLE IF NOT EXISTS {{schema}}.migrations (
 		appendTxTagged:    r(withTags(appendSQL + notTooOld + tagsNotTooOld + appendTail)),
 		lockTags:          r(lockSQL),
 		lockEventsShared:  r(`LOCK TABLE {{schema}}.events IN SHARE ROW EXCLUSIVE MODE`),
-		raiseFence:        r(`UPDATE {{schema}}.table_lock_fence SET transaction_id = {{schema}}.current_position_txid()`),
+		raiseFence:        r(`UPDATE {{schema}}.table_lock_fence SET transaction_id = greatest(transaction_id, {{schema}}.current_position_txid())`),
 		appendVerdict:     r(appendVerdictSQL),
 		appendGroup:       r(untagged(withoutConditions(appendGroupSQL))),
 		appendGroupTagged: r(tagged(withoutConditions(appendGroupSQL))),
@@ -593,7 +593,11 @@ const (
 	// AppendGroup) and no JIT compilation, which a generic plan's cost
 	// estimates (an index read to its end for a condition's LIMIT 1) can
 	// call for, at 60 ms per execution for a statement that runs in 1.
-	genericPlanSQL = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('jit', 'off', true)`
+	// beginReadCommitted begins the transactions whose statements must
+	// each see what committed before they started (a conditional append's
+	// check, after its locks), whatever default_transaction_isolation says.
+	beginReadCommitted = `BEGIN ISOLATION LEVEL READ COMMITTED`
+	genericPlanSQL     = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('jit', 'off', true)`
 	// groupLocksSQL is genericPlanSQL and the locks of lockSQL, in one
 	// statement, for a group with conditional appends.
 	groupLocksSQL = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('jit', 'off', true),
