@@ -39,9 +39,11 @@ import (
 //
 // A writer of a covered event either committed before the conditional
 // append got its lock, and the check sees its event, or it waits at its
-// shared lock until the conditional append commits or rolls back, and takes
-// its transaction id afterwards, so that its events follow. Writers of other
-// tags share no key and never wait.
+// shared lock until the conditional append commits or rolls back. A writer
+// in a transaction of its own takes its transaction id afterwards, so that
+// its events follow; one in a caller's transaction that took its id before
+// is refused (tagsNotTooOld), since its events would land before. Writers
+// of other tags share no key and never wait.
 //
 // Keys are per tag, not per (type, tag): a condition on one type of a tag
 // also waits for writers of the tag's other types. Keys per (type, tag)
