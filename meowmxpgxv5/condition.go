@@ -214,7 +214,42 @@ const lockSQL = `SELECT current_setting('transaction_isolation'),
 // appendAtSQL instead, which leaves the version and the event IDs to the
 // unique indexes, with 10 arguments (the last, its shared locks, empty:
 // lockSQL took them).
+//
+// The text depends only on the condition's shape: it is built once per
+// shape and schema (a regular expression and a dozen formatted parts cost
+// more client CPU than the rest of the append), and queryUnionArgs gives
+// the arguments in the order queryUnion numbers them.
 func conditionalAppendSQL(st *statements, c *meowmxtype.AppendCondition, inTx, exact bool) (sql string, args []any) {
+	list := &argList{args: make([]any, 0, 2+3*len(c.FailIfEventsMatch.Items))}
+	list.args = append(list.args, c.After.TransactionID, c.After.Seq)
+	queryUnionArgs(c.FailIfEventsMatch, list)
+	key := shapeOf(c.FailIfEventsMatch, inTx, exact)
+	if cached, ok := st.conditional.Load(key); ok {
+		return cached.(string), list.args
+	}
+	sql, built := buildConditionalAppendSQL(st, c, inTx, exact)
+	if len(built) != len(list.args) {
+		panic(fmt.Sprintf("meowmxpgxv5: a condition's statement takes %d arguments, queryUnionArgs gives %d", len(built), len(list.args)))
+	}
+	st.conditional.Store(key, sql)
+	return sql, list.args
+}
+
+// shapeOf names what the text of a conditional append's statement depends
+// on.
+func shapeOf(q meowmxtype.Query, inTx, exact bool) string {
+	b := make([]byte, 0, 2+3*len(q.Items))
+	b = strconv.AppendBool(b, inTx)
+	b = strconv.AppendBool(b, exact)
+	for _, item := range q.Items {
+		b = append(b, '|')
+		b = strconv.AppendInt(b, int64(len(item.Tags)), 10)
+		b = strconv.AppendBool(b, len(item.Types) > 0)
+	}
+	return string(b)
+}
+
+func buildConditionalAppendSQL(st *statements, c *meowmxtype.AppendCondition, inTx, exact bool) (sql string, args []any) {
 	base := 9
 	insert, tail := appendSQL, appendTail
 	switch {

@@ -83,3 +83,19 @@ func queryUnion(b *strings.Builder, schema string, query meowmxtype.Query, after
 		fmt.Fprintf(b, "\n     ORDER BY e.transaction_id, e.seq LIMIT %s)", limit)
 	}
 }
+
+// queryUnionArgs appends to args the arguments queryUnion adds for query,
+// in its order, without building its text.
+func queryUnionArgs(query meowmxtype.Query, args *argList) {
+	for _, item := range query.Items {
+		if len(item.Tags) > 0 {
+			args.args = append(args.args, item.Tags[0])
+			if rest := item.Tags[1:]; len(rest) > 0 {
+				args.args = append(args.args, rest)
+			}
+		}
+		if len(item.Types) > 0 {
+			args.args = append(args.args, item.Types)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package meowmxpgxv5
 import (
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 
@@ -13,6 +14,10 @@ import (
 type statements struct {
 	schema string
 	ident  string // quoted identifier
+
+	// conditional holds the statements of conditional appends by shape
+	// (see conditionalAppendSQL).
+	conditional sync.Map
 
 	createMigrations  string
 	appliedMigrations string
