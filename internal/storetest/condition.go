@@ -274,6 +274,30 @@ func decideAgain() {
 	time.Sleep(time.Duration(rand.IntN(1000)) * time.Microsecond)
 }
 
+// decideUntilRecorded reads the events of q and appends e on the condition
+// that none came after what it read, reading and appending again while the
+// condition fails, and adds the decision to made. It reports false when t
+// failed.
+func decideUntilRecorded[TTx any](t *testing.T, s *meowmx.Store[TTx], q meowmx.Query, e meowmx.Event, made *decisions) bool {
+	for {
+		_, cond := readDecision(t, s, q)
+		if t.Failed() {
+			return false
+		}
+		recorded, err := s.AppendEvents(ctx(t), &cond, e)
+		if errors.Is(err, meowmx.ErrAppendConditionFailed) {
+			decideAgain()
+			continue
+		}
+		if err != nil {
+			t.Error(err)
+			return false
+		}
+		made.add(cond, recorded[0])
+		return true
+	}
+}
+
 // decisions records the successful conditional appends of a race, to check
 // the log afterwards: no event matching a decision's query lies between its
 // condition's position and its own events.
@@ -552,22 +576,8 @@ func testConditionWithWriters[TTx any](t *testing.T, h *Harness[TTx]) {
 	for range deciders {
 		wg.Go(func() {
 			for range rounds {
-				for {
-					_, cond := readDecision(t, s, q)
-					if t.Failed() {
-						return
-					}
-					recorded, err := s.AppendEvents(c, &cond, tagged("Booked", "room:r1", "decider"))
-					if errors.Is(err, meowmx.ErrAppendConditionFailed) {
-						decideAgain()
-						continue
-					}
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					made.add(cond, recorded[0])
-					break
+				if !decideUntilRecorded(t, s, q, tagged("Booked", "room:r1", "decider"), &made) {
+					return
 				}
 			}
 		})
@@ -596,11 +606,10 @@ func testConditionWithWriters[TTx any](t *testing.T, h *Harness[TTx]) {
 
 // testTaglessItems: conditional appends with an item without tags (which
 // lock the events table on PostgreSQL) race with conditional appends on
-// tags and with tagged writers: every append ends in a record or a failed
+// tags, whose events they cover: every append ends in a record or a failed
 // condition, none in a deadlock, and the log check holds.
 func testTaglessItems[TTx any](t *testing.T, h *Harness[TTx]) {
 	s := h.NewStore(t, nil, true)
-	c := ctx(t)
 	const rounds = 15
 	tagless := meowmx.Query{Items: []meowmx.QueryItem{{Types: []string{"Counted"}}}}
 	byTag := tagQuery([]string{"Counted"}, "counter:c1")
@@ -613,23 +622,9 @@ func testTaglessItems[TTx any](t *testing.T, h *Harness[TTx]) {
 				q = byTag
 			}
 			for range rounds {
-				for {
-					_, cond := readDecision(t, s, q)
-					if t.Failed() {
-						return
-					}
-					// Every event matches both queries.
-					recorded, err := s.AppendEvents(c, &cond, tagged("Counted", "counter:c1", fmt.Sprint("writer:", w)))
-					if errors.Is(err, meowmx.ErrAppendConditionFailed) {
-						decideAgain()
-						continue
-					}
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					made.add(cond, recorded[0])
-					break
+				// Every event matches both queries.
+				if !decideUntilRecorded(t, s, q, tagged("Counted", "counter:c1", fmt.Sprint("writer:", w)), &made) {
+					return
 				}
 			}
 		})
