@@ -317,8 +317,27 @@ func (d *decisions) add(cond meowmx.AppendCondition, recorded meowmx.RecordedEve
 	d.list = append(d.list, decision{cond, recorded})
 }
 
-// check reads the log and fails t if any decision's condition is broken in
-// it: a matching event after its position and before its own event.
+// checkLog waits until the events of q read up to every decision of d's own
+// event (the horizon may hold them back a while), checks them, and returns
+// them.
+func checkLog[TTx any](t *testing.T, s *meowmx.Store[TTx], q meowmx.Query, d *decisions) []meowmx.RecordedEvent {
+	t.Helper()
+	var log []meowmx.RecordedEvent
+	testdb.Eventually(t, func() (bool, string) {
+		log, _ = readDecision(t, s, q)
+		for _, dec := range d.list {
+			if len(log) == 0 || dec.recorded.Position.Compare(log[len(log)-1].Position) > 0 {
+				return false, fmt.Sprintf("%d events in the log, not every decision's yet", len(log))
+			}
+		}
+		return true, ""
+	})
+	d.check(t, log)
+	return log
+}
+
+// check fails t if any decision's condition is broken in log: a matching
+// event after its position and before its own event.
 func (d *decisions) check(t *testing.T, log []meowmx.RecordedEvent) {
 	t.Helper()
 	for _, dec := range d.list {
@@ -381,12 +400,9 @@ func testCourseCapacity[TTx any](t *testing.T, h *Harness[TTx]) {
 		if subscribed.Load() != capacity || full.Load() != deciders-capacity {
 			t.Fatalf("course %d: %d subscribed and %d found it full, want %d and %d", n, subscribed.Load(), full.Load(), capacity, deciders-capacity)
 		}
-		var log []meowmx.RecordedEvent
-		testdb.Eventually(t, func() (bool, string) {
-			log, _ = readDecision(t, s, q)
-			return len(log) == capacity, fmt.Sprintf("course %d: %d subscriptions in the log, want %d", n, len(log), capacity)
-		})
-		made.check(t, log)
+		if log := checkLog(t, s, q, &made); len(log) != capacity {
+			t.Fatalf("course %d: %d subscriptions in the log, want %d", n, len(log), capacity)
+		}
 		t.Logf("course %d: %d conditions failed and were decided again", n, retries.Load())
 	}
 }
@@ -586,22 +602,7 @@ func testConditionWithWriters[TTx any](t *testing.T, h *Harness[TTx]) {
 	if t.Failed() {
 		return
 	}
-	var log []meowmx.RecordedEvent
-	testdb.Eventually(t, func() (bool, string) {
-		// Every decision's event is in the log once the horizon passed them.
-		log, _ = readDecision(t, s, q)
-		if len(log) == 0 {
-			return false, "the log is empty yet"
-		}
-		last := log[len(log)-1].Position
-		for _, d := range made.list {
-			if d.recorded.Position.Compare(last) > 0 {
-				return false, "the log is not complete yet"
-			}
-		}
-		return true, ""
-	})
-	made.check(t, log)
+	checkLog(t, s, q, &made)
 }
 
 // testTaglessItems: conditional appends with an item without tags (which
@@ -633,10 +634,7 @@ func testTaglessItems[TTx any](t *testing.T, h *Harness[TTx]) {
 	if t.Failed() {
 		return
 	}
-	var log []meowmx.RecordedEvent
-	testdb.Eventually(t, func() (bool, string) {
-		log, _ = readDecision(t, s, tagless)
-		return len(log) == 6*rounds, fmt.Sprintf("%d events in the log, want %d", len(log), 6*rounds)
-	})
-	made.check(t, log)
+	if log := checkLog(t, s, tagless, &made); len(log) != 6*rounds {
+		t.Fatalf("%d events in the log, want %d", len(log), 6*rounds)
+	}
 }
