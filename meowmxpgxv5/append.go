@@ -252,8 +252,9 @@ func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.Append
 			conditions.add(int32(i+1), c)
 		}
 		grouped = append(grouped, p.Events...)
-		for _, k := range locksOf(schema, p).keysAndModes() {
-			mode[k.key] = mode[k.key] || k.exclusive
+		l := locksOf(schema, p)
+		for i, k := range l.keys {
+			mode[k] = mode[k] || l.exclusive[i]
 		}
 		inGroup[stream] = true
 		for j, ev := range p.Events {

@@ -150,20 +150,6 @@ func appendLocksOf(mode map[int64]bool) appendLocks {
 	return l
 }
 
-type lockKey struct {
-	key       int64
-	exclusive bool
-}
-
-// keysAndModes lists the locks.
-func (l appendLocks) keysAndModes() []lockKey {
-	out := make([]lockKey, len(l.keys))
-	for i, k := range l.keys {
-		out[i] = lockKey{k, l.exclusive[i]}
-	}
-	return out
-}
-
 // groupConditions are the arguments of groupConditionsFailed: one element
 // per condition item.
 type groupConditions struct {
