@@ -355,30 +355,26 @@ var errTooOld = errors.New("transaction too old for the condition")
 // conditionalAlone runs a conditional append in a transaction of its own:
 // one batch.
 func conditionalAlone(ctx context.Context, db querier, st *statements, p *meowmxdriver.AppendParams, ids [][16]byte, locks appendLocks, sql string, args []any) ([]meowmxtype.RecordedEvent, error) {
+	// BEGIN, the locks (the table's and the fence, or the tags'), the insert,
+	// COMMIT.
 	batch := &pgx.Batch{}
 	batch.Queue(beginReadCommitted)
 	if locks.table {
 		batch.Queue(st.lockEventsShared)
 		batch.Queue(st.raiseFence)
+	} else {
+		batch.Queue(st.lockTags, locks.keys, locks.exclusive)
 	}
-	batch.Queue(st.lockTags, locks.keys, locks.exclusive)
+	before := batch.Len()
 	batch.Queue(sql, args...)
 	batch.Queue("COMMIT")
 	br := db.SendBatch(ctx, batch)
 	var rows []meowmxtype.RecordedEvent
 	err := func() error {
-		if _, err := br.Exec(); err != nil { // BEGIN
-			return err
-		}
-		if locks.table {
-			for range 2 { // the table's lock, the fence
-				if _, err := br.Exec(); err != nil {
-					return err
-				}
+		for range before {
+			if _, err := br.Exec(); err != nil {
+				return err
 			}
-		}
-		if _, err := br.Exec(); err != nil { // the locks
-			return err
 		}
 		r, err := br.Query()
 		if rows, err = scanRows(r, err, p, ids); err != nil {
