@@ -232,13 +232,16 @@ func (a *Aggregate[TTx, S]) apply(ctx context.Context, exec meowmxdriver.Executo
 	if err != nil {
 		return state, nil, err
 	}
-	params, err := a.store.appendParams(ctx, exec, stream, ExpectedVersion(version), nil, events)
-	if err != nil {
-		return state, nil, err
-	}
 	// A lost race is a version conflict here: Execute loads the stream
 	// again and decides again.
-	recorded, err := a.store.appendWith(ctx, exec, params, events, true)
+	start := AppendStartData{Stream: stream, Expected: ExpectedVersion(version), Events: len(events), InTx: true}
+	recorded, err := a.store.observeAppend(ctx, start, events, func(ctx context.Context, events []Event, st *appendStats) ([]RecordedEvent, error) {
+		params, err := a.store.appendParams(ctx, exec, stream, ExpectedVersion(version), nil, events)
+		if err != nil {
+			return nil, err
+		}
+		return a.store.appendWith(ctx, exec, params, events, true, st)
+	})
 	if err != nil {
 		return state, nil, err
 	}

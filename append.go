@@ -119,6 +119,15 @@ func streamOfEvents(events []Event) (Stream, []Event, error) {
 
 // appendAlone is Append, with an optional condition.
 func (s *Store[TTx]) appendAlone(ctx context.Context, stream Stream, expected ExpectedVersion, cond *AppendCondition, events []Event) ([]RecordedEvent, error) {
+	start := AppendStartData{Stream: stream, Expected: expected, Events: len(events), Conditional: cond != nil}
+	return s.observeAppend(ctx, start, events, func(ctx context.Context, events []Event, st *appendStats) ([]RecordedEvent, error) {
+		return s.appendRetrying(ctx, stream, expected, cond, events, st)
+	})
+}
+
+// appendRetrying makes an append in transactions of its own until it
+// succeeds or fails for a reason a retry does not fix.
+func (s *Store[TTx]) appendRetrying(ctx context.Context, stream Stream, expected ExpectedVersion, cond *AppendCondition, events []Event, st *appendStats) ([]RecordedEvent, error) {
 	exec := s.driver.Executor()
 	params, err := s.appendParams(ctx, exec, stream, expected, cond, events)
 	if err != nil {
@@ -126,7 +135,7 @@ func (s *Store[TTx]) appendAlone(ctx context.Context, stream Stream, expected Ex
 	}
 	races, duplicateRetried := 0, false
 	for attempt := 0; ; {
-		recorded, err := s.appendWith(ctx, exec, params, events, false)
+		recorded, err := s.appendWith(ctx, exec, params, events, false, st)
 		if err == nil {
 			s.announce(stream.Category)
 			return recorded, nil
@@ -151,6 +160,7 @@ func (s *Store[TTx]) appendAlone(ctx context.Context, stream Stream, expected Ex
 		default:
 			return nil, err
 		}
+		st.retries++
 		s.config.Logger.DebugContext(ctx, "meowmx: retrying append",
 			slog.String("stream", stream.String()), slog.Duration("wait", wait), slog.String("err", err.Error()))
 		select {
@@ -181,15 +191,62 @@ func (s *Store[TTx]) AppendTx(ctx context.Context, tx TTx, stream Stream, expect
 
 // appendInTx is AppendTx, with an optional condition.
 func (s *Store[TTx]) appendInTx(ctx context.Context, tx TTx, stream Stream, expected ExpectedVersion, cond *AppendCondition, events []Event) ([]RecordedEvent, error) {
-	exec := s.driver.UnwrapExecutor(tx)
-	params, err := s.appendParams(ctx, exec, stream, expected, cond, events)
-	if err != nil {
-		return nil, err
+	start := AppendStartData{Stream: stream, Expected: expected, Events: len(events), Conditional: cond != nil, InTx: true}
+	return s.observeAppend(ctx, start, events, func(ctx context.Context, events []Event, st *appendStats) ([]RecordedEvent, error) {
+		exec := s.driver.UnwrapExecutor(tx)
+		params, err := s.appendParams(ctx, exec, stream, expected, cond, events)
+		if err != nil {
+			return nil, err
+		}
+		recorded, err := s.appendWith(ctx, exec, params, events, true, st)
+		if err == nil {
+			s.announce(stream.Category)
+		}
+		return recorded, err
+	})
+}
+
+// appendStats is what an append tells its observer besides its result.
+type appendStats struct {
+	retries int
+	// existing: the events were recorded before (an idempotent retry).
+	existing bool
+}
+
+// observeAppend runs an append, told to the store's observer if it has
+// one: run makes the append with the context and the events it is given
+// (the events with the observer's metadata entries added).
+func (s *Store[TTx]) observeAppend(ctx context.Context, start AppendStartData, events []Event,
+	run func(ctx context.Context, events []Event, st *appendStats) ([]RecordedEvent, error),
+) ([]RecordedEvent, error) {
+	var st appendStats
+	obs := s.config.Observer
+	if obs == nil {
+		return run(ctx, events, &st)
 	}
-	recorded, err := s.appendWith(ctx, exec, params, events, true)
-	if err == nil {
-		s.announce(stream.Category)
+	began := time.Now()
+	ctx = obs.AppendStart(ctx, &start)
+	recorded, err := run(ctx, withMetadata(events, metadataEntries(ctx, obs)), &st)
+	end := AppendEndData{AppendStartData: start, Retries: st.retries, Duration: time.Since(began), Err: err}
+	switch {
+	case err == nil && st.existing:
+		end.Outcome, end.Recorded = AppendRetried, recorded
+	case err == nil:
+		end.Outcome, end.Recorded = AppendRecorded, recorded
+	case errors.Is(err, ErrVersionConflict):
+		end.Outcome = AppendConflict
+	case errors.Is(err, ErrAppendConditionFailed):
+		end.Outcome = AppendConditionFailed
+	case errors.Is(err, ErrDuplicateEventID):
+		end.Outcome = AppendDuplicate
+	case errors.Is(err, ErrTransactionTooOld):
+		end.Outcome = AppendTooOld
+	case errors.Is(err, ErrInvalidInput):
+		end.Outcome = AppendInvalid
+	default:
+		end.Outcome = AppendFailed
 	}
+	obs.AppendEnd(ctx, &end)
 	return recorded, err
 }
 
@@ -314,7 +371,7 @@ func validTags(tags []string) error {
 // appendWith runs one append. inTx says the append is in the caller's
 // transaction, which a lost race has aborted, so that it cannot be retried
 // here.
-func (s *Store[TTx]) appendWith(ctx context.Context, exec meowmxdriver.Executor, params *meowmxdriver.AppendParams, events []Event, inTx bool) ([]RecordedEvent, error) {
+func (s *Store[TTx]) appendWith(ctx context.Context, exec meowmxdriver.Executor, params *meowmxdriver.AppendParams, events []Event, inTx bool, st *appendStats) ([]RecordedEvent, error) {
 	stream := Stream{Category: params.Category, ID: params.StreamID}
 	result, err := s.record(ctx, exec, params, inTx)
 	if err != nil {
@@ -342,6 +399,7 @@ func (s *Store[TTx]) appendWith(ctx context.Context, exec meowmxdriver.Executor,
 	case meowmxdriver.AppendTooOld:
 		return nil, fmt.Errorf("%w (append to %s)", ErrTransactionTooOld, stream)
 	case meowmxdriver.AppendExisting:
+		st.existing = true
 		return idempotentRetry(stream, params, result.Rows)
 	case meowmxdriver.AppendConditionFailed:
 		if len(result.Rows) != 1 {

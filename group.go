@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/meowmx/meowmx/internal/testsignal"
 	"github.com/meowmx/meowmx/meowmxdriver"
@@ -45,6 +46,7 @@ const (
 // appendGroups queues a store's concurrent appends.
 type appendGroups struct {
 	exec meowmxdriver.Executor
+	obs  Observer // nil: none
 
 	mu       sync.Mutex
 	inFlight int
@@ -70,8 +72,8 @@ type groupTurn struct {
 	err    error
 }
 
-func newAppendGroups(exec meowmxdriver.Executor) *appendGroups {
-	return &appendGroups{exec: exec, streams: map[Stream]int{}}
+func newAppendGroups(exec meowmxdriver.Executor, obs Observer) *appendGroups {
+	return &appendGroups{exec: exec, obs: obs, streams: map[Stream]int{}}
 }
 
 func appendSize(p *meowmxdriver.AppendParams) int {
@@ -160,6 +162,17 @@ func (g *appendGroups) lead(leader *groupMember) (result *meowmxdriver.AppendRes
 			m.done <- groupTurn{err: errGroupPanicked}
 		}
 	}()
+	var began time.Time
+	if g.obs != nil {
+		began = time.Now()
+		defer func() {
+			events := 0
+			for _, m := range members {
+				events += len(m.params.Events)
+			}
+			g.obs.AppendGroupDone(leader.ctx, &AppendGroupData{Appends: len(members), Events: events, Duration: time.Since(began)})
+		}()
+	}
 	if len(members) == 1 {
 		result, err = g.exec.Append(leader.ctx, leader.params)
 		answered = true

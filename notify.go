@@ -20,6 +20,8 @@ import (
 type hub struct {
 	listen func(ctx context.Context, listening func(), wake func(category string)) error
 	logger *slog.Logger
+	// failed, when set, is told of every failure to listen.
+	failed func(err error)
 
 	mu     sync.Mutex
 	next   int
@@ -94,6 +96,9 @@ func (h *hub) run(ctx context.Context) {
 		if err == nil {
 			err = errors.New("the listening session ended")
 		}
+		if h.failed != nil {
+			h.failed(err)
+		}
 		if failures++; failures == 1 {
 			h.logger.Warn("meowmx: cannot listen for appends of other processes; subscriptions poll until it works again",
 				slog.String("err", err.Error()))
@@ -143,6 +148,8 @@ func (s *Store[TTx]) announce(category string) {
 type announcer struct {
 	send   func(ctx context.Context, categories []string) error
 	logger *slog.Logger
+	// failed, when set, is told of every notification that failed.
+	failed func(err error)
 	// ctx ends the notification in flight when Close gives up waiting.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -208,6 +215,9 @@ func (a *announcer) flush() {
 		// of appends, one notification per millisecond at most.
 		time.Sleep(notifyInterval - time.Since(began))
 
+		if err != nil && a.failed != nil && !errors.Is(err, meowmxdriver.ErrNoListen) {
+			a.failed(err)
+		}
 		a.mu.Lock()
 		switch {
 		case errors.Is(err, meowmxdriver.ErrNoListen):

@@ -266,7 +266,7 @@ func (r *partitionRunner[TTx]) handleBatch(ctx, workCtx context.Context, events 
 	attempt, outages := firstAttempt, 0
 	var park *meowmxdriver.ParkParams
 	for {
-		err := r.commitBatch(workCtx, events, park)
+		err := r.commitBatch(workCtx, events, park, attempt)
 		if err == nil {
 			return false, nil
 		}
@@ -327,11 +327,27 @@ func (e *handlerError) Unwrap() error { return e.err }
 
 // commitBatch runs the handler on events (or, with park, records the event
 // as parked instead) and advances the checkpoint past them, in one
-// transaction.
-func (r *partitionRunner[TTx]) commitBatch(ctx context.Context, events []RecordedEvent, park *meowmxdriver.ParkParams) (err error) {
+// transaction. attempt counts the handler's calls with these events.
+func (r *partitionRunner[TTx]) commitBatch(ctx context.Context, events []RecordedEvent, park *meowmxdriver.ParkParams, attempt int) (err error) {
 	sub := r.sub
 	store := sub.store
 	driver := store.driver
+	if obs := store.config.Observer; obs != nil {
+		if park == nil {
+			var end func(error)
+			ctx, end = r.observeBatch(ctx, obs, events, attempt, false)
+			defer func() { end(err) }()
+		} else {
+			defer func() {
+				if err == nil {
+					obs.EventParked(ctx, &EventParkedData{
+						Subscription: sub.config.Name, Partition: r.partition,
+						Event: events[0], Attempts: park.Attempts, Err: park.Error,
+					})
+				}
+			}()
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	r.cancelBatch.Store(&cancel)
 	r.busySince.Store(time.Now().UnixNano())
@@ -392,12 +408,20 @@ func (r *partitionRunner[TTx]) replayParked(ctx, workCtx context.Context, exec m
 	}
 	for _, p := range parked {
 		event := p.Event
-		err := r.inTx(workCtx, func(tx TTx) error {
-			if err := callHandler(workCtx, sub.config.Handler, tx, []RecordedEvent{event}); err != nil {
-				return err
+		hctx, end := workCtx, func(error) {}
+		if obs := store.config.Observer; obs != nil {
+			hctx, end = r.observeBatch(workCtx, obs, []RecordedEvent{event}, 1, true)
+		}
+		err := r.inTx(hctx, func(tx TTx) error {
+			if err := callHandler(hctx, sub.config.Handler, tx, []RecordedEvent{event}); err != nil {
+				return &handlerError{err: err}
 			}
-			return store.driver.UnwrapExecutor(tx).Unpark(workCtx, store.config.Schema, sub.config.Name, event.ID)
+			return store.driver.UnwrapExecutor(tx).Unpark(hctx, store.config.Schema, sub.config.Name, event.ID)
 		})
+		end(err)
+		if herr := (*handlerError)(nil); errors.As(err, &herr) {
+			err = herr.err
+		}
 		if err == nil {
 			sub.logger.InfoContext(ctx, "meowmx: replayed a parked event", slog.Int("partition", r.partition), slog.String("event_id", event.ID.String()))
 			continue
@@ -415,6 +439,30 @@ func (r *partitionRunner[TTx]) replayParked(ctx, workCtx context.Context, exec m
 		}
 	}
 	return nil
+}
+
+// observeBatch tells obs of a call of the handler with events and returns
+// the context to call it with, and the function that tells obs how the
+// call ended.
+func (r *partitionRunner[TTx]) observeBatch(ctx context.Context, obs Observer, events []RecordedEvent, attempt int, replay bool) (context.Context, func(error)) {
+	start := BatchStartData{
+		Subscription: r.sub.config.Name, Partition: r.partition,
+		Events: events, Attempt: attempt, Replay: replay,
+	}
+	began := time.Now()
+	ctx = obs.BatchStart(ctx, &start)
+	return ctx, func(err error) {
+		end := BatchEndData{BatchStartData: start, Outcome: BatchHandled, Duration: time.Since(began), Err: err}
+		var herr *handlerError
+		switch {
+		case err == nil:
+		case errors.As(err, &herr):
+			end.Outcome, end.Err = BatchFailed, herr.err
+		default:
+			end.Outcome = BatchAborted
+		}
+		obs.BatchEnd(ctx, &end)
+	}
 }
 
 // inTx runs fn in a transaction of its own, committed if fn succeeds and

@@ -64,6 +64,16 @@ func (s *Store[TTx]) QueryEvents(ctx context.Context, query Query, after Positio
 }
 
 func (s *Store[TTx]) readQuery(ctx context.Context, exec meowmxdriver.Executor, query Query, after Position, opts *ReadQueryOpts) ([]RecordedEvent, error) {
+	start := ReadStartData{Kind: ReadKindQuery, After: after, Limit: ReadLimitDefault}
+	if opts != nil && opts.Limit != 0 {
+		start.Limit = opts.Limit
+	}
+	return observedRead(ctx, s.config.Observer, start, func(ctx context.Context) ([]RecordedEvent, error) {
+		return s.readQueryOf(ctx, exec, query, after, opts)
+	})
+}
+
+func (s *Store[TTx]) readQueryOf(ctx context.Context, exec meowmxdriver.Executor, query Query, after Position, opts *ReadQueryOpts) ([]RecordedEvent, error) {
 	if err := s.checkUsable(ctx); err != nil {
 		return nil, err
 	}

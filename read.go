@@ -39,6 +39,16 @@ func (s *Store[TTx]) ReadStreamTx(ctx context.Context, tx TTx, stream Stream, op
 }
 
 func (s *Store[TTx]) readStream(ctx context.Context, exec meowmxdriver.Executor, stream Stream, opts *ReadStreamOpts) ([]RecordedEvent, error) {
+	start := ReadStartData{Kind: ReadKindStream, Stream: stream}
+	if opts != nil {
+		start.Limit = opts.Limit
+	}
+	return observedRead(ctx, s.config.Observer, start, func(ctx context.Context) ([]RecordedEvent, error) {
+		return s.readStreamOf(ctx, exec, stream, opts)
+	})
+}
+
+func (s *Store[TTx]) readStreamOf(ctx context.Context, exec meowmxdriver.Executor, stream Stream, opts *ReadStreamOpts) ([]RecordedEvent, error) {
 	if err := s.checkUsable(ctx); err != nil {
 		return nil, err
 	}
@@ -157,6 +167,19 @@ func (s *Store[TTx]) ReadCategoryTx(ctx context.Context, tx TTx, category string
 }
 
 func (s *Store[TTx]) readGlobal(ctx context.Context, exec meowmxdriver.Executor, category string, after Position, opts *ReadOpts) ([]RecordedEvent, error) {
+	start := ReadStartData{Kind: ReadKindAll, Category: category, After: after, Limit: ReadLimitDefault}
+	if category != "" {
+		start.Kind = ReadKindCategory
+	}
+	if opts != nil && opts.Limit != 0 {
+		start.Limit = opts.Limit
+	}
+	return observedRead(ctx, s.config.Observer, start, func(ctx context.Context) ([]RecordedEvent, error) {
+		return s.readGlobalOf(ctx, exec, category, after, opts)
+	})
+}
+
+func (s *Store[TTx]) readGlobalOf(ctx context.Context, exec meowmxdriver.Executor, category string, after Position, opts *ReadOpts) ([]RecordedEvent, error) {
 	if err := s.checkUsable(ctx); err != nil {
 		return nil, err
 	}

@@ -52,6 +52,12 @@ type Config struct {
 	// decoding that expects one append per transaction, or to measure
 	// appends one by one.
 	DisableGroupCommit bool
+
+	// Observer is told of every append, read and subscription batch, and
+	// of group commit, parked events and failed notifications, for traces
+	// and metrics (package meowmxotel implements it with OpenTelemetry).
+	// Nil, the default, observes nothing and costs nothing.
+	Observer Observer
 }
 
 func (c *Config) withDefaults() *Config {
@@ -117,12 +123,20 @@ func New[TTx any](driver meowmxdriver.Driver[TTx], config *Config) (*Store[TTx],
 	}
 	store := &Store[TTx]{driver: driver, config: cfg}
 	if !cfg.DisableGroupCommit {
-		store.groups = newAppendGroups(driver.Executor())
+		store.groups = newAppendGroups(driver.Executor(), cfg.Observer)
 	}
 	store.hub = newHub(func(ctx context.Context, listening func(), wake func(string)) error {
 		return driver.Listen(ctx, cfg.Schema, listening, wake)
 	}, cfg.Logger)
 	store.out = newAnnouncer(notifyWhileListened(driver, cfg.Schema), cfg.Logger)
+	if obs := cfg.Observer; obs != nil {
+		store.hub.failed = func(err error) {
+			obs.NotificationFailed(context.Background(), &NotificationFailedData{Listen: true, Err: err})
+		}
+		store.out.failed = func(err error) {
+			obs.NotificationFailed(context.Background(), &NotificationFailedData{Err: err})
+		}
+	}
 	store.stopClusterReports = driver.OnClusterChange(cfg.Schema, func(change *meowmxdriver.ClusterChange) {
 		store.logClusterChange(context.Background(), change)
 	})

@@ -100,8 +100,10 @@ type SubscriptionExecutor interface {
 	Subscriptions(ctx context.Context, schema, name string) ([]*SubscriptionRow, error)
 
 	// Lag counts the events a partition has not handled yet and returns the
-	// recording time of the oldest.
-	Lag(ctx context.Context, schema string, row *SubscriptionRow) (count int64, oldest time.Time, err error)
+	// recording time of the oldest. With a positive limit it counts only
+	// the first limit of them (in position order), and returns the oldest
+	// of those.
+	Lag(ctx context.Context, schema string, row *SubscriptionRow, limit int64) (count int64, oldest time.Time, err error)
 
 	// Pending reports whether an event the partition has not handled yet
 	// is at or before the position (untilTxID, untilSeq).

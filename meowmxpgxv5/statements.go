@@ -473,7 +473,7 @@ type subscriptionStatements struct {
 	initLock, initInsert, rows                        string
 	heartbeat, removeWorker, claim, release, advance  string
 	readSubAll, readSubCategory, readSubCategories    string
-	endPosition, lastPosition, reset, list, lag, park string
+	endPosition, lastPosition, reset, list, lag, lagBounded, park string
 	parked, replay, pending                           string
 	unpark, workersAlive, deleteSubscription          string
 }
@@ -555,6 +555,10 @@ SELECT *, 0::bigint FROM renewed UNION ALL SELECT *, 0::bigint FROM taken`),
 		lag: r(`SELECT count(*), min(recorded_at) FROM {{schema}}.events
  WHERE (transaction_id, seq) > (@transaction_id, @seq)
    AND ` + subscriptionFilter),
+		lagBounded: r(`SELECT count(*), min(recorded_at) FROM (SELECT recorded_at FROM {{schema}}.events
+ WHERE (transaction_id, seq) > (@transaction_id, @seq)
+   AND ` + subscriptionFilter + `
+ ORDER BY transaction_id, seq LIMIT @limit::bigint) l`),
 		pending: r(`SELECT EXISTS (SELECT FROM {{schema}}.events
  WHERE (transaction_id, seq) > (@transaction_id, @seq) AND (transaction_id, seq) <= (@until_transaction_id, @until_seq)
    AND ` + subscriptionFilter + `)`),

@@ -154,12 +154,15 @@ func (e *executor) Subscriptions(ctx context.Context, schema, name string) ([]*m
 	})
 }
 
-func (e *executor) Lag(ctx context.Context, schema string, row *meowmxdriver.SubscriptionRow) (int64, time.Time, error) {
+func (e *executor) Lag(ctx context.Context, schema string, row *meowmxdriver.SubscriptionRow, limit int64) (int64, time.Time, error) {
 	var (
 		count  int64
 		oldest *time.Time
 	)
 	err := e.row(ctx, schema, func(st *statements) (string, []any) {
+		if limit > 0 {
+			return st.sub.lagBounded, []any{coveredBy(row, pgx.StrictNamedArgs{"limit": limit})}
+		}
 		return st.sub.lag, []any{coveredBy(row, nil)}
 	}, &count, &oldest)
 	if err != nil || oldest == nil {

@@ -192,14 +192,14 @@ func (st *statements) insertEvents(n int) string {
 // microseconds since the Unix epoch, from this process's clock: SQLite's
 // users share one machine.
 type subscriptionStatements struct {
-	exists, initInsert, rows                          string
-	heartbeat, prune, listWorkers, removeWorker       string
-	workersAlive                                      string
-	deleteSubscription                                [3]string
-	freeOwned, renew, free, take, owned, release      string
-	advance, readSubAll, readSubCategory, readSubMany string
-	endPosition, reset, list, lag, park, parked       string
-	replay, unpark, pending                           string
+	exists, initInsert, rows                                string
+	heartbeat, prune, listWorkers, removeWorker             string
+	workersAlive                                            string
+	deleteSubscription                                      [3]string
+	freeOwned, renew, free, take, owned, release            string
+	advance, readSubAll, readSubCategory, readSubMany       string
+	endPosition, reset, list, lag, lagBounded, park, parked string
+	replay, unpark, pending                                 string
 }
 
 const subColumns = `name, partition, partitions, categories, types, tags, seq, generation, coalesce(owner, ''), lease_until, updated_at`
@@ -261,6 +261,13 @@ ON CONFLICT (name, worker) DO UPDATE SET alive_until = excluded.alive_until`),
    AND (?3 = '[]' OR type IN (SELECT value FROM json_each(?3)))
    AND ` + fmt.Sprintf(hasAllTags, "?6") + `
    AND (?4 <= 1 OR stream_hash % ?4 = ?5)`),
+		lagBounded: r(`SELECT count(*), min(recorded_at) FROM (SELECT recorded_at FROM {{prefix}}events
+ WHERE seq > ?1
+   AND (?2 = '[]' OR category IN (SELECT value FROM json_each(?2)))
+   AND (?3 = '[]' OR type IN (SELECT value FROM json_each(?3)))
+   AND ` + fmt.Sprintf(hasAllTags, "?6") + `
+   AND (?4 <= 1 OR stream_hash % ?4 = ?5)
+ ORDER BY seq LIMIT ?7)`),
 		pending: r(`SELECT EXISTS (SELECT 1 FROM {{prefix}}events
  WHERE seq > ?1 AND seq <= ?6
    AND (?2 = '[]' OR category IN (SELECT value FROM json_each(?2)))

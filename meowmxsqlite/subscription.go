@@ -272,13 +272,17 @@ func (e *executor) Subscriptions(ctx context.Context, schema, name string) ([]*m
 	return out, mapError(err)
 }
 
-func (e *executor) Lag(ctx context.Context, schema string, row *meowmxdriver.SubscriptionRow) (int64, time.Time, error) {
+func (e *executor) Lag(ctx context.Context, schema string, row *meowmxdriver.SubscriptionRow, limit int64) (int64, time.Time, error) {
 	var (
 		count  int64
 		oldest sql.NullInt64
 	)
-	err := e.reader().QueryRowContext(ctx, e.driver.statements(schema).sub.lag, row.Seq,
-		jsonList(row.Categories), jsonList(row.Types), row.Partitions, row.Partition, jsonList(row.Tags)).Scan(&count, &oldest)
+	args := []any{row.Seq, jsonList(row.Categories), jsonList(row.Types), row.Partitions, row.Partition, jsonList(row.Tags)}
+	query := e.driver.statements(schema).sub.lag
+	if limit > 0 {
+		query, args = e.driver.statements(schema).sub.lagBounded, append(args, limit)
+	}
+	err := e.reader().QueryRowContext(ctx, query, args...).Scan(&count, &oldest)
 	return count, fromMicros(oldest), mapError(err)
 }
 
