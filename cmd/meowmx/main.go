@@ -21,6 +21,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/meowmx/meowmx"
 )
 
 const (
@@ -54,6 +56,8 @@ type env struct {
 	dbDefault bool
 	// flags is the flag set the command made last (for completion).
 	flags *flag.FlagSet
+	// observer, when set, goes into the store's config (--metrics).
+	observer meowmx.Observer
 }
 
 // usageError is bad usage or input: exit status 2.

@@ -27,6 +27,7 @@ type storeAPI interface {
 	ReadAll(ctx context.Context, after meowmx.Position, opts *meowmx.ReadOpts) ([]meowmx.RecordedEvent, error)
 	StreamVersion(ctx context.Context, stream meowmx.Stream) (int64, error)
 	SubscriptionStatuses(ctx context.Context, name string) ([]meowmx.SubscriptionStatus, error)
+	SubscriptionLags(ctx context.Context, limit int64) ([]meowmx.SubscriptionLag, error)
 	ResetSubscription(ctx context.Context, name string, from meowmx.SubscriptionFrom) error
 	ParkedEvents(ctx context.Context, name string) ([]meowmx.ParkedEvent, error)
 	ReplayParked(ctx context.Context, name string) (int, error)
@@ -68,7 +69,7 @@ func open(e *env) (*backend, error) {
 }
 
 func openDatabase(e *env, d *database) (*backend, error) {
-	cfg := &meowmx.Config{Schema: e.schema, Logger: logger(e)}
+	cfg := &meowmx.Config{Schema: e.schema, Logger: logger(e), Observer: e.observer}
 	if d.postgres {
 		poolCfg, err := pgxpool.ParseConfig(d.conn)
 		if err != nil {

@@ -11,17 +11,19 @@ import (
 // cmdWork runs "meowmx work": a subscription worker that prints the events
 // it handles, until interrupted or, with --until-idle, until it is idle.
 func cmdWork(e *env) error {
-	fs := newFlagSet(e, "work", `Usage: meowmx work --subscription NAME (--category C | --all) [--tag T ...] [--partitions N] [--batch N] [--until-idle DURATION]
+	fs := newFlagSet(e, "work", `Usage: meowmx work --subscription NAME (--category C | --all) [--tag T ...] [--partitions N] [--batch N] [--until-idle DURATION] [--metrics HOST:PORT]
 
 Runs a worker of the subscription NAME (created at the start of the log if
 new) that prints every event it handles as a JSON line and commits its
 checkpoint. Run several at once to share the work. SIGINT or SIGTERM stops
 it gracefully; --until-idle exits with status 0 once the worker has caught
 up with the log as it was at the start and nothing new has arrived for that
-long.
+long. --metrics serves the store's metrics in the Prometheus text format at
+http://HOST:PORT/metrics while it runs (see "Metrics" in the README).
 
 Examples:
   meowmx work --subscription audit --all
+  meowmx work --subscription audit --all --metrics 127.0.0.1:9464
   meowmx work --subscription orders --category order --partitions 4 --until-idle 2s
   meowmx work --subscription c1-roster --category course --tag course:c1`)
 	name := fs.String("subscription", "", "subscription name (required)")
@@ -30,6 +32,7 @@ Examples:
 	partitions := fs.Int("partitions", 1, "number of partitions of a new subscription")
 	batch := fs.Int("batch", meowmx.BatchSizeDefault, "most events per batch")
 	idle := fs.Duration("until-idle", 0, "exit once caught up and nothing has arrived for this long (0: run until interrupted)")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464)")
 	var tags []string
 	fs.Func("tag", "handle only events that carry this tag (repeat: all of them), fixed when the subscription is created", func(tag string) error {
 		tags = append(tags, tag)
@@ -53,11 +56,26 @@ Examples:
 	if *category != "" {
 		categories = []string{*category}
 	}
+	var metrics *metricsServer
+	if *metricsAddr != "" {
+		if metrics, err = startMetrics(e, *metricsAddr); err != nil {
+			return err
+		}
+		defer metrics.stop()
+		e.observer = metrics.obs
+	}
 	b, err := openMigrated(e)
 	if err != nil {
 		return err
 	}
 	defer b.close()
+	if metrics != nil {
+		unwatch, err := metrics.watch(b.api)
+		if err != nil {
+			return err
+		}
+		defer unwatch()
+	}
 	p, _ := newPrinter(e.stdout, "json")
 	w := workSpec{name: *name, categories: categories, tags: tags, partitions: *partitions, batch: *batch, idle: *idle, printer: p}
 	if b.pg != nil {

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/meowmx/meowmx/meowmxotel"
+)
+
+// metricsServer serves the store's metrics in the Prometheus text format
+// at /metrics, for --metrics.
+type metricsServer struct {
+	obs      *meowmxotel.Observer
+	provider *sdkmetric.MeterProvider
+	server   *http.Server
+	listener net.Listener
+	done     chan error
+}
+
+// startMetrics listens on addr (host:port) and serves /metrics from an
+// OpenTelemetry meter provider read by the Prometheus exporter, with the
+// Go runtime's and the process's collectors beside it. The observer it
+// returns goes into the store's config; watch then adds the store's gauges.
+func startMetrics(e *env, addr string) (*metricsServer, error) {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, usagef("--metrics %q: want host:port, such as 127.0.0.1:9464", addr)
+	}
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	exporter, err := otelprom.New(otelprom.WithRegisterer(registry), otelprom.WithoutScopeInfo())
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
+	obs, err := meowmxotel.New(&meowmxotel.Config{MeterProvider: provider})
+	if err != nil {
+		_ = provider.Shutdown(context.Background())
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		_ = provider.Shutdown(context.Background())
+		return nil, fmt.Errorf("--metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{
+		Timeout: meowmxotel.ObserveTimeout + 5*time.Second,
+	}))
+	m := &metricsServer{
+		obs: obs, provider: provider, listener: ln, done: make(chan error, 1),
+		server: &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 10 * time.Second,
+			WriteTimeout:      meowmxotel.ObserveTimeout + 10*time.Second,
+		},
+	}
+	go func() { m.done <- m.server.Serve(ln) }()
+	fmt.Fprintf(e.stderr, "meowmx: metrics at http://%s/metrics\n", ln.Addr())
+	return m, nil
+}
+
+// watch registers the gauges read from store (lag, parked events, horizon)
+// and returns the function that unregisters them.
+func (m *metricsServer) watch(store meowmxotel.Source) (func(), error) {
+	reg, err := m.obs.ObserveStore(store)
+	if err != nil {
+		return nil, err
+	}
+	return func() { _ = reg.Unregister() }, nil
+}
+
+// stop ends the server, letting a scrape in progress finish (5 s at most).
+func (m *metricsServer) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = m.server.Shutdown(ctx)
+	<-m.done
+	_ = m.provider.Shutdown(ctx)
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/meowmx/meowmx/internal/testdb"
+)
+
+// TestWorkMetrics runs "meowmx work --metrics" and reads its /metrics
+// text: the handled events, the lag, the parked gauge and the horizon.
+func TestWorkMetrics(t *testing.T) {
+	t.Parallel()
+	db := sqliteDB(t)
+	mustRun(t, "", "--db", db, "migrate")
+	for i := range 5 {
+		mustRun(t, "", "--db", db, "append", "job", fmt.Sprint(i), "--type", "Queued", "--data", "{}")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr testdb.Buffer
+	exited := make(chan int, 1)
+	go func() {
+		exited <- run(ctx, []string{"--db", db, "work", "--subscription", "printer", "--category", "job", "--metrics", "127.0.0.1:0"},
+			strings.NewReader(""), &stdout, &stderr)
+	}()
+	addr := regexp.MustCompile(`metrics at (http://\S+/metrics)`)
+	var url string
+	testdb.Eventually(t, func() (bool, string) {
+		if m := addr.FindStringSubmatch(stderr.String()); m != nil {
+			url = m[1]
+			return true, ""
+		}
+		return false, "stderr: " + stderr.String()
+	})
+	scrape := func() string {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d %v\n%s", url, resp.StatusCode, err, body)
+		}
+		return string(body)
+	}
+	var text string
+	testdb.Eventually(t, func() (bool, string) {
+		text = scrape()
+		v, ok := sample(text, "meowmx_subscription_events_handled_total", `meowmx_subscription="printer"`)
+		return ok && v == 5, text
+	})
+	for _, want := range []struct {
+		name, labels string
+		value        float64
+	}{
+		{"meowmx_subscription_lag", `meowmx_subscription="printer"`, 0},
+		{"meowmx_subscription_parked", `meowmx_subscription="printer"`, 0},
+		{"meowmx_subscription_time_behind_seconds", `meowmx_subscription="printer"`, 0},
+		{"meowmx_horizon_age_seconds", `meowmx_schema="meowmx"`, 0},
+	} {
+		if v, ok := sample(text, want.name, want.labels); !ok || v != want.value {
+			t.Errorf("%s{%s} = %v (found %v), want %v", want.name, want.labels, v, ok, want.value)
+		}
+	}
+	for _, name := range []string{"meowmx_subscription_batch_duration_seconds_bucket", "meowmx_subscription_batches_total", "go_goroutines"} {
+		if _, ok := sample(text, name, ""); !ok {
+			t.Errorf("no %s in\n%s", name, text)
+		}
+	}
+	if got := len(decodeLines(t, stdout.String())); got != 5 {
+		t.Errorf("work printed %d events, want 5", got)
+	}
+	cancel()
+	if code := testdb.Recv(t, exited, "work to exit"); code != 0 {
+		t.Fatalf("work exited with %d: %s", code, stderr.String())
+	}
+	if r := runCLI(t, "", "--db", db, "work", "--subscription", "printer", "--all", "--metrics", "nonsense"); r.code != exitUsage {
+		t.Fatalf("--metrics nonsense: exit %d, %q", r.code, r.stderr)
+	}
+}
+
+// sample returns the value of the first sample of metric name whose labels
+// contain labels.
+func sample(text, name, labels string) (float64, bool) {
+	sc := bufio.NewScanner(strings.NewReader(text))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		if !strings.Contains(line, labels) {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		return v, err == nil
+	}
+	return 0, false
+}

@@ -1,0 +1,456 @@
+package meowmxotel_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/meowmx/meowmx"
+	"github.com/meowmx/meowmx/internal/testdb"
+	"github.com/meowmx/meowmx/meowmxotel"
+	"github.com/meowmx/meowmx/meowmxpgxv5"
+	"github.com/meowmx/meowmx/meowmxsqlite"
+)
+
+func TestMain(m *testing.M) { testdb.Main(m) }
+
+// telemetry is an Observer with in-memory exporters.
+type telemetry struct {
+	obs    *meowmxotel.Observer
+	spans  *tracetest.InMemoryExporter
+	reader *sdkmetric.ManualReader
+	tp     *sdktrace.TracerProvider
+}
+
+func newTelemetry(t *testing.T, cfg meowmxotel.Config) *telemetry {
+	t.Helper()
+	spans := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() {
+		_ = tp.Shutdown(context.Background())
+		_ = mp.Shutdown(context.Background())
+	})
+	cfg.TracerProvider, cfg.MeterProvider = tp, mp
+	obs, err := meowmxotel.New(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &telemetry{obs: obs, spans: spans, reader: reader, tp: tp}
+}
+
+func (tm *telemetry) collect(t *testing.T) metricdata.ResourceMetrics {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := tm.reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	return rm
+}
+
+// spansNamed returns the ended spans called name, in the order they ended.
+func (tm *telemetry) spansNamed(name string) tracetest.SpanStubs {
+	var out tracetest.SpanStubs
+	for _, s := range tm.spans.GetSpans() {
+		if s.Name == name {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func attr(s tracetest.SpanStub, key string) attribute.Value {
+	for _, kv := range s.Attributes {
+		if string(kv.Key) == key {
+			return kv.Value
+		}
+	}
+	return attribute.Value{}
+}
+
+// metricValue sums the data points of the metric name whose attributes
+// include want (a sum's values, a gauge's values, or a histogram's
+// counts), and says whether it found one.
+func metricValue(rm metricdata.ResourceMetrics, name string, want ...attribute.KeyValue) (float64, bool) {
+	var total float64
+	found := false
+	match := func(set attribute.Set) bool {
+		for _, kv := range want {
+			if v, ok := set.Value(kv.Key); !ok || v.Emit() != kv.Value.Emit() {
+				return false
+			}
+		}
+		return true
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != name {
+				continue
+			}
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, p := range d.DataPoints {
+					if match(p.Attributes) {
+						total, found = total+float64(p.Value), true
+					}
+				}
+			case metricdata.Gauge[int64]:
+				for _, p := range d.DataPoints {
+					if match(p.Attributes) {
+						total, found = total+float64(p.Value), true
+					}
+				}
+			case metricdata.Gauge[float64]:
+				for _, p := range d.DataPoints {
+					if match(p.Attributes) {
+						total, found = total+p.Value, true
+					}
+				}
+			case metricdata.Histogram[float64]:
+				for _, p := range d.DataPoints {
+					if match(p.Attributes) {
+						total, found = total+float64(p.Count), true
+					}
+				}
+			case metricdata.Histogram[int64]:
+				for _, p := range d.DataPoints {
+					if match(p.Attributes) {
+						total, found = total+float64(p.Count), true
+					}
+				}
+			}
+		}
+	}
+	return total, found
+}
+
+func TestSQLite(t *testing.T) {
+	t.Parallel()
+	exercise(t, func(t *testing.T, cfg *meowmx.Config) *meowmx.Store[*sql.Tx] {
+		store, err := meowmx.New(meowmxsqlite.New(testdb.SQLite(t)), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return store
+	})
+}
+
+func TestPostgres(t *testing.T) {
+	t.Parallel()
+	exercise(t, func(t *testing.T, cfg *meowmx.Config) *meowmx.Store[pgx.Tx] {
+		cfg.Schema = testdb.SchemaName(t)
+		store, err := meowmx.New(meowmxpgxv5.New(testdb.Pool(t)), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return store
+	})
+}
+
+// exercise runs a known workload on a store observed with in-memory
+// exporters and checks the spans and the metrics it made.
+func exercise[TTx any](t *testing.T, open func(t *testing.T, cfg *meowmx.Config) *meowmx.Store[TTx]) {
+	tm := newTelemetry(t, meowmxotel.Config{})
+	store := open(t, &meowmx.Config{Observer: tm.obs, Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(func() { _ = store.Close() })
+	ctx := t.Context()
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := tm.obs.ObserveStore(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = reg.Unregister() })
+
+	// The workload, under a request's span: one append recorded, its
+	// idempotent retry, a conflict, bad input, a poison event, a read.
+	reqCtx, request := tm.tp.Tracer("test").Start(ctx, "request")
+	order := meowmx.NewStream("order", "1")
+	events := []meowmx.Event{
+		{ID: uuid.New(), Type: "Placed", Data: json.RawMessage(`{"n":1}`), Metadata: json.RawMessage(`{"user":"u1"}`)},
+		{ID: uuid.New(), Type: "Paid", Data: json.RawMessage(`{"n":2}`)},
+	}
+	recorded, err := store.Append(reqCtx, order, meowmx.NoStream, events...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Append(reqCtx, order, meowmx.NoStream, events...); err != nil {
+		t.Fatalf("idempotent retry: %v", err)
+	}
+	if _, err := store.Append(reqCtx, order, meowmx.NoStream, meowmx.Event{Type: "Placed", Data: json.RawMessage(`{}`)}); !errors.Is(err, meowmx.ErrVersionConflict) {
+		t.Fatalf("conflict: got %v", err)
+	}
+	if _, err := store.Append(reqCtx, order, meowmx.Any, meowmx.Event{Type: "", Data: json.RawMessage(`{}`)}); !errors.Is(err, meowmx.ErrInvalidInput) {
+		t.Fatalf("bad input: got %v", err)
+	}
+	poison, err := store.Append(reqCtx, meowmx.NewStream("order", "2"), meowmx.NoStream, meowmx.Event{Type: "Poison", Data: json.RawMessage(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read, err := store.ReadStream(reqCtx, order, nil)
+	if err != nil || len(read) != 2 {
+		t.Fatalf("read: %d events, %v", len(read), err)
+	}
+	request.End()
+
+	// The append's span is the request's child, and its trace context is
+	// in the events' metadata, beside the metadata the event had.
+	appends := tm.spansNamed("append order")
+	if len(appends) != 5 {
+		t.Fatalf("%d append spans, want 5", len(appends))
+	}
+	first := appends[0]
+	if first.Parent.SpanID() != request.SpanContext().SpanID() || first.SpanContext.TraceID() != request.SpanContext().TraceID() {
+		t.Fatalf("the append's parent is %v, want the request %v", first.Parent, request.SpanContext())
+	}
+	for i, want := range []string{"recorded", "retried", "conflict", "invalid", "recorded"} {
+		if got := attr(appends[i], "meowmx.outcome").AsString(); got != want {
+			t.Errorf("append %d: outcome %q, want %q", i, got, want)
+		}
+	}
+	if got := attr(first, "meowmx.position").AsString(); got != recorded[0].Position.String() {
+		t.Errorf("append span position %q, want %q", got, recorded[0].Position)
+	}
+	if got := attr(first, "meowmx.stream").AsString(); got != "order-1" {
+		t.Errorf("append span stream %q", got)
+	}
+	if got := attr(first, "meowmx.events").AsInt64(); got != 2 {
+		t.Errorf("append span events %d", got)
+	}
+	if appends[2].Status.Code != codes.Error || attr(appends[2], "error.type").AsString() != "conflict" {
+		t.Errorf("the conflict's span: status %v, error.type %q", appends[2].Status, attr(appends[2], "error.type").AsString())
+	}
+	wantParent := fmt.Sprintf("00-%s-%s-01", first.SpanContext.TraceID(), first.SpanContext.SpanID())
+	for i, ev := range read {
+		var meta map[string]string
+		if err := json.Unmarshal(ev.Metadata, &meta); err != nil {
+			t.Fatalf("event %d metadata %s: %v", i, ev.Metadata, err)
+		}
+		if meta["traceparent"] != wantParent {
+			t.Errorf("event %d traceparent %q, want %q", i, meta["traceparent"], wantParent)
+		}
+		if i == 0 && meta["user"] != "u1" {
+			t.Errorf("event 0 lost its own metadata: %s", ev.Metadata)
+		}
+		if string(recorded[i].Metadata) == "" {
+			t.Errorf("the recorded event %d returned by Append has no metadata", i)
+		}
+	}
+	if reads := tm.spansNamed("read stream"); len(reads) != 1 || attr(reads[0], "meowmx.events").AsInt64() != 2 {
+		t.Errorf("read spans: %+v", reads)
+	}
+
+	// A subscription: its handler's span is linked to the appends' spans,
+	// and the handler's own spans are its children. The poison event is
+	// parked.
+	sub, err := store.Subscribe(meowmx.SubscriptionConfig[TTx]{
+		Name: "audit", Categories: []string{"order"}, MaxAttempts: 1,
+		Handler: func(ctx context.Context, tx TTx, events []meowmx.RecordedEvent) error {
+			_, span := tm.tp.Tracer("test").Start(ctx, "project")
+			span.End()
+			for _, ev := range events {
+				if ev.Type == "Poison" {
+					return errors.New("poisoned")
+				}
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.WaitCaughtUp(ctx, "audit"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The first batch holds the three events and fails on the poison one;
+	// the order's two events are then handled one at a time.
+	processes := tm.spansNamed("process audit")
+	var handled tracetest.SpanStubs
+	for _, s := range processes {
+		if attr(s, "meowmx.outcome").AsString() == "handled" {
+			handled = append(handled, s)
+		}
+	}
+	if len(handled) != 2 {
+		t.Fatalf("%d handled batches among %d process spans, want the order's 2 events one at a time", len(handled), len(processes))
+	}
+	for _, h := range handled {
+		if len(h.Links) != 1 || h.Links[0].SpanContext.SpanID() != first.SpanContext.SpanID() {
+			t.Errorf("a batch's links %+v, want one to the append span %s", h.Links, first.SpanContext.SpanID())
+		}
+		if h.Parent.IsValid() {
+			t.Errorf("a batch's span has a parent %v; want a root linked to the append", h.Parent)
+		}
+		if attr(h, "meowmx.attempt").AsInt64() != 2 {
+			t.Errorf("a batch of one event after a failed batch is at attempt %d, want 2", attr(h, "meowmx.attempt").AsInt64())
+		}
+		children := 0
+		for _, s := range tm.spansNamed("project") {
+			if s.Parent.SpanID() == h.SpanContext.SpanID() {
+				children++
+			}
+		}
+		if children != 1 {
+			t.Errorf("the handler's span is not a child of its batch's span")
+		}
+	}
+	if first := processes[0]; len(first.Links) != 2 {
+		t.Errorf("the first batch (the order's events and the poison one) has %d links, want 2 (two appends)", len(first.Links))
+	}
+	failed := 0
+	for _, s := range processes {
+		if attr(s, "meowmx.outcome").AsString() == "failed" {
+			failed++
+			if s.Status.Code != codes.Error {
+				t.Errorf("a failed batch's span has status %v", s.Status)
+			}
+		}
+	}
+	if failed == 0 {
+		t.Errorf("no failed batch among the process spans")
+	}
+	if len(poison) != 1 {
+		t.Fatal(poison)
+	}
+
+	// The metrics of the workload.
+	rm := tm.collect(t)
+	cat := attribute.String("meowmx.category", "order")
+	for _, c := range []struct {
+		outcome string
+		appends float64
+		events  float64
+	}{{"recorded", 2, 3}, {"retried", 1, 2}, {"conflict", 1, 1}, {"invalid", 1, 1}} {
+		out := attribute.String("meowmx.outcome", c.outcome)
+		if got, _ := metricValue(rm, "meowmx.appends", cat, out); got != c.appends {
+			t.Errorf("meowmx.appends{%s} = %v, want %v", c.outcome, got, c.appends)
+		}
+		if got, _ := metricValue(rm, "meowmx.events.appended", cat, out); got != c.events {
+			t.Errorf("meowmx.events.appended{%s} = %v, want %v", c.outcome, got, c.events)
+		}
+		if got, _ := metricValue(rm, "meowmx.append.duration", cat, out); got != c.appends {
+			t.Errorf("meowmx.append.duration{%s} count = %v, want %v", c.outcome, got, c.appends)
+		}
+	}
+	if got, _ := metricValue(rm, "meowmx.events.read", attribute.String("meowmx.read.kind", "stream")); got != 2 {
+		t.Errorf("meowmx.events.read{stream} = %v, want 2", got)
+	}
+	audit := attribute.String("meowmx.subscription", "audit")
+	if got, _ := metricValue(rm, "meowmx.subscription.events.handled", audit); got != 2 {
+		t.Errorf("meowmx.subscription.events.handled = %v, want 2 (the poison event is parked, not handled)", got)
+	}
+	if got, _ := metricValue(rm, "meowmx.subscription.batches", audit, attribute.String("meowmx.outcome", "failed")); got < 1 {
+		t.Errorf("meowmx.subscription.batches{failed} = %v, want at least 1", got)
+	}
+	if got, _ := metricValue(rm, "meowmx.subscription.events.parked", audit); got != 1 {
+		t.Errorf("meowmx.subscription.events.parked = %v, want 1", got)
+	}
+	part := attribute.Int("meowmx.partition", 0)
+	if got, ok := metricValue(rm, "meowmx.subscription.parked", audit, part); !ok || got != 1 {
+		t.Errorf("meowmx.subscription.parked = %v (%v), want 1", got, ok)
+	}
+	if got, ok := metricValue(rm, "meowmx.subscription.lag", audit, part); !ok || got != 0 {
+		t.Errorf("meowmx.subscription.lag = %v (%v), want 0 once caught up", got, ok)
+	}
+	if got, ok := metricValue(rm, "meowmx.subscription.time_behind", audit, part); !ok || got != 0 {
+		t.Errorf("meowmx.subscription.time_behind = %v (%v), want 0 once caught up", got, ok)
+	}
+	if _, ok := metricValue(rm, "meowmx.horizon.age"); !ok {
+		t.Errorf("no meowmx.horizon.age")
+	}
+	// Three appends reached the database outside a transaction (the
+	// retried one too); the invalid one did not.
+	if got, _ := metricValue(rm, "meowmx.append.group.size"); got < 1 {
+		t.Errorf("meowmx.append.group.size has %v data points", got)
+	}
+
+	// With the worker stopped, three more events: the lag counts them, up
+	// to the limit.
+	for i := range 3 {
+		if _, err := store.Append(ctx, order, meowmx.Any, meowmx.Event{Type: "Shipped", Data: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rm = tm.collect(t)
+	if got, _ := metricValue(rm, "meowmx.subscription.lag", audit, part); got != 3 {
+		t.Errorf("meowmx.subscription.lag = %v, want 3", got)
+	}
+	if got, ok := metricValue(rm, "meowmx.subscription.time_behind", audit, part); !ok || got < 0 {
+		t.Errorf("meowmx.subscription.time_behind = %v (%v)", got, ok)
+	}
+	lags, err := store.SubscriptionLags(ctx, 2)
+	if err != nil || len(lags) != 1 || lags[0].Events != 2 || !lags[0].Capped {
+		t.Errorf("SubscriptionLags(2) = %+v, %v; want 2 events, capped", lags, err)
+	}
+}
+
+// TestDisableTraceContext: with the trace context disabled, events keep
+// their metadata as given.
+func TestDisableTraceContext(t *testing.T) {
+	t.Parallel()
+	tm := newTelemetry(t, meowmxotel.Config{DisableTraceContext: true})
+	store, err := meowmx.New(meowmxsqlite.New(testdb.SQLite(t)), &meowmx.Config{Observer: tm.obs, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx := t.Context()
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := store.Append(ctx, meowmx.NewStream("a", "1"), meowmx.Any,
+		meowmx.Event{Type: "A", Data: json.RawMessage(`{}`)},
+		meowmx.Event{Type: "B", Data: json.RawMessage(`{}`), Metadata: json.RawMessage(`{"k":"v"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read, err := store.ReadStream(ctx, rec[0].Stream, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if read[0].Metadata != nil || string(read[1].Metadata) != `{"k":"v"}` {
+		t.Fatalf("metadata %s and %s, want none and the event's own", read[0].Metadata, read[1].Metadata)
+	}
+	if n := len(tm.spansNamed("append a")); n != 1 {
+		t.Fatalf("%d append spans, want 1", n)
+	}
+}
+
+// TestCoreImportsNoOpenTelemetry: the store's package, its types and its
+// drivers compile without OpenTelemetry.
+func TestCoreImportsNoOpenTelemetry(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command("go", "list", "-deps",
+		"github.com/meowmx/meowmx", "github.com/meowmx/meowmx/meowmxpgxv5", "github.com/meowmx/meowmx/meowmxsqlite").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		if strings.HasPrefix(pkg, "go.opentelemetry.io/") || strings.HasPrefix(pkg, "github.com/prometheus/") {
+			t.Errorf("the core imports %s", pkg)
+		}
+	}
+}
