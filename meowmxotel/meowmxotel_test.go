@@ -454,3 +454,93 @@ func TestCoreImportsNoOpenTelemetry(t *testing.T) {
 		}
 	}
 }
+
+// histogramSum sums the values recorded in the int64 histogram name.
+func histogramSum(rm metricdata.ResourceMetrics, name string) int64 {
+	var total int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if d, ok := m.Data.(metricdata.Histogram[int64]); ok && m.Name == name {
+				for _, p := range d.DataPoints {
+					total += p.Sum
+				}
+			}
+		}
+	}
+	return total
+}
+
+// TestPostgresGroupsAndNotifications: the group commit histograms add up
+// to the appends made, and a listening session cut by the server counts as
+// a failed notification.
+func TestPostgresGroupsAndNotifications(t *testing.T) {
+	t.Parallel()
+	tm := newTelemetry(t, meowmxotel.Config{})
+	pool := testdb.Pool(t)
+	schema := testdb.SchemaName(t)
+	store, err := meowmx.New(meowmxpgxv5.New(pool), &meowmx.Config{Schema: schema, Observer: tm.obs, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx := t.Context()
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	const writers, each = 8, 10
+	errs := make(chan error, writers)
+	for w := range writers {
+		go func() {
+			for i := range each {
+				_, err := store.Append(ctx, meowmx.NewStream("g", fmt.Sprintf("%d-%d", w, i)), meowmx.NoStream,
+					meowmx.Event{Type: "A", Data: json.RawMessage(`{}`)}, meowmx.Event{Type: "B", Data: json.RawMessage(`{}`)})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	rm := tm.collect(t)
+	if got := histogramSum(rm, "meowmx.append.group.size"); got != writers*each {
+		t.Errorf("the group sizes add up to %d appends, want %d", got, writers*each)
+	}
+	if got := histogramSum(rm, "meowmx.append.group.events"); got != 2*writers*each {
+		t.Errorf("the group sizes add up to %d events, want %d", got, 2*writers*each)
+	}
+	trips, _ := metricValue(rm, "meowmx.append.group.size")
+	if trips < 1 || trips > writers*each {
+		t.Errorf("%v trips to the database for %d appends", trips, writers*each)
+	}
+
+	// A subscription makes the store listen; the server ends that session.
+	sub, err := store.Subscribe(meowmx.SubscriptionConfig[pgx.Tx]{
+		Name: "listener", Categories: []string{"g"},
+		Handler: func(context.Context, pgx.Tx, []meowmx.RecordedEvent) error { return nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Stop(context.WithoutCancel(ctx)) }()
+	listen := "LISTEN " + pgx.Identifier{meowmxpgxv5.Channel(schema)}.Sanitize()
+	testdb.Eventually(t, func() (bool, string) {
+		var n int
+		err := pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = $1`, listen).Scan(&n)
+		return err == nil && n > 0, fmt.Sprintf("terminated %d listening sessions (%v)", n, err)
+	})
+	dir := attribute.String("meowmx.notification.direction", "listen")
+	testdb.Eventually(t, func() (bool, string) {
+		got, _ := metricValue(tm.collect(t), "meowmx.notifications.failed", dir)
+		return got >= 1, fmt.Sprintf("meowmx.notifications.failed{listen} = %v", got)
+	})
+}

@@ -52,12 +52,18 @@ func TestWorkMetrics(t *testing.T) {
 		}
 		return string(body)
 	}
-	var text string
+	// The gauges are read at the start of a scrape, the counters at its
+	// end: wait for a scrape that saw the work done, then scrape again.
 	testdb.Eventually(t, func() (bool, string) {
-		text = scrape()
+		text := scrape()
+		lag, _ := sample(text, "meowmx_subscription_lag", `meowmx_subscription="printer"`)
 		v, ok := sample(text, "meowmx_subscription_events_handled_total", `meowmx_subscription="printer"`)
-		return ok && v == 5, text
+		return ok && v == 5 && lag == 0, text
 	})
+	text := scrape()
+	if v, _ := sample(text, "meowmx_subscription_events_handled_total", `meowmx_subscription="printer"`); v != 5 {
+		t.Errorf("meowmx_subscription_events_handled_total = %v, want 5", v)
+	}
 	for _, want := range []struct {
 		name, labels string
 		value        float64
