@@ -288,9 +288,7 @@ func addEntries(meta json.RawMessage, kv []string) json.RawMessage {
 		if wrote {
 			out = append(out, ',')
 		}
-		k, _ := json.Marshal(kv[i])
-		v, _ := json.Marshal(kv[i+1])
-		out = append(append(append(out, k...), ':'), v...)
+		out = appendJSONString(append(appendJSONString(out, kv[i]), ':'), kv[i+1])
 		wrote = true
 	}
 	if len(body) > 0 {
@@ -300,4 +298,17 @@ func addEntries(meta json.RawMessage, kv []string) json.RawMessage {
 		out = append(out, body...)
 	}
 	return append(out, '}')
+}
+
+// appendJSONString appends s as a JSON string: as it is between quotes when
+// it is plain printable ASCII (a trace context is), escaped by
+// encoding/json otherwise.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	return append(append(append(b, '"'), s...), '"')
 }

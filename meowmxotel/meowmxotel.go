@@ -25,7 +25,6 @@ package meowmxotel
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -67,27 +66,29 @@ type Config struct {
 // OpenTelemetry. It is safe for concurrent use, and one Observer may serve
 // several stores.
 type Observer struct {
-	tracer   trace.Tracer
-	meter    metric.Meter
-	prop     propagation.TextMapPropagator
-	fields   [][]byte // the propagator's keys, to spot metadata that may carry a context
-	inject   bool
-	lagLimit int64
-	m        instruments
-	attrSets sync.Map // attrKey -> metric.MeasurementOption
+	tracer    trace.Tracer
+	meter     metric.Meter
+	prop      propagation.TextMapPropagator
+	names     []string // the propagator's keys
+	fields    [][]byte // the same, as bytes
+	inject    bool
+	lagLimit  int64
+	m         instruments
+	attrSets  sync.Map // attrKey -> metric.MeasurementOption
+	spanNames sync.Map // [2]string -> span name
 }
 
 type instruments struct {
-	appends, eventsAppended, appendRetries metric.Int64Counter
-	appendDuration                         metric.Float64Histogram
-	groupAppends, groupEvents              metric.Int64Histogram
-	eventsRead                             metric.Int64Counter
-	readDuration                           metric.Float64Histogram
-	batches, eventsHandled, eventsParked   metric.Int64Counter
-	batchDuration                          metric.Float64Histogram
-	notificationFailures                   metric.Int64Counter
-	lag, parked                            metric.Int64ObservableGauge
-	timeBehind, horizonAge                 metric.Float64ObservableGauge
+	eventsAppended, appendRetries metric.Int64Counter
+	appendDuration                metric.Float64Histogram
+	groupAppends, groupEvents     metric.Int64Histogram
+	eventsRead                    metric.Int64Counter
+	readDuration                  metric.Float64Histogram
+	eventsHandled, eventsParked   metric.Int64Counter
+	batchDuration                 metric.Float64Histogram
+	notificationFailures          metric.Int64Counter
+	lag, parked                   metric.Int64ObservableGauge
+	timeBehind, horizonAge        metric.Float64ObservableGauge
 }
 
 // durationBuckets are the bounds, in seconds, of the latency histograms:
@@ -126,7 +127,7 @@ func New(cfg *Config) (*Observer, error) {
 		lagLimit: c.LagLimit,
 	}
 	for _, f := range c.Propagator.Fields() {
-		o.fields = append(o.fields, []byte(`"`+f+`"`))
+		o.names, o.fields = append(o.names, f), append(o.fields, []byte(f))
 	}
 	if err := o.m.create(o.meter); err != nil {
 		return nil, fmt.Errorf("meowmxotel: %w", err)
@@ -153,18 +154,16 @@ func (m *instruments) create(meter metric.Meter) error {
 		errs = append(errs, err)
 		return h
 	}
-	m.appends = counter("meowmx.appends", "{append}", "Appends, by category and outcome.")
 	m.eventsAppended = counter("meowmx.events.appended", "{event}", "Events of appends, by category and outcome (outcome recorded: events written).")
 	m.appendRetries = counter("meowmx.append.retries", "{retry}", "Retries the store made of appends by itself (a lost race for a version, an aborted transaction).")
-	m.appendDuration = seconds("meowmx.append.duration", "Duration of appends, retries included.")
+	m.appendDuration = seconds("meowmx.append.duration", "Duration of appends, retries included, by category and outcome; its count is the number of appends.")
 	m.groupAppends = sizes("meowmx.append.group.size", "{append}", "Appends that went to the database together (group commit).")
 	m.groupEvents = sizes("meowmx.append.group.events", "{event}", "Events that went to the database together (group commit).")
 	m.eventsRead = counter("meowmx.events.read", "{event}", "Events returned by reads, by kind of read.")
-	m.readDuration = seconds("meowmx.read.duration", "Duration of reads.")
-	m.batches = counter("meowmx.subscription.batches", "{batch}", "Calls of subscription handlers, by subscription and outcome (failed: the handler's error).")
+	m.readDuration = seconds("meowmx.read.duration", "Duration of reads, by kind; its count is the number of reads.")
 	m.eventsHandled = counter("meowmx.subscription.events.handled", "{event}", "Events handled and checkpointed, by subscription.")
 	m.eventsParked = counter("meowmx.subscription.events.parked", "{event}", "Events parked after failing, by subscription.")
-	m.batchDuration = seconds("meowmx.subscription.batch.duration", "Duration of subscription batches, from the start of their transaction to its end.")
+	m.batchDuration = seconds("meowmx.subscription.batch.duration", "Duration of calls of subscription handlers, from the start of their transaction to its end, by subscription and outcome (failed: the handler's error); its count is the number of calls.")
 	m.notificationFailures = counter("meowmx.notifications.failed", "{failure}", "Notifications that could not be sent (direction send) and lost listening sessions (direction listen).")
 	var err error
 	m.lag, err = meter.Int64ObservableGauge("meowmx.subscription.lag", metric.WithUnit("{event}"),
@@ -186,6 +185,7 @@ func (m *instruments) create(meter metric.Meter) error {
 const (
 	keyCategory     = attribute.Key("meowmx.category")
 	keyStream       = attribute.Key("meowmx.stream")
+	keyStreamID     = attribute.Key("meowmx.stream.id")
 	keyOutcome      = attribute.Key("meowmx.outcome")
 	keyEvents       = attribute.Key("meowmx.events")
 	keyExpected     = attribute.Key("meowmx.expected_version")
@@ -193,7 +193,6 @@ const (
 	keyInTx         = attribute.Key("meowmx.in_transaction")
 	keyRetries      = attribute.Key("meowmx.retries")
 	keyPosition     = attribute.Key("meowmx.position")
-	keyLastPosition = attribute.Key("meowmx.last_position")
 	keyVersion      = attribute.Key("meowmx.version")
 	keyReadKind     = attribute.Key("meowmx.read.kind")
 	keyAfter        = attribute.Key("meowmx.after")
@@ -229,30 +228,38 @@ func (o *Observer) attrs(k1 attribute.Key, v1 string, k2 attribute.Key, v2 strin
 	return opt.(metric.MeasurementOption)
 }
 
-// AppendStart starts the append's span.
+// AppendStart starts the append's span. Its attributes are set when it
+// ends, all at once: one allocation instead of three.
 func (o *Observer) AppendStart(ctx context.Context, data *meowmx.AppendStartData) context.Context {
-	attrs := []attribute.KeyValue{
-		keyCategory.String(data.Stream.Category),
-		keyStream.String(data.Stream.String()),
-		keyEvents.Int(data.Events),
-		keyExpected.String(data.Expected.String()),
-	}
-	if data.Conditional {
-		attrs = append(attrs, keyConditional.Bool(true))
-	}
-	if data.InTx {
-		attrs = append(attrs, keyInTx.Bool(true))
-	}
-	ctx, _ = o.tracer.Start(ctx, "append "+data.Stream.Category,
-		trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
+	ctx, _ = o.tracer.Start(ctx, o.name("append ", data.Stream.Category), trace.WithSpanKind(trace.SpanKindProducer))
 	return ctx
 }
 
+// name returns verb+object, made once and cached: span names cost no
+// allocation per call.
+func (o *Observer) name(verb, object string) string {
+	key := [2]string{verb, object}
+	if n, ok := o.spanNames.Load(key); ok {
+		return n.(string)
+	}
+	n, _ := o.spanNames.LoadOrStore(key, verb+object)
+	return n.(string)
+}
+
 // InjectMetadata gives the trace context of the append's span to the
-// events' metadata.
+// events' metadata when the append was made under a span of the caller's
+// (the request that appended, typically): an append without one starts a
+// trace of its own, which the events need not carry.
 func (o *Observer) InjectMetadata(ctx context.Context, set func(key, value string)) {
-	if !o.inject || !trace.SpanContextFromContext(ctx).IsValid() {
+	if !o.inject {
 		return
+	}
+	span := trace.SpanFromContext(ctx)
+	if !span.SpanContext().IsValid() {
+		return
+	}
+	if p, ok := span.(interface{ Parent() trace.SpanContext }); ok && !p.Parent().IsValid() {
+		return // the SDK's span, a root: no caller's span
 	}
 	o.prop.Inject(ctx, setCarrier(set))
 }
@@ -268,7 +275,6 @@ func (c setCarrier) Keys() []string    { return nil }
 func (o *Observer) AppendEnd(ctx context.Context, data *meowmx.AppendEndData) {
 	outcome := string(data.Outcome)
 	opt := o.attrs(keyCategory, data.Stream.Category, keyOutcome, outcome)
-	o.m.appends.Add(ctx, 1, opt)
 	o.m.eventsAppended.Add(ctx, int64(data.Events), opt)
 	o.m.appendDuration.Record(ctx, data.Duration.Seconds(), opt)
 	if data.Retries > 0 {
@@ -278,12 +284,23 @@ func (o *Observer) AppendEnd(ctx context.Context, data *meowmx.AppendEndData) {
 	if !span.IsRecording() {
 		return
 	}
-	attrs := []attribute.KeyValue{keyOutcome.String(outcome), keyRetries.Int(data.Retries)}
-	if n := len(data.Recorded); n > 0 {
-		attrs = append(attrs,
-			keyPosition.String(data.Recorded[0].Position.String()),
-			keyLastPosition.String(data.Recorded[n-1].Position.String()),
-			keyVersion.Int64(data.Recorded[0].Version))
+	attrs := make([]attribute.KeyValue, 0, 10)
+	attrs = append(attrs,
+		keyCategory.String(data.Stream.Category),
+		keyStreamID.String(data.Stream.ID),
+		keyEvents.Int(data.Events),
+		keyExpected.Int64(int64(data.Expected)),
+		keyOutcome.String(outcome),
+		keyRetries.Int(data.Retries),
+	)
+	if data.Conditional {
+		attrs = append(attrs, keyConditional.Bool(true))
+	}
+	if data.InTx {
+		attrs = append(attrs, keyInTx.Bool(true))
+	}
+	if len(data.Recorded) > 0 {
+		attrs = append(attrs, keyPosition.String(data.Recorded[0].Position.String()), keyVersion.Int64(data.Recorded[0].Version))
 	}
 	span.SetAttributes(attrs...)
 	endSpan(span, outcome, data.Err)
@@ -313,7 +330,7 @@ func (o *Observer) ReadStart(ctx context.Context, data *meowmx.ReadStartData) co
 	if data.Limit > 0 {
 		attrs = append(attrs, keyLimit.Int(data.Limit))
 	}
-	ctx, _ = o.tracer.Start(ctx, "read "+string(data.Kind),
+	ctx, _ = o.tracer.Start(ctx, o.name("read ", string(data.Kind)),
 		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 	return ctx
 }
@@ -349,65 +366,182 @@ func (o *Observer) BatchStart(ctx context.Context, data *meowmx.BatchStartData) 
 	if links := o.links(data.Events); len(links) > 0 {
 		opts = append(opts, trace.WithLinks(links...))
 	}
-	ctx, _ = o.tracer.Start(ctx, "process "+data.Subscription, opts...)
+	ctx, _ = o.tracer.Start(ctx, o.name("process ", data.Subscription), opts...)
 	return ctx
 }
 
-// links returns a link to the span context stored in each event's
-// metadata, each once.
+// MaxLinks is the most links a handler call's span gets: one per distinct
+// append among its events, the first ones in order (the SDK's default
+// limit of links per span is 128 too).
+const MaxLinks = 128
+
+// links returns a link to the span context stored in the events' metadata
+// by each distinct append, in order, at most MaxLinks. Events of one
+// append share one context, which is extracted once.
 func (o *Observer) links(events []meowmx.RecordedEvent) []trace.Link {
 	if len(o.fields) == 0 {
 		return nil
 	}
 	var (
-		links []trace.Link
-		seen  map[trace.SpanID]bool
+		links  []trace.Link
+		seen   map[string]bool
+		key    []byte
+		last   []byte
+		prev   []byte
+		values = make([][]byte, len(o.fields))
 	)
 	for i := range events {
-		sc := o.spanContextOf(events[i].Metadata)
-		if !sc.IsValid() || seen[sc.SpanID()] {
+		// The events of an append often have the same metadata: one look
+		// at it is enough.
+		meta := events[i].Metadata
+		if i > 0 && bytes.Equal(meta, prev) {
 			continue
 		}
-		if seen == nil {
-			seen = map[trace.SpanID]bool{}
+		prev = meta
+		clear(values)
+		found := false
+		memberStrings(meta, func(k, v []byte) {
+			for f, field := range o.fields {
+				if bytes.Equal(k, field) {
+					values[f], found = v, true
+				}
+			}
+		})
+		if !found {
+			continue
 		}
-		seen[sc.SpanID()] = true
-		links = append(links, trace.Link{SpanContext: sc})
+		key = key[:0]
+		for _, v := range values {
+			key = append(append(key, v...), 0)
+		}
+		if bytes.Equal(key, last) || seen[string(key)] {
+			continue
+		}
+		last = append(last[:0], key...)
+		if seen == nil {
+			seen = map[string]bool{}
+		}
+		seen[string(key)] = true
+		carrier := make(propagation.MapCarrier, len(o.fields))
+		for f, v := range values {
+			if v != nil {
+				carrier[o.names[f]] = string(v)
+			}
+		}
+		sc := trace.SpanContextFromContext(o.prop.Extract(context.Background(), carrier))
+		if !sc.IsValid() {
+			continue
+		}
+		if links = append(links, trace.Link{SpanContext: sc}); len(links) == MaxLinks {
+			break
+		}
 	}
 	return links
 }
 
-// spanContextOf reads the span context stored in an event's metadata.
-func (o *Observer) spanContextOf(meta json.RawMessage) trace.SpanContext {
-	found := false
-	for _, f := range o.fields {
-		if bytes.Contains(meta, f) {
-			found = true
-			break
+// memberStrings calls found with the key and the raw contents (between
+// the quotes, escapes left as they are) of each member of the JSON object
+// meta whose value is a string, in one pass without allocating. It stops
+// at anything that is not a well-formed object.
+func memberStrings(meta []byte, found func(key, value []byte)) {
+	i := skipSpace(meta, 0)
+	if i >= len(meta) || meta[i] != '{' {
+		return
+	}
+	i++
+	for {
+		i = skipSpace(meta, i)
+		if i >= len(meta) || meta[i] != '"' {
+			return // '}' or malformed
+		}
+		key, next := stringAt(meta, i)
+		if next < 0 {
+			return
+		}
+		i = skipSpace(meta, next)
+		if i >= len(meta) || meta[i] != ':' {
+			return
+		}
+		i = skipSpace(meta, i+1)
+		if i >= len(meta) {
+			return
+		}
+		if meta[i] == '"' {
+			value, next := stringAt(meta, i)
+			if next < 0 {
+				return
+			}
+			found(key, value)
+			i = next
+		} else if i = skipValue(meta, i); i < 0 {
+			return
+		}
+		i = skipSpace(meta, i)
+		if i >= len(meta) || meta[i] != ',' {
+			return
+		}
+		i++
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringAt returns the contents of the JSON string starting at b[i] (a
+// quote) and the index after it, or -1 if it does not end.
+func stringAt(b []byte, i int) ([]byte, int) {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return b[i+1 : j], j + 1
 		}
 	}
-	if !found {
-		return trace.SpanContext{}
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(meta, &fields); err != nil {
-		return trace.SpanContext{}
-	}
-	carrier := propagation.MapCarrier{}
-	for k, v := range fields {
-		var s string
-		if len(v) > 0 && v[0] == '"' && json.Unmarshal(v, &s) == nil {
-			carrier[k] = s
+	return nil, -1
+}
+
+// skipValue returns the index after the JSON value (not a string) that
+// starts at b[i], or -1.
+func skipValue(b []byte, i int) int {
+	depth := 0
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			_, next := stringAt(b, i)
+			if next < 0 {
+				return -1
+			}
+			i = next - 1
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return i
+			}
+			if depth--; depth == 0 {
+				return i + 1
+			}
+		case ',':
+			if depth == 0 {
+				return i
+			}
 		}
 	}
-	return trace.SpanContextFromContext(o.prop.Extract(context.Background(), carrier))
+	if depth == 0 {
+		return i
+	}
+	return -1
 }
 
 // BatchEnd ends the span of a handler call and counts it.
 func (o *Observer) BatchEnd(ctx context.Context, data *meowmx.BatchEndData) {
 	outcome := string(data.Outcome)
 	opt := o.attrs(keySubscription, data.Subscription, keyOutcome, outcome)
-	o.m.batches.Add(ctx, 1, opt)
 	o.m.batchDuration.Record(ctx, data.Duration.Seconds(), opt)
 	if data.Outcome == meowmx.BatchHandled {
 		o.m.eventsHandled.Add(ctx, int64(len(data.Events)), o.attrs(keySubscription, data.Subscription, "", ""))

@@ -228,8 +228,11 @@ func exercise[TTx any](t *testing.T, open func(t *testing.T, cfg *meowmx.Config)
 	if got := attr(first, "meowmx.position").AsString(); got != recorded[0].Position.String() {
 		t.Errorf("append span position %q, want %q", got, recorded[0].Position)
 	}
-	if got := attr(first, "meowmx.stream").AsString(); got != "order-1" {
-		t.Errorf("append span stream %q", got)
+	if got := attr(first, "meowmx.stream.id").AsString(); got != "1" || attr(first, "meowmx.category").AsString() != "order" {
+		t.Errorf("append span stream %q in %q", got, attr(first, "meowmx.category").AsString())
+	}
+	if got := attr(first, "meowmx.expected_version").AsInt64(); got != int64(meowmx.NoStream) {
+		t.Errorf("append span expected version %d", got)
 	}
 	if got := attr(first, "meowmx.events").AsInt64(); got != 2 {
 		t.Errorf("append span events %d", got)
@@ -345,9 +348,6 @@ func exercise[TTx any](t *testing.T, open func(t *testing.T, cfg *meowmx.Config)
 		events  float64
 	}{{"recorded", 2, 3}, {"retried", 1, 2}, {"conflict", 1, 1}, {"invalid", 1, 1}} {
 		out := attribute.String("meowmx.outcome", c.outcome)
-		if got, _ := metricValue(rm, "meowmx.appends", cat, out); got != c.appends {
-			t.Errorf("meowmx.appends{%s} = %v, want %v", c.outcome, got, c.appends)
-		}
 		if got, _ := metricValue(rm, "meowmx.events.appended", cat, out); got != c.events {
 			t.Errorf("meowmx.events.appended{%s} = %v, want %v", c.outcome, got, c.events)
 		}
@@ -362,8 +362,8 @@ func exercise[TTx any](t *testing.T, open func(t *testing.T, cfg *meowmx.Config)
 	if got, _ := metricValue(rm, "meowmx.subscription.events.handled", audit); got != 2 {
 		t.Errorf("meowmx.subscription.events.handled = %v, want 2 (the poison event is parked, not handled)", got)
 	}
-	if got, _ := metricValue(rm, "meowmx.subscription.batches", audit, attribute.String("meowmx.outcome", "failed")); got < 1 {
-		t.Errorf("meowmx.subscription.batches{failed} = %v, want at least 1", got)
+	if got, _ := metricValue(rm, "meowmx.subscription.batch.duration", audit, attribute.String("meowmx.outcome", "failed")); got < 1 {
+		t.Errorf("meowmx.subscription.batch.duration{failed} count = %v, want at least 1", got)
 	}
 	if got, _ := metricValue(rm, "meowmx.subscription.events.parked", audit); got != 1 {
 		t.Errorf("meowmx.subscription.events.parked = %v, want 1", got)
@@ -407,35 +407,51 @@ func exercise[TTx any](t *testing.T, open func(t *testing.T, cfg *meowmx.Config)
 	}
 }
 
-// TestDisableTraceContext: with the trace context disabled, events keep
-// their metadata as given.
-func TestDisableTraceContext(t *testing.T) {
+// TestTraceContextStored: the trace context goes into the metadata of
+// events appended under a span of the caller's, unless disabled; an append
+// made without one stores none.
+func TestTraceContextStored(t *testing.T) {
 	t.Parallel()
-	tm := newTelemetry(t, meowmxotel.Config{DisableTraceContext: true})
-	store, err := meowmx.New(meowmxsqlite.New(testdb.SQLite(t)), &meowmx.Config{Observer: tm.obs, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	ctx := t.Context()
-	if err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rec, err := store.Append(ctx, meowmx.NewStream("a", "1"), meowmx.Any,
-		meowmx.Event{Type: "A", Data: json.RawMessage(`{}`)},
-		meowmx.Event{Type: "B", Data: json.RawMessage(`{}`), Metadata: json.RawMessage(`{"k":"v"}`)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	read, err := store.ReadStream(ctx, rec[0].Stream, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if read[0].Metadata != nil || string(read[1].Metadata) != `{"k":"v"}` {
-		t.Fatalf("metadata %s and %s, want none and the event's own", read[0].Metadata, read[1].Metadata)
-	}
-	if n := len(tm.spansNamed("append a")); n != 1 {
-		t.Fatalf("%d append spans, want 1", n)
+	for _, disabled := range []bool{false, true} {
+		tm := newTelemetry(t, meowmxotel.Config{DisableTraceContext: disabled})
+		store, err := meowmx.New(meowmxsqlite.New(testdb.SQLite(t)), &meowmx.Config{Observer: tm.obs, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer store.Close()
+		ctx := t.Context()
+		if err := store.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		reqCtx, request := tm.tp.Tracer("test").Start(ctx, "request")
+		for i, c := range []context.Context{ctx, reqCtx} {
+			rec, err := store.Append(c, meowmx.NewStream("a", fmt.Sprint(i)), meowmx.Any,
+				meowmx.Event{Type: "A", Data: json.RawMessage(`{}`)},
+				meowmx.Event{Type: "B", Data: json.RawMessage(`{}`), Metadata: json.RawMessage(`{"k":"v"}`)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			read, err := store.ReadStream(ctx, rec[0].Stream, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i == 0 || disabled {
+				if read[0].Metadata != nil || string(read[1].Metadata) != `{"k":"v"}` {
+					t.Errorf("disabled %v, under a span %v: metadata %s and %s, want none and the event's own", disabled, i == 1, read[0].Metadata, read[1].Metadata)
+				}
+				continue
+			}
+			for _, ev := range read {
+				var meta map[string]string
+				if err := json.Unmarshal(ev.Metadata, &meta); err != nil || !strings.HasPrefix(meta["traceparent"], "00-"+request.SpanContext().TraceID().String()+"-") {
+					t.Errorf("under a span: metadata %s (%v), want the request's trace", ev.Metadata, err)
+				}
+			}
+		}
+		request.End()
+		if n := len(tm.spansNamed("append a")); n != 2 {
+			t.Fatalf("%d append spans, want 2", n)
+		}
 	}
 }
 

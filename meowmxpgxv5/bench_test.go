@@ -5,11 +5,8 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -248,7 +245,7 @@ func BenchmarkAppend1Concurrent(b *testing.B) {
 	store := newStore(b, testdb.Pool(b))
 	ctx := context.Background()
 	var next atomic.Int64
-	clientBefore, serverBefore := processCPU(b, os.Getpid()), serverCPU(b)
+	clientBefore, serverBefore := testdb.ProcessCPU(b, os.Getpid()), testdb.ServerCPU(b)
 	b.SetParallelism(8 / max(runtime.GOMAXPROCS(0), 1))
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -260,8 +257,8 @@ func BenchmarkAppend1Concurrent(b *testing.B) {
 		}
 	})
 	n := float64(b.N)
-	b.ReportMetric(float64(processCPU(b, os.Getpid())-clientBefore)/n/1e3, "client-us/op")
-	b.ReportMetric(float64(serverCPU(b)-serverBefore)/n/1e3, "server-us/op")
+	b.ReportMetric(float64(testdb.ProcessCPU(b, os.Getpid())-clientBefore)/n/1e3, "client-us/op")
+	b.ReportMetric(float64(testdb.ServerCPU(b)-serverBefore)/n/1e3, "server-us/op")
 }
 
 // BenchmarkAppendTagged appends events without a stream, each tagged with
@@ -287,7 +284,7 @@ func BenchmarkAppendTagged(b *testing.B) {
 				_, err := store.AppendEvents(ctx, cond, e)
 				return err
 			}
-			clientBefore, serverBefore := processCPU(b, os.Getpid()), serverCPU(b)
+			clientBefore, serverBefore := testdb.ProcessCPU(b, os.Getpid()), testdb.ServerCPU(b)
 			if setting.writers == 1 {
 				for b.Loop() {
 					if err := appendOne(); err != nil {
@@ -306,43 +303,8 @@ func BenchmarkAppendTagged(b *testing.B) {
 				})
 			}
 			n := float64(b.N)
-			b.ReportMetric(float64(processCPU(b, os.Getpid())-clientBefore)/n/1e3, "client-us/op")
-			b.ReportMetric(float64(serverCPU(b)-serverBefore)/n/1e3, "server-us/op")
+			b.ReportMetric(float64(testdb.ProcessCPU(b, os.Getpid())-clientBefore)/n/1e3, "client-us/op")
+			b.ReportMetric(float64(testdb.ServerCPU(b)-serverBefore)/n/1e3, "server-us/op")
 		})
 	}
-}
-
-// processCPU is the user and system CPU time of process pid, in
-// nanoseconds.
-func processCPU(b *testing.B, pid int) int64 {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
-	var utime, stime int64
-	fmt.Sscan(fields[11], &utime)
-	fmt.Sscan(fields[12], &stime)
-	return (utime + stime) * int64(time.Second) / 100 // clock ticks of 1/100 s
-}
-
-// serverCPU is the CPU time of every postgres process, in nanoseconds.
-func serverCPU(b *testing.B) int64 {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var total int64
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-		if err != nil || !strings.HasPrefix(string(comm), "postgres") {
-			continue
-		}
-		total += processCPU(b, pid)
-	}
-	return total
 }

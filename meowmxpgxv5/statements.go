@@ -470,12 +470,12 @@ func Channel(schema string) string {
 
 // subscriptionStatements holds the subscription SQL of one schema.
 type subscriptionStatements struct {
-	initLock, initInsert, rows                        string
-	heartbeat, removeWorker, claim, release, advance  string
-	readSubAll, readSubCategory, readSubCategories    string
+	initLock, initInsert, rows                                    string
+	heartbeat, removeWorker, claim, release, advance              string
+	readSubAll, readSubCategory, readSubCategories                string
 	endPosition, lastPosition, reset, list, lag, lagBounded, park string
-	parked, replay, pending                           string
-	unpark, workersAlive, deleteSubscription          string
+	parked, replay, pending                                       string
+	unpark, workersAlive, deleteSubscription                      string
 }
 
 const subColumns = `name, partition, partitions, categories, types, tags, transaction_id, seq, generation, coalesce(owner, ''), lease_until, updated_at`

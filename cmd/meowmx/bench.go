@@ -16,7 +16,7 @@ import (
 const benchDefaultDB = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
 func cmdBench(e *env) error {
-	fs := newFlagSet(e, "bench", `Usage: meowmx bench [--scenario NAME[,NAME...]|all] [--duration 10s] [--json FILE] [--chart FILE.svg]
+	fs := newFlagSet(e, "bench", `Usage: meowmx bench [--scenario NAME[,NAME...]|all] [--duration 10s] [--json FILE] [--chart FILE.svg] [--otel]
 
 Measures meowmx against a baseline of raw SQL on the same database, with the
 same connections, payloads and durability settings, in the same run, and
@@ -45,6 +45,13 @@ faster). Scenarios:
   growth       append-1 and read-stream with 0, 1 and 5 million events
                stored (target: within 10% of the empty table's figures)
 
+With --otel, append-1 and catch-up measure the cost of instrumentation
+instead: a store observed by meowmxotel (spans kept in memory through the
+SDK's batching processor, metrics aggregated) against the same store
+without it (target ≥ 0.95). catch-up's events are then appended by the
+instrumented store, so that they carry the trace context its handler links
+to.
+
 The database is --db or $MEOWMX_DB (default: the local test PostgreSQL,
 postgres://postgres@127.0.0.1:5432/test?sslmode=disable);
 SQLite runs every scenario but latency's baseline. The benchmark drops and
@@ -55,7 +62,8 @@ Examples:
   meowmx bench
   meowmx bench --scenario append-1,append-100 --duration 5s --chart append.svg
   meowmx bench --scenario all --json results.json --chart results.svg
-  meowmx bench --db sqlite:bench.db --scenario append-1,read-stream`)
+  meowmx bench --db sqlite:bench.db --scenario append-1,read-stream
+  meowmx bench --otel --scenario append-1,catch-up --writers 1,8`)
 	scenario := fs.String("scenario", "all", "scenarios to run, comma-separated, or all")
 	duration := fs.Duration("duration", 10*time.Second, "measuring time per setting and side")
 	jsonFile := fs.String("json", "", "write the results as JSON to FILE")
@@ -66,6 +74,7 @@ Examples:
 	growth := fs.String("growth", "0,1000000,5000000", "growth's stored event counts")
 	rate := fs.Int("rate", 1000, "latency's events per second")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	otelCost := fs.Bool("otel", false, "measure append-1 and catch-up with meowmxotel on against off")
 	args, err := parse(fs, e.args)
 	if err != nil {
 		return err
@@ -73,12 +82,14 @@ Examples:
 	if len(args) > 0 {
 		return usagef("unexpected argument %q", args[0])
 	}
-	opts := &bench.Options{Duration: *duration, CatchUpEvents: *events, LatencyRate: *rate, Out: e.stdout, Progress: e.stderr}
+	opts := &bench.Options{Duration: *duration, CatchUpEvents: *events, LatencyRate: *rate, Otel: *otelCost, Out: e.stdout, Progress: e.stderr}
 	if *quiet {
 		opts.Progress = nil
 	}
 	if *scenario != "all" {
 		opts.Scenarios = strings.Split(*scenario, ",")
+	} else if *otelCost {
+		opts.Scenarios = bench.OtelScenarios
 	}
 	for _, list := range []struct {
 		flag string

@@ -77,7 +77,7 @@ func TestWorkMetrics(t *testing.T) {
 			t.Errorf("%s{%s} = %v (found %v), want %v", want.name, want.labels, v, ok, want.value)
 		}
 	}
-	for _, name := range []string{"meowmx_subscription_batch_duration_seconds_bucket", "meowmx_subscription_batches_total", "go_goroutines"} {
+	for _, name := range []string{"meowmx_subscription_batch_duration_seconds_bucket", "meowmx_subscription_batch_duration_seconds_count", "go_goroutines"} {
 		if _, ok := sample(text, name, ""); !ok {
 			t.Errorf("no %s in\n%s", name, text)
 		}

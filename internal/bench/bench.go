@@ -20,15 +20,19 @@ var Scenarios = []string{"append-1", "append-100", "contention", "dcb", "read-st
 
 // Options configures a run. Zero values take the defaults.
 type Options struct {
-	Scenarios      []string      // default all
-	Duration       time.Duration // per measured setting and side; default 10s
-	Writers        []int         // append-1: default 1, 8, 32, 64
-	BatchWriters   []int         // append-100: default 1, 8
-	CatchUpEvents  int           // default 1,000,000
-	StreamLength   int           // read-stream: default 1,000
-	LatencyRate    int           // events per second: default 1,000
-	GrowthSizes    []int         // default 0, 1,000,000, 5,000,000
-	GrowthWriters  int           // growth's append-1: default 8
+	Scenarios     []string      // default all
+	Duration      time.Duration // per measured setting and side; default 10s
+	Writers       []int         // append-1: default 1, 8, 32, 64
+	BatchWriters  []int         // append-100: default 1, 8
+	CatchUpEvents int           // default 1,000,000
+	StreamLength  int           // read-stream: default 1,000
+	LatencyRate   int           // events per second: default 1,000
+	GrowthSizes   []int         // default 0, 1,000,000, 5,000,000
+	GrowthWriters int           // growth's append-1: default 8
+	// Otel measures the cost of instrumentation: the scenarios (of
+	// OtelScenarios) compare a store observed by meowmxotel with in-memory
+	// exporters against the same store without it, instead of raw SQL.
+	Otel           bool
 	Out            io.Writer     // the results table
 	Progress       io.Writer     // set-up progress
 	ProgressPeriod time.Duration // default 2s
@@ -92,6 +96,13 @@ func (o *Options) Validate() error {
 	for _, w := range append(slices.Clone(o.Writers), o.BatchWriters...) {
 		if w < 1 {
 			return fmt.Errorf("writer counts must be at least 1, got %d", w)
+		}
+	}
+	if o.Otel {
+		for _, s := range o.withDefaults().Scenarios {
+			if !slices.Contains(OtelScenarios, s) {
+				return fmt.Errorf("--otel measures the scenarios %s, not %s", strings.Join(OtelScenarios, " and "), s)
+			}
 		}
 	}
 	for i, n := range o.GrowthSizes {
@@ -178,7 +189,11 @@ func Run(ctx context.Context, db *Database, opts *Options) (*Report, error) {
 			return report, err
 		}
 		r.store = store
-		if err := r.scenario(ctx, name); err != nil {
+		run := r.scenario
+		if o.Otel {
+			run = r.otelCost
+		}
+		if err := run(ctx, name); err != nil {
 			return report, fmt.Errorf("%s: %w", name, err)
 		}
 	}

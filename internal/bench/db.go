@@ -27,7 +27,10 @@ type Database struct {
 	// store makes a store on the database (one per call: the latency
 	// scenario writes through another store, as another process would).
 	store func() (*side, error)
-	raw   raw
+	// observed makes a store on the database told to obs (for --otel,
+	// used in turn with the other stores, never at the same time).
+	observed func(obs meowmx.Observer) (*side, error)
+	raw      raw
 	// reset drops the benchmark's tables and creates them again, empty.
 	reset func(ctx context.Context) error
 	close func()
@@ -201,18 +204,19 @@ func OpenPostgres(ctx context.Context, url, schema string, maxConns int) (*Datab
 		table:  pgx.Identifier{schema, "baseline"}.Sanitize(),
 		events: pgx.Identifier{schema, "events"}.Sanitize()}
 	p.inserts = newInserts(p.table, '$')
-	newStore := func() (*side, error) {
-		s, err := meowmx.New(meowmxpgxv5.New(pool), &meowmx.Config{Schema: schema, Logger: slog.New(slog.DiscardHandler)})
+	observed := func(obs meowmx.Observer) (*side, error) {
+		s, err := meowmx.New(meowmxpgxv5.New(pool), &meowmx.Config{Schema: schema, Logger: slog.New(slog.DiscardHandler), Observer: obs})
 		if err != nil {
 			return nil, err
 		}
 		return sideOf(s), nil
 	}
 	return &Database{
-		name:   fmt.Sprintf("PostgreSQL %s (synchronous_commit=%s, %d connections)", version, syncCommit, maxConns),
-		driver: "postgres",
-		store:  newStore,
-		raw:    p,
+		name:     fmt.Sprintf("PostgreSQL %s (synchronous_commit=%s, %d connections)", version, syncCommit, maxConns),
+		driver:   "postgres",
+		store:    func() (*side, error) { return observed(nil) },
+		observed: observed,
+		raw:      p,
 		reset: func(ctx context.Context) error {
 			if _, err := pool.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`); err != nil {
 				return err
@@ -446,7 +450,14 @@ func OpenSQLite(ctx context.Context, path, schema string) (*Database, error) {
 		// SQLite has no notifications between processes: its deployments
 		// write and subscribe through one store, woken in-process.
 		store: func() (*side, error) { return one, nil },
-		raw:   l,
+		observed: func(obs meowmx.Observer) (*side, error) {
+			s, err := meowmx.New(meowmxsqlite.New(db), &meowmx.Config{Schema: schema, Logger: slog.New(slog.DiscardHandler), Observer: obs})
+			if err != nil {
+				return nil, err
+			}
+			return sideOf(s), nil
+		},
+		raw: l,
 		reset: func(ctx context.Context) error {
 			if err := l.drop(ctx); err != nil {
 				return err

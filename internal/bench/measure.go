@@ -89,6 +89,13 @@ func run(ctx context.Context, ops []op, d time.Duration) (tally, error) {
 // short warm-up of each side (connections, prepared statements) is not
 // counted.
 func compare(ctx context.Context, d time.Duration, meowmxOps, baselineOps []op) (m, b tally, err error) {
+	return compareRounds(ctx, d, 2, meowmxOps, baselineOps)
+}
+
+// compareRounds is compare in rounds alternating sides, each of d/rounds:
+// more rounds spread the drift of a noisy machine (a disk's flush times)
+// over both sides.
+func compareRounds(ctx context.Context, d time.Duration, rounds int, meowmxOps, baselineOps []op) (m, b tally, err error) {
 	warmUp := min(d/10, 500*time.Millisecond)
 	if _, err := run(ctx, baselineOps, warmUp); err != nil {
 		return m, b, fmt.Errorf("baseline: %w", err)
@@ -96,13 +103,13 @@ func compare(ctx context.Context, d time.Duration, meowmxOps, baselineOps []op) 
 	if _, err := run(ctx, meowmxOps, warmUp); err != nil {
 		return m, b, fmt.Errorf("meowmx: %w", err)
 	}
-	for range 2 {
-		t, err := run(ctx, baselineOps, d/2)
+	for range rounds {
+		t, err := run(ctx, baselineOps, d/time.Duration(rounds))
 		if err != nil {
 			return m, b, fmt.Errorf("baseline: %w", err)
 		}
 		b.add(t)
-		t, err = run(ctx, meowmxOps, d/2)
+		t, err = run(ctx, meowmxOps, d/time.Duration(rounds))
 		if err != nil {
 			return m, b, fmt.Errorf("meowmx: %w", err)
 		}

@@ -24,23 +24,9 @@ const eventType = "OrderPlaced"
 // streamLen/n batches, with the exact expected version; the baseline
 // inserts the same rows with one autocommit INSERT.
 func (r *runner) appendOps(prefix string, writers, n int) (meowmxOps, baselineOps []op) {
-	const streamLen = 100 // events per stream
+	meowmxOps = storeAppendOps(r.store, prefix, writers, n)
 	batches := max(streamLen/n, 1)
-	events := make([]meowmx.Event, n)
-	for i := range events {
-		events[i] = meowmx.Event{Type: eventType, Data: payload}
-	}
 	for w := range writers {
-		i := 0
-		meowmxOps = append(meowmxOps, func(ctx context.Context) (int, error) {
-			stream := meowmx.NewStream("bench", fmt.Sprintf("%s-%d-%d", prefix, w, i/batches))
-			expected := meowmx.ExpectedVersion(int64(i%batches)*int64(n) - 1)
-			i++
-			if _, err := r.store.append(ctx, stream, expected, events...); err != nil {
-				return 0, err
-			}
-			return n, nil
-		})
 		j := 0
 		baselineOps = append(baselineOps, func(ctx context.Context) (int, error) {
 			stream := fmt.Sprintf("bench-%s-%d-%d", prefix, w, j/batches)
@@ -53,6 +39,32 @@ func (r *runner) appendOps(prefix string, writers, n int) (meowmxOps, baselineOp
 		})
 	}
 	return meowmxOps, baselineOps
+}
+
+// streamLen is how many events appendOps's writers append to each stream.
+const streamLen = 100
+
+// storeAppendOps makes appendOps's ops of a store: one per writer.
+func storeAppendOps(store *side, prefix string, writers, n int) []op {
+	batches := max(streamLen/n, 1)
+	events := make([]meowmx.Event, n)
+	for i := range events {
+		events[i] = meowmx.Event{Type: eventType, Data: payload}
+	}
+	var ops []op
+	for w := range writers {
+		i := 0
+		ops = append(ops, func(ctx context.Context) (int, error) {
+			stream := meowmx.NewStream("bench", fmt.Sprintf("%s-%d-%d", prefix, w, i/batches))
+			expected := meowmx.ExpectedVersion(int64(i%batches)*int64(n) - 1)
+			i++
+			if _, err := store.append(ctx, stream, expected, events...); err != nil {
+				return 0, err
+			}
+			return n, nil
+		})
+	}
+	return ops
 }
 
 // appendN: append-1 and append-100.
@@ -306,25 +318,8 @@ func (r *runner) catchUp(ctx context.Context) error {
 		}
 		bestBase = max(bestBase, float64(n)/time.Since(start).Seconds())
 
-		var seen atomic.Int64
-		done := make(chan struct{})
-		start = time.Now()
-		stop, err := r.store.subscribe(ctx, fmt.Sprint("catch_up_", round), false, page, func(events []meowmx.RecordedEvent) {
-			if seen.Add(int64(len(events))) == int64(total) {
-				close(done)
-			}
-		})
+		elapsed, err := consume(ctx, r.store, fmt.Sprint("catch_up_", round), total, page)
 		if err != nil {
-			return err
-		}
-		select {
-		case <-done:
-		case <-ctx.Done():
-			_ = stop(context.WithoutCancel(ctx))
-			return ctx.Err()
-		}
-		elapsed := time.Since(start)
-		if err := stop(ctx); err != nil {
 			return err
 		}
 		best = max(best, float64(total)/elapsed.Seconds())
@@ -336,6 +331,31 @@ func (r *runner) catchUp(ctx context.Context) error {
 		Target: "ratio ≥ 0.3", Met: ptr(ratio >= 0.3),
 	})
 	return nil
+}
+
+// consume runs a new subscription of store, from the start, with a no-op
+// handler taking batches of page, until it has seen total events, and
+// returns how long that took.
+func consume(ctx context.Context, store *side, name string, total, page int) (time.Duration, error) {
+	var seen atomic.Int64
+	done := make(chan struct{})
+	start := time.Now()
+	stop, err := store.subscribe(ctx, name, false, page, func(events []meowmx.RecordedEvent) {
+		if seen.Add(int64(len(events))) == int64(total) {
+			close(done)
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		_ = stop(context.WithoutCancel(ctx))
+		return 0, ctx.Err()
+	}
+	elapsed := time.Since(start)
+	return elapsed, stop(ctx)
 }
 
 // latency: events appended at a fixed rate through another store (as

@@ -1,0 +1,91 @@
+package meowmxotel_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/meowmx/meowmx"
+	"github.com/meowmx/meowmx/internal/testdb"
+	"github.com/meowmx/meowmx/meowmxotel"
+	"github.com/meowmx/meowmx/meowmxpgxv5"
+)
+
+// discardExporter drops the spans it is given.
+type discardExporter struct{}
+
+func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardExporter) Shutdown(context.Context) error                             { return nil }
+
+// BenchmarkAppend: one writer's single-event appends on PostgreSQL, with
+// synchronous_commit off so that the disk's flushes do not hide the rest:
+// without an observer (off), and with meowmxotel (metrics aggregated, trace
+// context stored in the events) whose spans go to an exporter that drops
+// them through the SDK's synchronous processor (sync) or its batching
+// processor (batch), which wakes its exporting goroutine at every span's
+// end. It reports the CPU time of this process and of the PostgreSQL
+// server per append, steadier than the wall time. Run with -cpuprofile to
+// see where the observer's time goes.
+func BenchmarkAppend(b *testing.B) {
+	for _, variant := range []string{"off", "sync", "batch"} {
+		b.Run(variant, func(b *testing.B) {
+			cfg := &meowmx.Config{Schema: testdb.SchemaName(b), Logger: slog.New(slog.DiscardHandler)}
+			if variant != "off" {
+				tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(discardExporter{}))
+				if variant == "batch" {
+					tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardExporter{}))
+				}
+				mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+				b.Cleanup(func() {
+					_ = tp.Shutdown(context.Background())
+					_ = mp.Shutdown(context.Background())
+				})
+				obs, err := meowmxotel.New(&meowmxotel.Config{TracerProvider: tp, MeterProvider: mp})
+				if err != nil {
+					b.Fatal(err)
+				}
+				cfg.Observer = obs
+			}
+			testdb.Pool(b) // reachable, or skip / fail
+			pcfg, err := pgxpool.ParseConfig(testdb.URL())
+			if err != nil {
+				b.Fatal(err)
+			}
+			// Without waiting for the disk, the figure is the CPU's.
+			pcfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+			pool, err := pgxpool.NewWithConfig(context.Background(), pcfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer pool.Close()
+			store, err := meowmx.New(meowmxpgxv5.New(pool), cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer store.Close()
+			ctx := context.Background()
+			if err := store.Migrate(ctx); err != nil {
+				b.Fatal(err)
+			}
+			ev := meowmx.Event{Type: "OrderPlaced", Data: json.RawMessage(`{"order_id":"o-1042","amount_cents":4999}`)}
+			b.ReportAllocs()
+			b.ResetTimer()
+			clientBefore, serverBefore := testdb.ProcessCPU(b, os.Getpid()), testdb.ServerCPU(b)
+			for i := range b.N {
+				if _, err := store.Append(ctx, meowmx.NewStream("bench", fmt.Sprint(i)), meowmx.NoStream, ev); err != nil {
+					b.Fatal(err)
+				}
+			}
+			n := float64(b.N)
+			b.ReportMetric(float64(testdb.ProcessCPU(b, os.Getpid())-clientBefore)/n/1e3, "client-us/op")
+			b.ReportMetric(float64(testdb.ServerCPU(b)-serverBefore)/n/1e3, "server-us/op")
+		})
+	}
+}
