@@ -3,14 +3,19 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/meowmx/meowmx"
 	"github.com/meowmx/meowmx/internal/testdb"
 )
 
@@ -111,4 +116,111 @@ func sample(text, name, labels string) (float64, bool) {
 		return v, err == nil
 	}
 	return 0, false
+}
+
+// fakeSource is a store's gauges for TestDashboardQueries.
+type fakeSource struct{}
+
+func (fakeSource) SubscriptionLags(context.Context, int64) ([]meowmx.SubscriptionLag, error) {
+	return []meowmx.SubscriptionLag{{Name: "s", Events: 3, TimeBehind: time.Second, Parked: 1}}, nil
+}
+func (fakeSource) Horizon(context.Context) (*meowmx.Horizon, error) {
+	return &meowmx.Horizon{Age: time.Second}, nil
+}
+func (fakeSource) Schema() string { return "meowmx" }
+
+// TestDashboardQueries: every metric the Grafana dashboard and the README's
+// queries name is exposed by --metrics once each instrument has a value.
+func TestDashboardQueries(t *testing.T) {
+	t.Parallel()
+	var stderr testdb.Buffer
+	m, err := startMetrics(&env{stderr: &stderr}, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.stop()
+	unwatch, err := m.watch(fakeSource{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unwatch()
+	ctx := context.Background()
+	obs := m.obs
+	stream := meowmx.NewStream("order", "1")
+	a := obs.AppendStart(ctx, &meowmx.AppendStartData{Stream: stream, Events: 1})
+	obs.AppendEnd(a, &meowmx.AppendEndData{AppendStartData: meowmx.AppendStartData{Stream: stream, Events: 1}, Outcome: meowmx.AppendRecorded, Retries: 1, Duration: time.Millisecond})
+	r := obs.ReadStart(ctx, &meowmx.ReadStartData{Kind: meowmx.ReadKindAll})
+	obs.ReadEnd(r, &meowmx.ReadEndData{ReadStartData: meowmx.ReadStartData{Kind: meowmx.ReadKindAll}, Events: 1, Duration: time.Millisecond})
+	b := obs.BatchStart(ctx, &meowmx.BatchStartData{Subscription: "s", Events: []meowmx.RecordedEvent{{}}, Attempt: 1})
+	obs.BatchEnd(b, &meowmx.BatchEndData{BatchStartData: meowmx.BatchStartData{Subscription: "s", Events: []meowmx.RecordedEvent{{}}}, Outcome: meowmx.BatchHandled})
+	obs.AppendGroupDone(ctx, &meowmx.AppendGroupData{Appends: 2, Events: 2})
+	obs.EventParked(ctx, &meowmx.EventParkedData{Subscription: "s"})
+	obs.NotificationFailed(ctx, &meowmx.NotificationFailedData{Err: errors.New("down")})
+
+	resp, err := http.Get("http://" + m.listener.Addr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The metric names and label names of the scrape.
+	exposed := map[string]bool{}
+	label := regexp.MustCompile(`([a-z_]+)="`)
+	for _, line := range lines(string(body)) {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, _, _ := strings.Cut(line, " ")
+		name, labels, _ := strings.Cut(name, "{")
+		exposed[name] = true
+		for _, m := range label.FindAllStringSubmatch(labels, -1) {
+			exposed[m[1]] = true
+		}
+	}
+
+	var queries []string
+	dashboard, err := os.ReadFile("../../docs/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(dashboard, &d); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range d.Panels {
+		for _, target := range p.Targets {
+			queries = append(queries, target.Expr)
+		}
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, promql, ok := strings.Cut(string(readme), "```promql\n")
+	if !ok {
+		t.Fatal("the README has no promql block")
+	}
+	promql, _, _ = strings.Cut(promql, "```")
+	queries = append(queries, promql)
+	names := regexp.MustCompile(`meowmx_[a-z_]+`)
+	checked := 0
+	for _, q := range queries {
+		for _, name := range names.FindAllString(q, -1) {
+			checked++
+			if !exposed[name] {
+				t.Errorf("query %q names %s, which --metrics does not expose (as a metric or a label)", q, name)
+			}
+		}
+	}
+	if checked < 10 {
+		t.Fatalf("checked only %d metric names", checked)
+	}
 }

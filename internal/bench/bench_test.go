@@ -159,12 +159,58 @@ func TestChartWithoutAppends(t *testing.T) {
 	}
 }
 
+// TestRunOtel runs --otel's scenarios on both databases: each result
+// compares the instrumented store with the plain one (otelCost fails if the
+// instrumentation made no spans or metrics).
+func TestRunOtel(t *testing.T) {
+	t.Parallel()
+	lite, err := OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "bench.db"), "bench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lite.Close()
+	pool := testdb.Pool(t)
+	schema := "bench_" + testdb.SchemaName(t)
+	t.Cleanup(func() {
+		if _, err := pool.Exec(context.Background(), `DROP SCHEMA IF EXISTS "`+schema+`" CASCADE`); err != nil {
+			t.Error(err)
+		}
+	})
+	pg, err := OpenPostgres(context.Background(), testdb.URL(), schema, 12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	for _, db := range []*Database{lite, pg} {
+		var out bytes.Buffer
+		o := small(&out)
+		o.Otel, o.Scenarios = true, OtelScenarios
+		report, err := Run(context.Background(), db, o)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", db.Name(), err, out.String())
+		}
+		if len(report.Results) != 3 {
+			t.Fatalf("%s: %d results, want 3 (append-1 at 2 writer counts, catch-up)\n%s", db.Name(), len(report.Results), out.String())
+		}
+		for _, res := range report.Results {
+			if !strings.Contains(res.Setting, "otel on/off") || res.Ratio == nil || res.Met == nil {
+				t.Errorf("%s: result %+v", db.Name(), res)
+			}
+		}
+		if !strings.Contains(out.String(), "spans exported") {
+			t.Errorf("%s: no count of spans in\n%s", db.Name(), out.String())
+		}
+	}
+}
+
 func TestValidate(t *testing.T) {
 	for _, o := range []Options{
 		{Scenarios: []string{"append-2"}},
 		{Writers: []int{0}},
 		{GrowthSizes: []int{0, 5, 5}},
 		{GrowthSizes: []int{-1}},
+		{Otel: true, Scenarios: []string{"append-100"}},
+		{Otel: true}, // all: append-100 and the rest cannot be measured on and off
 	} {
 		if err := o.Validate(); err == nil {
 			t.Errorf("%+v: no error", o)
