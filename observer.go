@@ -45,12 +45,13 @@ type Observer interface {
 
 // MetadataInjector is an Observer that adds entries to the metadata of
 // appended events, such as the W3C trace context of the append's span.
-// InjectMetadata is called with the context AppendStart returned and calls
-// set for each entry; the store adds the entries to each event's metadata
-// object (creating one when an event has none), never replacing a key the
-// event already has, and leaves metadata that is not a JSON object alone.
+// MetadataEntries is called with the context AppendStart returned and
+// appends the entries to dst as key, value, key, value...; the store adds
+// them to each event's metadata object (creating one when an event has
+// none), never replacing a key the event already has, and leaves metadata
+// that is not a JSON object alone.
 type MetadataInjector interface {
-	InjectMetadata(ctx context.Context, set func(key, value string))
+	MetadataEntries(ctx context.Context, dst []string) []string
 }
 
 // AppendStartData describes an append about to be made.
@@ -232,13 +233,10 @@ func observedRead(ctx context.Context, obs Observer, start ReadStartData, read f
 
 // metadataEntries collects the entries a MetadataInjector adds under ctx.
 func metadataEntries(ctx context.Context, obs Observer) []string {
-	inj, ok := obs.(MetadataInjector)
-	if !ok {
-		return nil
+	if inj, ok := obs.(MetadataInjector); ok {
+		return inj.MetadataEntries(ctx, nil)
 	}
-	var kv []string
-	inj.InjectMetadata(ctx, func(key, value string) { kv = append(kv, key, value) })
-	return kv
+	return nil
 }
 
 // withMetadata returns events with the entries kv (key, value, key,

@@ -246,30 +246,33 @@ func (o *Observer) name(verb, object string) string {
 	return n.(string)
 }
 
-// InjectMetadata gives the trace context of the append's span to the
+// MetadataEntries gives the trace context of the append's span to the
 // events' metadata when the append was made under a span of the caller's
 // (the request that appended, typically): an append without one starts a
 // trace of its own, which the events need not carry.
-func (o *Observer) InjectMetadata(ctx context.Context, set func(key, value string)) {
+func (o *Observer) MetadataEntries(ctx context.Context, dst []string) []string {
 	if !o.inject {
-		return
+		return dst
 	}
 	span := trace.SpanFromContext(ctx)
 	if !span.SpanContext().IsValid() {
-		return
+		return dst
 	}
 	if p, ok := span.(interface{ Parent() trace.SpanContext }); ok && !p.Parent().IsValid() {
-		return // the SDK's span, a root: no caller's span
+		return dst // the SDK's span, a root: no caller's span
 	}
-	o.prop.Inject(ctx, setCarrier(set))
+	c := appendCarrier{dst: dst}
+	o.prop.Inject(ctx, &c)
+	return c.dst
 }
 
-// setCarrier is a propagation.TextMapCarrier that only sets.
-type setCarrier func(key, value string)
+// appendCarrier is a propagation.TextMapCarrier that appends what is set
+// to dst, as key, value pairs.
+type appendCarrier struct{ dst []string }
 
-func (c setCarrier) Get(string) string { return "" }
-func (c setCarrier) Set(key, v string) { c(key, v) }
-func (c setCarrier) Keys() []string    { return nil }
+func (c *appendCarrier) Get(string) string     { return "" }
+func (c *appendCarrier) Set(key, value string) { c.dst = append(c.dst, key, value) }
+func (c *appendCarrier) Keys() []string        { return nil }
 
 // AppendEnd ends the append's span and counts it.
 func (o *Observer) AppendEnd(ctx context.Context, data *meowmx.AppendEndData) {
