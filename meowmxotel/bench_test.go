@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -24,7 +27,8 @@ type discardExporter struct{}
 func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
 func (discardExporter) Shutdown(context.Context) error                             { return nil }
 
-// BenchmarkAppend: one writer's single-event appends on PostgreSQL, with
+// BenchmarkAppend: single-event appends on PostgreSQL by 1 and 8 writers
+// (goroutines of one store, grouped), with
 // synchronous_commit off so that the disk's flushes do not hide the rest:
 // without an observer (off), and with meowmxotel (metrics aggregated, trace
 // context stored in the events) whose spans go to an exporter that drops
@@ -34,8 +38,12 @@ func (discardExporter) Shutdown(context.Context) error                          
 // server per append, steadier than the wall time. Run with -cpuprofile to
 // see where the observer's time goes.
 func BenchmarkAppend(b *testing.B) {
-	for _, variant := range []string{"off", "sync", "batch"} {
-		b.Run(variant, func(b *testing.B) {
+	for _, bc := range []struct {
+		variant string
+		writers int
+	}{{"off", 1}, {"sync", 1}, {"batch", 1}, {"off", 8}, {"sync", 8}, {"batch", 8}} {
+		variant, writers := bc.variant, bc.writers
+		b.Run(fmt.Sprintf("%s/writers=%d", variant, writers), func(b *testing.B) {
 			cfg := &meowmx.Config{Schema: testdb.SchemaName(b), Logger: slog.New(slog.DiscardHandler)}
 			if variant != "off" {
 				tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(discardExporter{}))
@@ -78,14 +86,47 @@ func BenchmarkAppend(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			clientBefore, serverBefore := testdb.ProcessCPU(b, os.Getpid()), testdb.ServerCPU(b)
-			for i := range b.N {
-				if _, err := store.Append(ctx, meowmx.NewStream("bench", fmt.Sprint(i)), meowmx.NoStream, ev); err != nil {
-					b.Fatal(err)
-				}
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			for range writers {
+				wg.Go(func() {
+					for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+						if _, err := store.Append(ctx, meowmx.NewStream("bench", fmt.Sprint(i)), meowmx.NoStream, ev); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
 			}
+			wg.Wait()
 			n := float64(b.N)
 			b.ReportMetric(float64(testdb.ProcessCPU(b, os.Getpid())-clientBefore)/n/1e3, "client-us/op")
 			b.ReportMetric(float64(testdb.ServerCPU(b)-serverBefore)/n/1e3, "server-us/op")
 		})
+	}
+}
+
+// BenchmarkObserver: the observer's own work for one append, without a
+// database: a span through the synchronous processor to an exporter that
+// drops it, and the append's metrics.
+func BenchmarkObserver(b *testing.B) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(discardExporter{}))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	b.Cleanup(func() {
+		_ = tp.Shutdown(context.Background())
+		_ = mp.Shutdown(context.Background())
+	})
+	obs, err := meowmxotel.New(&meowmxotel.Config{TracerProvider: tp, MeterProvider: mp})
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := meowmx.AppendStartData{Stream: meowmx.NewStream("bench", "1"), Expected: meowmx.NoStream, Events: 1}
+	recorded := []meowmx.RecordedEvent{{Position: meowmx.Position{TransactionID: 1234567, Seq: 1}}}
+	b.ReportAllocs()
+	for b.Loop() {
+		ctx := obs.AppendStart(context.Background(), &start)
+		_ = obs.MetadataEntries(ctx, nil)
+		obs.AppendGroupDone(ctx, &meowmx.AppendGroupData{Appends: 1, Events: 1})
+		obs.AppendEnd(ctx, &meowmx.AppendEndData{AppendStartData: start, Outcome: meowmx.AppendRecorded, Recorded: recorded, Duration: time.Millisecond})
 	}
 }
