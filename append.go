@@ -83,21 +83,29 @@ const EventsCategory = "$events"
 // Appending the same events again (same IDs) returns them as recorded the
 // first time, as Append does.
 func (s *Store[TTx]) AppendEvents(ctx context.Context, cond *AppendCondition, events ...Event) ([]RecordedEvent, error) {
-	stream, events, err := streamOfEvents(events)
-	if err != nil {
-		return nil, err
-	}
-	return s.appendAlone(ctx, stream, NoStream, cond, events)
+	start := AppendStartData{Stream: Stream{Category: EventsCategory}, Expected: NoStream, Events: len(events), Conditional: cond != nil}
+	return s.observeAppend(ctx, start, events, func(ctx context.Context, events []Event, st *appendStats) ([]RecordedEvent, error) {
+		stream, events, err := streamOfEvents(events)
+		if err != nil {
+			return nil, err
+		}
+		st.stream = stream
+		return s.appendRetrying(ctx, stream, NoStream, cond, events, st)
+	})
 }
 
 // AppendEventsTx is AppendEvents inside the caller's transaction tx (see
 // AppendIfTx).
 func (s *Store[TTx]) AppendEventsTx(ctx context.Context, tx TTx, cond *AppendCondition, events ...Event) ([]RecordedEvent, error) {
-	stream, events, err := streamOfEvents(events)
-	if err != nil {
-		return nil, err
-	}
-	return s.appendInTx(ctx, tx, stream, NoStream, cond, events)
+	start := AppendStartData{Stream: Stream{Category: EventsCategory}, Expected: NoStream, Events: len(events), Conditional: cond != nil, InTx: true}
+	return s.observeAppend(ctx, start, events, func(ctx context.Context, events []Event, st *appendStats) ([]RecordedEvent, error) {
+		stream, events, err := streamOfEvents(events)
+		if err != nil {
+			return nil, err
+		}
+		st.stream = stream
+		return s.appendInTxOf(ctx, tx, stream, NoStream, cond, events, st)
+	})
 }
 
 // streamOfEvents returns the stream of events appended without one, and the
@@ -193,21 +201,29 @@ func (s *Store[TTx]) AppendTx(ctx context.Context, tx TTx, stream Stream, expect
 func (s *Store[TTx]) appendInTx(ctx context.Context, tx TTx, stream Stream, expected ExpectedVersion, cond *AppendCondition, events []Event) ([]RecordedEvent, error) {
 	start := AppendStartData{Stream: stream, Expected: expected, Events: len(events), Conditional: cond != nil, InTx: true}
 	return s.observeAppend(ctx, start, events, func(ctx context.Context, events []Event, st *appendStats) ([]RecordedEvent, error) {
-		exec := s.driver.UnwrapExecutor(tx)
-		params, err := s.appendParams(ctx, exec, stream, expected, cond, events)
-		if err != nil {
-			return nil, err
-		}
-		recorded, err := s.appendWith(ctx, exec, params, events, true, st)
-		if err == nil {
-			s.announce(stream.Category)
-		}
-		return recorded, err
+		return s.appendInTxOf(ctx, tx, stream, expected, cond, events, st)
 	})
+}
+
+// appendInTxOf makes an append in the caller's transaction tx.
+func (s *Store[TTx]) appendInTxOf(ctx context.Context, tx TTx, stream Stream, expected ExpectedVersion, cond *AppendCondition, events []Event, st *appendStats) ([]RecordedEvent, error) {
+	exec := s.driver.UnwrapExecutor(tx)
+	params, err := s.appendParams(ctx, exec, stream, expected, cond, events)
+	if err != nil {
+		return nil, err
+	}
+	recorded, err := s.appendWith(ctx, exec, params, events, true, st)
+	if err == nil {
+		s.announce(stream.Category)
+	}
+	return recorded, err
 }
 
 // appendStats is what an append tells its observer besides its result.
 type appendStats struct {
+	// stream, when set, is the append's stream, known only once the append
+	// began (AppendEvents).
+	stream  Stream
 	retries int
 	// existing: the events were recorded before (an idempotent retry).
 	existing bool
@@ -228,6 +244,9 @@ func (s *Store[TTx]) observeAppend(ctx context.Context, start AppendStartData, e
 	ctx = obs.AppendStart(ctx, &start)
 	recorded, err := run(ctx, withMetadata(events, metadataEntries(ctx, obs)), &st)
 	end := AppendEndData{AppendStartData: start, Retries: st.retries, Duration: time.Since(began), Err: err}
+	if st.stream != (Stream{}) {
+		end.Stream = st.stream
+	}
 	switch {
 	case err == nil && st.existing:
 		end.Outcome, end.Recorded = AppendRetried, recorded

@@ -162,21 +162,28 @@ func (g *appendGroups) lead(leader *groupMember) (result *meowmxdriver.AppendRes
 			m.done <- groupTurn{err: errGroupPanicked}
 		}
 	}()
-	var began time.Time
+	var (
+		began   time.Time
+		decided []bool // the members the trip decided (recorded, or refused with a verdict)
+	)
 	if g.obs != nil {
 		began = time.Now()
 		defer func() {
-			events := 0
-			for _, m := range members {
-				events += len(m.params.Events)
+			data := AppendGroupData{Duration: time.Since(began)}
+			for i, m := range members {
+				if i < len(decided) && decided[i] {
+					data.Appends++
+					data.Events += len(m.params.Events)
+				}
 			}
-			g.obs.AppendGroupDone(leader.ctx, &AppendGroupData{Appends: len(members), Events: events, Duration: time.Since(began)})
+			g.obs.AppendGroupDone(leader.ctx, &data)
 		}()
 	}
 	if len(members) == 1 {
 		result, err = g.exec.Append(leader.ctx, leader.params)
 		answered = true
 		g.finish(leader)
+		decided = []bool{err == nil && result != nil}
 		return result, err
 	}
 	ctx, cancel := allDone(members)
@@ -187,6 +194,12 @@ func (g *appendGroups) lead(leader *groupMember) (result *meowmxdriver.AppendRes
 	results, err := g.exec.AppendGroup(ctx, params)
 	cancel()
 	answered = true
+	if err == nil && g.obs != nil {
+		decided = make([]bool, len(members))
+		for i, r := range results {
+			decided[i] = r != nil
+		}
+	}
 	g.finish(members...)
 	for i, m := range members[1:] {
 		if err != nil {

@@ -215,7 +215,7 @@ func (a *announcer) flush() {
 		// of appends, one notification per millisecond at most.
 		time.Sleep(notifyInterval - time.Since(began))
 
-		if err != nil && a.failed != nil && !errors.Is(err, meowmxdriver.ErrNoListen) {
+		if err != nil && a.failed != nil && a.ctx.Err() == nil && !errors.Is(err, meowmxdriver.ErrNoListen) {
 			a.failed(err)
 		}
 		a.mu.Lock()

@@ -46,16 +46,19 @@ type Observer interface {
 // MetadataInjector is an Observer that adds entries to the metadata of
 // appended events, such as the W3C trace context of the append's span.
 // MetadataEntries is called with the context AppendStart returned and
-// appends the entries to dst as key, value, key, value...; the store adds
-// them to each event's metadata object (creating one when an event has
-// none), never replacing a key the event already has, and leaves metadata
-// that is not a JSON object alone.
+// appends the entries to dst as key, value, key, value... (a key without
+// a value is ignored); the store adds them to each event's metadata object
+// (creating one when an event has none), never replacing a key the event
+// already has, and leaves metadata that is not a JSON object alone. The
+// entries count toward Config.MaxEventSize.
 type MetadataInjector interface {
 	MetadataEntries(ctx context.Context, dst []string) []string
 }
 
 // AppendStartData describes an append about to be made.
 type AppendStartData struct {
+	// Stream is the stream appended to; for AppendEvents only its category
+	// is known at the start (AppendEndData has the whole stream).
 	Stream Stream
 	// Expected is the expected version the append was given.
 	Expected ExpectedVersion
@@ -179,10 +182,14 @@ type BatchEndData struct {
 	Err      error
 }
 
-// AppendGroupData describes one trip of group commit: the appends that
-// went to the database together (1 when an append found no company).
+// AppendGroupData describes one trip of group commit to the database.
 type AppendGroupData struct {
-	Appends  int
+	// Appends counts the appends the trip decided (recorded, or answered
+	// with a verdict such as a conflict): 1 when an append found no
+	// company. Members it could not decide, which are then made alone,
+	// are not counted, and a trip that failed counts none.
+	Appends int
+	// Events counts the events of those appends.
 	Events   int
 	Duration time.Duration
 }
@@ -234,7 +241,8 @@ func observedRead(ctx context.Context, obs Observer, start ReadStartData, read f
 // metadataEntries collects the entries a MetadataInjector adds under ctx.
 func metadataEntries(ctx context.Context, obs Observer) []string {
 	if inj, ok := obs.(MetadataInjector); ok {
-		return inj.MetadataEntries(ctx, nil)
+		kv := inj.MetadataEntries(ctx, nil)
+		return kv[:len(kv)&^1]
 	}
 	return nil
 }
@@ -299,13 +307,17 @@ func addEntries(meta json.RawMessage, kv []string) json.RawMessage {
 }
 
 // appendJSONString appends s as a JSON string: as it is between quotes when
-// it is plain printable ASCII (a trace context is), escaped by
-// encoding/json otherwise.
+// it is printable ASCII without quotes or backslashes (a trace context is),
+// escaped by encoding/json otherwise, without its HTML escapes (a stored
+// \u0026 would read back as such on SQLite, which keeps JSON text as is).
 func appendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			var buf bytes.Buffer
+			enc := json.NewEncoder(&buf)
+			enc.SetEscapeHTML(false)
+			_ = enc.Encode(s)
+			return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
 		}
 	}
 	return append(append(append(b, '"'), s...), '"')

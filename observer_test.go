@@ -1,6 +1,7 @@
 package meowmx
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 )
@@ -30,6 +31,16 @@ func TestAddEntries(t *testing.T) {
 			t.Errorf("addEntries(%s) = %s: not JSON", c.in, got)
 		}
 	}
+	for _, c := range []struct{ in, want string }{
+		{"k=a&b<c>", `"k=a&b<c>"`},
+		{`q"b\`, `"q\"b\\"`},
+		{"tab\tnl\n", `"tab\tnl\n"`},
+		{"é", `"é"`},
+	} {
+		if got := string(appendJSONString(nil, c.in)); got != c.want {
+			t.Errorf("appendJSONString(%q) = %s, want %s", c.in, got, c.want)
+		}
+	}
 	events := []Event{{Type: "A", Metadata: json.RawMessage(`{"a":1}`)}}
 	out := withMetadata(events, kv)
 	if string(events[0].Metadata) != `{"a":1}` {
@@ -37,5 +48,22 @@ func TestAddEntries(t *testing.T) {
 	}
 	if string(out[0].Metadata) != `{"traceparent":"00-abc-def-01","tracestate":"k=v","a":1}` {
 		t.Errorf("withMetadata: %s", out[0].Metadata)
+	}
+}
+
+type oddInjector struct{ NopObserver }
+
+func (oddInjector) MetadataEntries(_ context.Context, dst []string) []string {
+	return append(dst, "k", "v", "lonely")
+}
+
+// TestMetadataEntriesOdd: a key without a value is dropped, not a panic.
+func TestMetadataEntriesOdd(t *testing.T) {
+	kv := metadataEntries(context.Background(), oddInjector{})
+	if len(kv) != 2 || kv[0] != "k" || kv[1] != "v" {
+		t.Fatalf("entries %q", kv)
+	}
+	if got := string(withMetadata([]Event{{}}, kv)[0].Metadata); got != `{"k":"v"}` {
+		t.Fatalf("metadata %s", got)
 	}
 }

@@ -332,22 +332,6 @@ func (r *partitionRunner[TTx]) commitBatch(ctx context.Context, events []Recorde
 	sub := r.sub
 	store := sub.store
 	driver := store.driver
-	if obs := store.config.Observer; obs != nil {
-		if park == nil {
-			var end func(error)
-			ctx, end = r.observeBatch(ctx, obs, events, attempt, false)
-			defer func() { end(err) }()
-		} else {
-			defer func() {
-				if err == nil {
-					obs.EventParked(ctx, &EventParkedData{
-						Subscription: sub.config.Name, Partition: r.partition,
-						Event: events[0], Attempts: park.Attempts, Err: park.Error,
-					})
-				}
-			}()
-		}
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	r.cancelBatch.Store(&cancel)
 	r.busySince.Store(time.Now().UnixNano())
@@ -356,6 +340,25 @@ func (r *partitionRunner[TTx]) commitBatch(ctx context.Context, events []Recorde
 		r.cancelBatch.Store(nil)
 		cancel()
 	}()
+	// The observer's deferred calls run before the cancel above, after the
+	// rollback below.
+	if obs := store.config.Observer; obs != nil {
+		if park == nil {
+			var end func(error)
+			ctx, end = r.observeBatch(ctx, obs, events, attempt, false)
+			defer func() { end(err) }()
+		} else {
+			parkCtx := ctx
+			defer func() {
+				if err == nil {
+					obs.EventParked(parkCtx, &EventParkedData{
+						Subscription: sub.config.Name, Partition: r.partition,
+						Event: events[0], Attempts: park.Attempts, Err: park.Error,
+					})
+				}
+			}()
+		}
+	}
 	tx, err := driver.Begin(ctx, sub.config.SynchronousCommit)
 	if err != nil {
 		return err
@@ -456,6 +459,10 @@ func (r *partitionRunner[TTx]) observeBatch(ctx context.Context, obs Observer, e
 		var herr *handlerError
 		switch {
 		case err == nil:
+		case ctx.Err() != nil:
+			// The batch was given up (lease lost, overrun, stopping): the
+			// handler's error, if any, is the cancellation's.
+			end.Outcome = BatchAborted
 		case errors.As(err, &herr):
 			end.Outcome, end.Err = BatchFailed, herr.err
 		default:

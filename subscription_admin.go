@@ -108,9 +108,12 @@ type SubscriptionLag struct {
 // SubscriptionLags returns the lag of every partition of every
 // subscription, cheaply enough to be read on every scrape of a metrics
 // endpoint: each partition's unhandled events are counted in global order
-// up to limit (LagLimitDefault when limit is 0), through the index, so a
-// partition far behind costs no more than limit index entries; unlike
-// SubscriptionStatuses, which counts them all.
+// from its checkpoint until limit of them are found (LagLimitDefault when
+// limit is 0), so that a partition far behind costs a bounded count, where
+// SubscriptionStatuses counts them all. The scan reads the events after
+// the checkpoint that the partition's filter leaves out as well: for a
+// filter that few events pass (a rare type or tag, one partition of many),
+// it reads what the partition's worker reads at each of its polls.
 func (s *Store[TTx]) SubscriptionLags(ctx context.Context, limit int64) ([]SubscriptionLag, error) {
 	if err := s.checkUsable(ctx); err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/meowmx/meowmx"
 	"github.com/meowmx/meowmx/internal/testdb"
@@ -28,25 +29,27 @@ func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) err
 func (discardExporter) Shutdown(context.Context) error                             { return nil }
 
 // BenchmarkAppend: single-event appends on PostgreSQL by 1 and 8 writers
-// (goroutines of one store, grouped), with
-// synchronous_commit off so that the disk's flushes do not hide the rest:
-// without an observer (off), and with meowmxotel (metrics aggregated, trace
-// context stored in the events) whose spans go to an exporter that drops
-// them through the SDK's synchronous processor (sync) or its batching
-// processor (batch), which wakes its exporting goroutine at every span's
-// end. It reports the CPU time of this process and of the PostgreSQL
+// (goroutines of one store, grouped), with synchronous_commit off so that
+// the disk's flushes do not hide the rest: without an observer (off), and
+// with meowmxotel (metrics aggregated) whose spans go to an exporter that
+// drops them through the SDK's synchronous processor (sync) or its
+// batching processor (batch), which wakes its exporting goroutine at every
+// span's end; and through the synchronous processor with every append made
+// under a caller's span, so that its events store the trace context
+// (context). It reports the CPU time of this process and of the PostgreSQL
 // server per append, steadier than the wall time. Run with -cpuprofile to
 // see where the observer's time goes.
 func BenchmarkAppend(b *testing.B) {
 	for _, bc := range []struct {
 		variant string
 		writers int
-	}{{"off", 1}, {"sync", 1}, {"batch", 1}, {"off", 8}, {"sync", 8}, {"batch", 8}} {
+	}{{"off", 1}, {"sync", 1}, {"batch", 1}, {"context", 1}, {"off", 8}, {"sync", 8}, {"batch", 8}, {"context", 8}} {
 		variant, writers := bc.variant, bc.writers
 		b.Run(fmt.Sprintf("%s/writers=%d", variant, writers), func(b *testing.B) {
 			cfg := &meowmx.Config{Schema: testdb.SchemaName(b), Logger: slog.New(slog.DiscardHandler)}
+			var tp *sdktrace.TracerProvider
 			if variant != "off" {
-				tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(discardExporter{}))
+				tp = sdktrace.NewTracerProvider(sdktrace.WithSyncer(discardExporter{}))
 				if variant == "batch" {
 					tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardExporter{}))
 				}
@@ -81,6 +84,13 @@ func BenchmarkAppend(b *testing.B) {
 			ctx := context.Background()
 			if err := store.Migrate(ctx); err != nil {
 				b.Fatal(err)
+			}
+			if variant == "context" {
+				// One long request, so that its own span costs nothing per
+				// append.
+				var request trace.Span
+				ctx, request = tp.Tracer("bench").Start(ctx, "request")
+				defer request.End()
 			}
 			ev := meowmx.Event{Type: "OrderPlaced", Data: json.RawMessage(`{"order_id":"o-1042","amount_cents":4999}`)}
 			b.ReportAllocs()

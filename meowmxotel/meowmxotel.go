@@ -231,9 +231,17 @@ func (o *Observer) attrs(k1 attribute.Key, v1 string, k2 attribute.Key, v2 strin
 // AppendStart starts the append's span. Its attributes are set when it
 // ends, all at once: one allocation instead of three.
 func (o *Observer) AppendStart(ctx context.Context, data *meowmx.AppendStartData) context.Context {
+	root := !trace.SpanContextFromContext(ctx).IsValid()
 	ctx, _ = o.tracer.Start(ctx, o.name("append ", data.Stream.Category), trace.WithSpanKind(trace.SpanKindProducer))
+	if root && o.inject {
+		// No caller's span: MetadataEntries stores no trace context.
+		ctx = context.WithValue(ctx, rootAppend{}, true)
+	}
 	return ctx
 }
+
+// rootAppend marks the context of an append made without a caller's span.
+type rootAppend struct{}
 
 // name returns verb+object, made once and cached: span names cost no
 // allocation per call.
@@ -254,12 +262,8 @@ func (o *Observer) MetadataEntries(ctx context.Context, dst []string) []string {
 	if !o.inject {
 		return dst
 	}
-	span := trace.SpanFromContext(ctx)
-	if !span.SpanContext().IsValid() {
+	if !trace.SpanContextFromContext(ctx).IsValid() || ctx.Value(rootAppend{}) != nil {
 		return dst
-	}
-	if p, ok := span.(interface{ Parent() trace.SpanContext }); ok && !p.Parent().IsValid() {
-		return dst // the SDK's span, a root: no caller's span
 	}
 	c := appendCarrier{dst: dst}
 	o.prop.Inject(ctx, &c)
@@ -559,6 +563,9 @@ func (o *Observer) BatchEnd(ctx context.Context, data *meowmx.BatchEndData) {
 
 // AppendGroupDone records the size of a group commit.
 func (o *Observer) AppendGroupDone(ctx context.Context, data *meowmx.AppendGroupData) {
+	if data.Appends == 0 {
+		return
+	}
 	o.m.groupAppends.Record(ctx, int64(data.Appends))
 	o.m.groupEvents.Record(ctx, int64(data.Events))
 }

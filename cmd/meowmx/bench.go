@@ -46,9 +46,9 @@ faster). Scenarios:
                stored (target: within 10% of the empty table's figures)
 
 With --otel, append-1 and catch-up measure the cost of instrumentation
-instead: a store observed by meowmxotel (spans kept in memory through the
-SDK's batching processor, metrics aggregated) against the same store
-without it (target ≥ 0.95). catch-up's events are then appended by the
+instead: a store observed by meowmxotel (spans through the SDK's
+synchronous processor to an in-memory exporter that counts them, metrics
+aggregated) against the same store without it (target ≥ 0.95). catch-up's events are then appended by the
 instrumented store, so that they carry the trace context its handler links
 to.
 

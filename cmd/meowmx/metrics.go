@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"time"
@@ -53,14 +55,14 @@ func startMetrics(e *env, addr string) (*metricsServer, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{
-		Timeout: meowmxotel.ObserveTimeout + 5*time.Second,
+		Timeout: scrapeTimeout,
 	}))
 	m := &metricsServer{
 		obs: obs, provider: provider, listener: ln, done: make(chan error, 1),
 		server: &http.Server{
 			Handler:           mux,
 			ReadHeaderTimeout: 10 * time.Second,
-			WriteTimeout:      meowmxotel.ObserveTimeout + 10*time.Second,
+			WriteTimeout:      scrapeTimeout + 5*time.Second,
 		},
 	}
 	go func() { m.done <- m.server.Serve(ln) }()
@@ -78,11 +80,18 @@ func (m *metricsServer) watch(store meowmxotel.Source) (func(), error) {
 	return func() { _ = reg.Unregister() }, nil
 }
 
-// stop ends the server, letting a scrape in progress finish (5 s at most).
-func (m *metricsServer) stop() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+// stop ends the server, letting a scrape in progress finish (it is
+// bounded by the handler's timeout); call it before closing the store.
+func (m *metricsServer) stop(stderr io.Writer) {
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout+5*time.Second)
 	defer cancel()
 	_ = m.server.Shutdown(ctx)
-	<-m.done
+	if err := <-m.done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintf(stderr, "meowmx: metrics server: %v\n", err)
+	}
 	_ = m.provider.Shutdown(ctx)
 }
+
+// scrapeTimeout bounds one scrape: the store's gauges have
+// meowmxotel.ObserveTimeout.
+const scrapeTimeout = meowmxotel.ObserveTimeout + 5*time.Second

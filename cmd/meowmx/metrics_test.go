@@ -63,7 +63,7 @@ func TestWorkMetrics(t *testing.T) {
 		text := scrape()
 		lag, _ := sample(text, "meowmx_subscription_lag", `meowmx_subscription="printer"`)
 		v, ok := sample(text, "meowmx_subscription_events_handled_total", `meowmx_subscription="printer"`)
-		return ok && v == 5 && lag == 0, text
+		return ok && v == 5 && lag == 0, fmt.Sprintf("handled %v (%v), lag %v", v, ok, lag)
 	})
 	text := scrape()
 	if v, _ := sample(text, "meowmx_subscription_events_handled_total", `meowmx_subscription="printer"`); v != 5 {
@@ -138,7 +138,7 @@ func TestDashboardQueries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.stop()
+	defer m.stop(&stderr)
 	unwatch, err := m.watch(fakeSource{})
 	if err != nil {
 		t.Fatal(err)

@@ -61,15 +61,20 @@ Examples:
 		if metrics, err = startMetrics(e, *metricsAddr); err != nil {
 			return err
 		}
-		defer metrics.stop()
 		e.observer = metrics.obs
 	}
 	b, err := openMigrated(e)
 	if err != nil {
+		if metrics != nil {
+			metrics.stop(e.stderr)
+		}
 		return err
 	}
 	defer b.close()
 	if metrics != nil {
+		// Deferred after b.close, so run before it: no scrape reads a
+		// closed store.
+		defer metrics.stop(e.stderr)
 		unwatch, err := metrics.watch(b.api)
 		if err != nil {
 			return err
