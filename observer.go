@@ -322,3 +322,5 @@ func appendJSONString(b []byte, s string) []byte {
 	}
 	return append(append(append(b, '"'), s...), '"')
 }
+
+var _ Observer = NopObserver{}
