@@ -39,6 +39,9 @@ var (
 	ErrClusterMoved = meowmxtype.ErrClusterMoved
 	// ErrSerialization: the database aborted the transaction; retry it.
 	ErrSerialization = meowmxtype.ErrSerialization
+	// ErrUnavailable: a handler's dependency is away: retry the batch
+	// without counting an attempt (see Handler).
+	ErrUnavailable = meowmxtype.ErrUnavailable
 	// ErrSubscriptionNotFound: no subscription has that name.
 	ErrSubscriptionNotFound = meowmxtype.ErrSubscriptionNotFound
 	// ErrAfterEnd: a start or reset position after the end of the log,

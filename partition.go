@@ -278,7 +278,7 @@ func (r *partitionRunner[TTx]) handleBatch(ctx, workCtx context.Context, events 
 		}
 		var handlerErr *handlerError
 		var wait time.Duration
-		if park == nil && errors.As(err, &handlerErr) && !IsRetryable(handlerErr.err) {
+		if park == nil && errors.As(err, &handlerErr) && !IsRetryable(handlerErr.err) && !errors.Is(handlerErr.err, ErrUnavailable) {
 			if len(events) > 1 {
 				r.sub.logger.InfoContext(ctx, "meowmx: batch failed; handling its events one at a time",
 					slog.Int("partition", r.partition), slog.Int("events", len(events)), slog.String("err", err.Error()))

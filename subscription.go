@@ -45,6 +45,12 @@ const (
 // message) happens at least once: a batch whose transaction fails to commit
 // is handled again, by this worker or, after a crash, by another. Make such
 // effects idempotent, for example keyed by the event ID.
+//
+// A handler whose error wraps ErrUnavailable (a service it calls is away)
+// has its batch retried with backoff for as long as it takes, like a
+// database outage: the failure is not an attempt, and never parks the
+// events. Return it soon rather than wait inside the handler: on SQLite the
+// batch's transaction holds the store's only writer.
 type Handler[TTx any] func(ctx context.Context, tx TTx, events []RecordedEvent) error
 
 // HandleEach adapts a function of one event into a Handler: it is called for

@@ -56,6 +56,13 @@ var (
 	// failure, deadlock, lock busy). Retry it. IsRetryable reports true.
 	ErrSerialization = errors.New("meowmx: transaction aborted by the database; retry it")
 
+	// ErrUnavailable: for a subscription handler to wrap the error of a
+	// service it depends on that is away for now (a broker, an API): the
+	// batch is rolled back and retried with backoff for as long as it
+	// takes, without counting as an attempt, so that an outage never parks
+	// or skips an event.
+	ErrUnavailable = errors.New("meowmx: a service the handler depends on is unavailable")
+
 	// ErrSubscriptionNotFound: no subscription has that name.
 	ErrSubscriptionNotFound = errors.New("meowmx: subscription not found")
 

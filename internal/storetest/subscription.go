@@ -24,6 +24,7 @@ func subscriptionTests[TTx any]() map[string]func(t *testing.T, h *Harness[TTx])
 		"Delete":             testSubDelete[TTx],
 		"ParkAndReplay":      testSubParkAndReplay[TTx],
 		"PanicIsAnError":     testSubPanic[TTx],
+		"Unavailable":        testSubUnavailable[TTx],
 		"StopPolicy":         testSubStopPolicy[TTx],
 		"Partitions":         testSubPartitions[TTx],
 		"StopMidBatch":       testSubStopMidBatch[TTx],
@@ -328,6 +329,30 @@ func testSubPanic[TTx any](t *testing.T, h *Harness[TTx]) {
 		parked := must(s.ParkedEvents(c, "panicky"))(t)
 		return len(parked) == 1 && strings.Contains(parked[0].Error, "panicked: boom"), fmt.Sprintf("parked %+v", parked)
 	})
+}
+
+// testSubUnavailable: a handler failing with ErrUnavailable more often than
+// MaxAttempts has its batch retried until it succeeds: nothing is parked.
+func testSubUnavailable[TTx any](t *testing.T, h *Harness[TTx]) {
+	s := h.NewStore(t, nil, true)
+	m := newModel(t, h, s, "unavailable", true)
+	var calls atomic.Int32
+	handler := meowmx.HandleEach(func(ctx context.Context, tx TTx, e meowmx.RecordedEvent) error {
+		if calls.Add(1) <= 10 { // MaxAttempts is 3
+			return fmt.Errorf("broker down: %w", meowmx.ErrUnavailable)
+		}
+		return m.apply(ctx, tx, e)
+	})
+	start(t, s, fast("unavailable", handler))
+	c := ctx(t)
+	must(s.Append(c, meowmx.NewStream("a", "1"), meowmx.NoStream, ev("Ok", `{}`), ev("Ok", `{}`)))(t)
+	m.waitApplied(t, 2)
+	if parked := must(s.ParkedEvents(c, "unavailable"))(t); len(parked) != 0 {
+		t.Fatalf("parked %+v", parked)
+	}
+	if n := calls.Load(); n < 12 {
+		t.Fatalf("%d calls of the handler, want the 10 failures and 2 successes at least", n)
+	}
 }
 
 func testSubStopPolicy[TTx any](t *testing.T, h *Harness[TTx]) {

@@ -1,0 +1,328 @@
+package meowmxnats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/meowmx/meowmx"
+)
+
+const (
+	// StreamDefault is the default Config.Stream.
+	StreamDefault = "MEOWMX"
+	// SubjectPrefixDefault is the default Config.SubjectPrefix.
+	SubjectPrefixDefault = "meowmx"
+	// SubscriptionDefault is the default Config.Subscription.
+	SubscriptionDefault = "nats-relay"
+	// PublishTimeoutDefault is the default Config.PublishTimeout: short,
+	// since the batch's transaction waits meanwhile (on SQLite, holding
+	// the store's writer).
+	PublishTimeoutDefault = 5 * time.Second
+	// DuplicateWindowDefault is the duplicate window of a stream the relay
+	// creates, when RequiredDuplicateWindow asks for no more: JetStream's
+	// own default.
+	DuplicateWindowDefault = 2 * time.Minute
+)
+
+// Config configures a Relay. The zero value relays every category.
+type Config struct {
+	// Stream is the JetStream stream the events go to; Start creates it
+	// (file storage, subjects SubjectPrefix.>) when it does not exist.
+	// Defaults to StreamDefault.
+	Stream string
+	// SubjectPrefix starts every subject. Defaults to SubjectPrefixDefault.
+	SubjectPrefix string
+	// Subscription names the meowmx subscription that records what was
+	// relayed. Defaults to SubscriptionDefault.
+	Subscription string
+	// Categories limits the relay to these categories (all when empty).
+	Categories []string
+	// Partitions splits the work among relays running at once (see
+	// meowmx.SubscriptionConfig.Partitions): each stream stays with one.
+	Partitions int
+	// BatchSize is the most events per batch (meowmx.BatchSizeDefault
+	// when 0).
+	BatchSize int
+	// Lease is the subscription's lease (meowmx.LeaseDefault when 0): a
+	// relay that dies hands its partitions over after it.
+	Lease time.Duration
+	// PublishTimeout bounds the wait for one round of acknowledgements.
+	// Defaults to PublishTimeoutDefault.
+	PublishTimeout time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) withDefaults() Config {
+	out := Config{}
+	if c != nil {
+		out = *c
+	}
+	if out.Stream == "" {
+		out.Stream = StreamDefault
+	}
+	if out.SubjectPrefix == "" {
+		out.SubjectPrefix = SubjectPrefixDefault
+	}
+	if out.Subscription == "" {
+		out.Subscription = SubscriptionDefault
+	}
+	if out.Lease == 0 {
+		out.Lease = meowmx.LeaseDefault
+	}
+	if out.PublishTimeout == 0 {
+		out.PublishTimeout = PublishTimeoutDefault
+	}
+	if out.Logger == nil {
+		out.Logger = slog.Default()
+	}
+	return out
+}
+
+// RequiredDuplicateWindow is the shortest duplicate window the JetStream
+// stream must have for cfg: the relay publishes an event again only after
+// its batch failed (within the same attempt's PublishTimeout, then a retry
+// at most a second later) or after its relay died and another took its
+// partition over (after the lease). The window must cover the lease, two
+// rounds of the publish timeout and a minute of margin for clocks and slow
+// disks. Outages longer than that are covered by the relay's look at the
+// last event stored on each subject before it publishes again.
+func RequiredDuplicateWindow(cfg *Config) time.Duration {
+	c := cfg.withDefaults()
+	return c.Lease + 2*c.PublishTimeout + time.Minute
+}
+
+// Relay relays a store's events to JetStream. Create it with New, run it
+// with Start and Stop.
+type Relay[TTx any] struct {
+	store  *meowmx.Store[TTx]
+	js     jetstream.JetStream
+	cfg    Config
+	sub    *meowmx.Subscription[TTx]
+	stream jetstream.Stream
+	// verify makes the next batch look up what JetStream already holds of
+	// its streams: at start, and after a failed publish.
+	verify atomic.Bool
+}
+
+// New returns a relay of store's events to js.
+func New[TTx any](store *meowmx.Store[TTx], js jetstream.JetStream, cfg *Config) (*Relay[TTx], error) {
+	if store == nil || js == nil {
+		return nil, errors.New("meowmxnats: nil store or JetStream")
+	}
+	c := cfg.withDefaults()
+	if strings.ContainsAny(c.Stream, ". *>") || strings.ContainsAny(c.SubjectPrefix, " *>") || strings.HasSuffix(c.SubjectPrefix, ".") {
+		return nil, fmt.Errorf("meowmxnats: invalid stream %q or subject prefix %q", c.Stream, c.SubjectPrefix)
+	}
+	r := &Relay[TTx]{store: store, js: js, cfg: c}
+	r.verify.Store(true)
+	sub, err := store.Subscribe(meowmx.SubscriptionConfig[TTx]{
+		Name: c.Subscription, Categories: c.Categories, Partitions: c.Partitions,
+		BatchSize: c.BatchSize, Lease: c.Lease, Logger: c.Logger,
+		Handler: r.handle,
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.sub = sub
+	return r, nil
+}
+
+// Start creates the JetStream stream if it does not exist, or checks that
+// it takes the relay's subjects with a long enough duplicate window, then
+// starts the subscription in the background.
+func (r *Relay[TTx]) Start(ctx context.Context) error {
+	need := RequiredDuplicateWindow(&r.cfg)
+	subjects := r.cfg.SubjectPrefix + ".>"
+	stream, err := r.js.Stream(ctx, r.cfg.Stream)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		stream, err = r.js.CreateStream(ctx, jetstream.StreamConfig{
+			Name: r.cfg.Stream, Subjects: []string{subjects}, Storage: jetstream.FileStorage,
+			Duplicates: max(need, DuplicateWindowDefault),
+		})
+		if err != nil {
+			return fmt.Errorf("meowmxnats: create stream %s: %w", r.cfg.Stream, err)
+		}
+	case err != nil:
+		return fmt.Errorf("meowmxnats: stream %s: %w", r.cfg.Stream, err)
+	default:
+		cfg := stream.CachedInfo().Config
+		if cfg.Duplicates < need {
+			return fmt.Errorf("meowmxnats: stream %s has a duplicate window of %s; the relay needs at least %s (lease %s + 2 × publish timeout %s + 1m)",
+				r.cfg.Stream, cfg.Duplicates, need, r.cfg.Lease, r.cfg.PublishTimeout)
+		}
+		if !slices.Contains(cfg.Subjects, subjects) && !slices.Contains(cfg.Subjects, ">") {
+			return fmt.Errorf("meowmxnats: stream %s takes subjects %v, not %s", r.cfg.Stream, cfg.Subjects, subjects)
+		}
+	}
+	r.stream = stream
+	return r.sub.Start(ctx)
+}
+
+// Stop stops the relay: the batch in flight finishes (its publishes are
+// acknowledged and its checkpoint committed) unless ctx ends first.
+func (r *Relay[TTx]) Stop(ctx context.Context) error { return r.sub.Stop(ctx) }
+
+// Stopped is closed once the relay has stopped.
+func (r *Relay[TTx]) Stopped() <-chan struct{} { return r.sub.Stopped() }
+
+// Err says why the relay stopped by itself, if it did.
+func (r *Relay[TTx]) Err() error { return r.sub.Err() }
+
+// handle publishes a batch and returns once JetStream has acknowledged
+// every event of it. A failed publish is the error meowmx.ErrUnavailable:
+// the subscription rolls the batch back and retries it with backoff for as
+// long as it takes, without counting attempts (a relay never skips an
+// event because NATS is away), and the next try first looks up what
+// JetStream already holds. An event that can never be published (too large
+// for the server) is the handler's own error, which parks it after the
+// subscription's attempts.
+func (r *Relay[TTx]) handle(ctx context.Context, _ TTx, events []meowmx.RecordedEvent) error {
+	msgs := make([]*publish, len(events))
+	for i := range events {
+		// Checked once here; each publish makes its message anew, since
+		// publishing sets the message's reply subject.
+		if _, err := message(r.cfg.SubjectPrefix, r.cfg.Stream, &events[i]); err != nil {
+			return err
+		}
+		msgs[i] = &publish{event: &events[i]}
+	}
+	var err error
+	if status := r.js.Conn().Status(); status != nats.CONNECTED {
+		// Fail at once rather than buffer the batch for a reconnection
+		// while its transaction waits (on SQLite, holding the writer).
+		err = fmt.Errorf("the NATS connection is %s", status)
+	} else {
+		err = r.publishAll(ctx, msgs)
+	}
+	switch {
+	case err == nil:
+		r.verify.Store(false)
+		return nil
+	case errors.Is(err, errTooLarge):
+		return err
+	}
+	r.verify.Store(true)
+	return fmt.Errorf("meowmxnats: %w: %w", meowmx.ErrUnavailable, err)
+}
+
+// publish is one event to publish, and whether JetStream holds it.
+type publish struct {
+	event *meowmx.RecordedEvent
+	done  bool
+}
+
+var errTooLarge = errors.New("meowmxnats: event too large for the NATS server")
+
+// publishAll publishes the messages not done yet: in rounds, each taking
+// the next event of every stream concurrently, so that a stream's events
+// are stored in version order whatever fails.
+func (r *Relay[TTx]) publishAll(ctx context.Context, msgs []*publish) error {
+	if r.verify.Load() {
+		if err := r.skipStored(ctx, msgs); err != nil {
+			return err
+		}
+	}
+	queues := map[meowmx.Stream][]*publish{}
+	var order []meowmx.Stream
+	for _, p := range msgs {
+		if p.done {
+			continue
+		}
+		if _, ok := queues[p.event.Stream]; !ok {
+			order = append(order, p.event.Stream)
+		}
+		queues[p.event.Stream] = append(queues[p.event.Stream], p)
+	}
+	for round := 0; ; round++ {
+		var batch []*publish
+		for _, s := range order {
+			if q := queues[s]; round < len(q) {
+				batch = append(batch, q[round])
+			}
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := r.round(ctx, batch); err != nil {
+			return err
+		}
+	}
+}
+
+// round publishes messages of distinct streams at once and waits for
+// their acknowledgements.
+func (r *Relay[TTx]) round(ctx context.Context, batch []*publish) error {
+	futures := make([]jetstream.PubAckFuture, len(batch))
+	for i, p := range batch {
+		m, _ := message(r.cfg.SubjectPrefix, r.cfg.Stream, p.event)
+		f, err := r.js.PublishMsgAsync(m)
+		if err != nil {
+			if errors.Is(err, nats.ErrMaxPayload) {
+				return fmt.Errorf("%w: event %s: %w", errTooLarge, p.event.ID, err)
+			}
+			return err
+		}
+		futures[i] = f
+	}
+	timeout := time.NewTimer(r.cfg.PublishTimeout)
+	defer timeout.Stop()
+	var firstErr error
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+			batch[i].done = true
+		case err := <-f.Err():
+			if firstErr == nil {
+				firstErr = fmt.Errorf("publish event %s: %w", batch[i].event.ID, err)
+			}
+		case <-timeout.C:
+			return fmt.Errorf("publish: no acknowledgement within %s", r.cfg.PublishTimeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return firstErr
+}
+
+// skipStored marks done the events JetStream already holds: for each
+// stream of the batch, those up to the version of the last message on its
+// subject.
+func (r *Relay[TTx]) skipStored(ctx context.Context, msgs []*publish) error {
+	stored := map[meowmx.Stream]int64{}
+	for _, p := range msgs {
+		s := p.event.Stream
+		last, ok := stored[s]
+		if !ok {
+			ctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
+			m, err := r.stream.GetLastMsgForSubject(ctx, Subject(r.cfg.SubjectPrefix, s))
+			cancel()
+			switch {
+			case errors.Is(err, jetstream.ErrMsgNotFound):
+				last = -1
+			case err != nil:
+				return fmt.Errorf("look up the last event of %s: %w", s, err)
+			default:
+				if last, err = strconv.ParseInt(m.Header.Get(HeaderVersion), 10, 64); err != nil {
+					return fmt.Errorf("the last message of %s: %s: %w", m.Subject, HeaderVersion, err)
+				}
+			}
+			stored[s] = last
+		}
+		if p.event.Version <= last {
+			p.done = true
+		}
+	}
+	return nil
+}
