@@ -81,6 +81,7 @@ func init() {
 		{"append", "append events to a stream", cmdAppend},
 		{"read", "read a stream, a category or everything", cmdRead},
 		{"work", "run a subscription worker that prints what it handles", cmdWork},
+		{"relay", "relay the log to NATS JetStream, exactly once", cmdRelay},
 		{"streams", "list streams with their event counts and last activity", cmdStreams},
 		{"categories", "list categories with their event and stream counts", cmdCategories},
 		{"status", "show the store at a glance: events, subscriptions, horizon", cmdStatus},

@@ -7,15 +7,32 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/meowmx/meowmx/internal/testdb"
 )
 
-func TestMain(m *testing.M) { testdb.Main(m) }
+func TestMain(m *testing.M) {
+	// Run as the command itself, for tests that need it in a process of
+	// its own (to kill it): the arguments are a JSON array.
+	if args := os.Getenv("MEOWMX_TEST_COMMAND"); args != "" {
+		var list []string
+		if err := json.Unmarshal([]byte(args), &list); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := run(ctx, list, strings.NewReader(""), os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
+	testdb.Main(m)
+}
 
 type result struct {
 	code           int

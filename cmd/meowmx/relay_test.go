@@ -1,0 +1,184 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/meowmx/meowmx"
+	"github.com/meowmx/meowmx/internal/testdb"
+	"github.com/meowmx/meowmx/meowmxnats"
+	"github.com/meowmx/meowmx/meowmxpgxv5"
+)
+
+// TestRelayKilled relays 20,000 events, appended meanwhile, with "meowmx
+// relay" processes killed with SIGKILL three times and the NATS server
+// restarted once: the JetStream stream ends up with every event exactly
+// once and each subject in version order.
+func TestRelayKilled(t *testing.T) {
+	t.Parallel()
+	n := testdb.NewNATS(t)
+	pool := testdb.Pool(t)
+	schema := testdb.SchemaName(t)
+	store, err := meowmx.New(meowmxpgxv5.New(pool), &meowmx.Config{Schema: schema, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx := t.Context()
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(n.URL(), nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The writer: 200 streams of 100 events, 10 events per append.
+	const streams, each, per = 200, 100, 10
+	const total = streams * each
+	var written atomic.Int64
+	writerDone := make(chan error, 1)
+	go func() {
+		for round := range each / per {
+			for s := range streams {
+				events := make([]meowmx.Event, per)
+				for i := range events {
+					events[i] = meowmx.Event{Type: "Ticked", Data: json.RawMessage(fmt.Sprintf(`{"n":%d}`, round*per+i))}
+				}
+				if _, err := store.Append(ctx, meowmx.NewStream("clock", fmt.Sprintf("c.%d", s)), meowmx.Any, events...); err != nil {
+					writerDone <- err
+					return
+				}
+				written.Add(per)
+			}
+		}
+		writerDone <- nil
+	}()
+
+	stored := func() uint64 {
+		s, err := js.Stream(ctx, meowmxnats.StreamDefault)
+		if err != nil {
+			return 0
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			return 0
+		}
+		return info.State.Msgs
+	}
+	args, _ := json.Marshal([]string{"--db", testdb.URL(), "--schema", schema, "relay", "--nats", n.URL(), "--lease", "1s", "--batch", "200"})
+	var exited atomic.Pointer[string]
+	// startRelay starts a relay process and waits until it relays (its
+	// signal handlers are in place by then).
+	startRelay := func() *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "MEOWMX_TEST_COMMAND="+string(args))
+		stderr := &testdb.Buffer{}
+		cmd.Stderr = stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited.Store(nil)
+		go func() {
+			err := cmd.Wait()
+			msg := fmt.Sprintf("relay exited: %v: %s", err, stderr.String())
+			exited.Store(&msg)
+		}()
+		testdb.Eventually(t, func() (bool, string) {
+			if msg := exited.Load(); msg != nil {
+				t.Fatal(*msg)
+			}
+			return strings.Contains(stderr.String(), "meowmx: relaying to"), "stderr: " + stderr.String()
+		})
+		return cmd
+	}
+	// Let a relay get some way further, then kill it.
+	runFor := func(cmd *exec.Cmd, events uint64) {
+		from := stored()
+		testdb.Eventually(t, func() (bool, string) {
+			if msg := exited.Load(); msg != nil {
+				t.Fatal(*msg)
+			}
+			got := stored()
+			return got >= min(from+events, total), fmt.Sprintf("%d stored, %d written", got, written.Load())
+		})
+	}
+	for kill := range 3 {
+		cmd := startRelay()
+		runFor(cmd, 2000)
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		testdb.Eventually(t, func() (bool, string) { return exited.Load() != nil, "waiting for the killed relay to end" })
+		if kill == 1 {
+			n.Stop()
+			n.Start()
+		}
+	}
+	cmd := startRelay()
+	if err := testdb.Recv(t, writerDone, "the writer"); err != nil {
+		t.Fatal(err)
+	}
+	runFor(cmd, total)
+	if err := store.WaitCaughtUp(ctx, meowmxnats.SubscriptionDefault); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	testdb.Eventually(t, func() (bool, string) { return exited.Load() != nil, "waiting for the relay to stop" })
+	if msg := *exited.Load(); !strings.HasPrefix(msg, "relay exited: <nil>: ") {
+		t.Errorf("the last relay did not stop cleanly: %s", msg)
+	}
+
+	// Every event once, each subject in version order.
+	stream, err := js.Stream(ctx, meowmxnats.StreamDefault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != total {
+		t.Errorf("the stream holds %d messages, want %d", info.State.Msgs, total)
+	}
+	next := map[string]int64{}
+	seen := map[string]bool{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := stream.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("message %d: %v", seq, err)
+		}
+		ev, err := meowmxnats.Event(m.Header, m.Data)
+		if err != nil {
+			t.Fatalf("message %d: %v", seq, err)
+		}
+		if seen[ev.ID.String()] {
+			t.Fatalf("event %s stored twice", ev.ID)
+		}
+		seen[ev.ID.String()] = true
+		if ev.Version != next[m.Subject] {
+			t.Fatalf("subject %s: version %d after %d", m.Subject, ev.Version, next[m.Subject]-1)
+		}
+		next[m.Subject]++
+	}
+	if len(seen) != total || len(next) != streams {
+		t.Errorf("%d events in %d subjects, want %d in %d", len(seen), len(next), total, streams)
+	}
+}
