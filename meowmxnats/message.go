@@ -6,15 +6,16 @@
 // the subject PREFIX.<category>.<stream id> (each token encoded by
 // SubjectToken) of a JetStream stream, with the event ID as Nats-Msg-Id,
 // waits for JetStream's acknowledgements, and only then lets the
-// subscription commit its checkpoint. After a crash, the events after the
-// checkpoint are published again: those JetStream already stored are
-// dropped as duplicates within the stream's duplicate window, and after a
-// failure or at start the relay first asks JetStream for the last event
-// stored on each subject and skips what it holds, so that an outage longer
-// than the window duplicates nothing either. The events of one stream are
-// published one after the other (the next once the previous is
-// acknowledged), those of different streams concurrently: JetStream keeps
-// each subject in version order even when a connection drops mid-batch.
+// subscription commit its checkpoint. Events published again (after a
+// crash, a failure, a partition taken over, a reset) are not stored twice:
+// the relay remembers the last version JetStream acknowledged per stream,
+// and where a batch does not follow it, it reads the last message on the
+// stream's subject and skips what JetStream holds; JetStream's
+// de-duplication by event ID, within the stream's duplicate window, backs
+// that up. The events of one stream are published one after the other (the
+// next once the previous is acknowledged), those of different streams
+// concurrently: JetStream keeps each subject in version order even when a
+// connection drops mid-batch.
 //
 // Event turns a received message back into a meowmx.RecordedEvent.
 package meowmxnats
@@ -90,13 +91,13 @@ func message(prefix, jsStream string, ev *meowmx.RecordedEvent) (*nats.Msg, erro
 	m := nats.NewMsg(Subject(prefix, ev.Stream))
 	m.Header.Set(jetstream.MsgIDHeader, ev.ID.String())
 	m.Header.Set(jetstream.ExpectedStreamHeader, jsStream)
-	m.Header.Set(HeaderStream, ev.Stream.String())
-	m.Header.Set(HeaderType, ev.Type)
+	m.Header.Set(HeaderStream, headerValue(ev.Stream.String()))
+	m.Header.Set(HeaderType, headerValue(ev.Type))
 	m.Header.Set(HeaderVersion, strconv.FormatInt(ev.Version, 10))
 	m.Header.Set(HeaderPosition, ev.Position.String())
 	m.Header.Set(HeaderRecordedAt, ev.RecordedAt.UTC().Format(time.RFC3339Nano))
 	for _, tag := range ev.Tags {
-		m.Header.Add(HeaderTag, tag)
+		m.Header.Add(HeaderTag, headerValue(tag))
 	}
 	if len(ev.Metadata) > 0 {
 		// One line: a header value cannot hold a line break.
@@ -106,13 +107,49 @@ func message(prefix, jsStream string, ev *meowmx.RecordedEvent) (*nats.Msg, erro
 		}
 		m.Header.Set(HeaderMetadata, meta.String())
 	}
-	for _, v := range []string{ev.Stream.String(), ev.Type} {
-		if strings.ContainsAny(v, "\r\n") {
-			return nil, fmt.Errorf("meowmxnats: event %s: a line break in %q cannot go into a header", ev.ID, v)
-		}
-	}
 	m.Data = ev.Data
 	return m, nil
+}
+
+// headerValue encodes s for a header, which NATS keeps on one line and
+// trims: '%', control characters and a space or tab at either end become
+// %XX; anything else stays as it is.
+func headerValue(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '%' || c < 0x20 || c == 0x7f || (c == ' ' || c == '\t') && (i == 0 || i == len(s)-1) {
+			if b.Len() == 0 && i > 0 {
+				b.WriteString(s[:i])
+			}
+			fmt.Fprintf(&b, "%%%02X", c)
+		} else if b.Len() > 0 {
+			b.WriteByte(c)
+		}
+	}
+	if b.Len() == 0 {
+		return s
+	}
+	return b.String()
+}
+
+// unescape decodes headerValue's %XX.
+func unescape(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // Event turns a message a Relay published back into the event it carries.
@@ -122,7 +159,7 @@ func Event(header nats.Header, data []byte) (meowmx.RecordedEvent, error) {
 	if err != nil {
 		return ev, fmt.Errorf("meowmxnats: %s: %w", jetstream.MsgIDHeader, err)
 	}
-	stream, err := meowmx.ParseStream(header.Get(HeaderStream))
+	stream, err := meowmx.ParseStream(unescape(header.Get(HeaderStream)))
 	if err != nil {
 		return ev, fmt.Errorf("meowmxnats: %s: %w", HeaderStream, err)
 	}
@@ -138,13 +175,16 @@ func Event(header nats.Header, data []byte) (meowmx.RecordedEvent, error) {
 	if err != nil {
 		return ev, fmt.Errorf("meowmxnats: %s: %w", HeaderRecordedAt, err)
 	}
-	typ := header.Get(HeaderType)
+	typ := unescape(header.Get(HeaderType))
 	if typ == "" {
 		return ev, fmt.Errorf("meowmxnats: no %s header", HeaderType)
 	}
 	ev = meowmx.RecordedEvent{
 		ID: id, Stream: stream, Version: version, Position: position, Type: typ,
-		Data: json.RawMessage(data), RecordedAt: at, Tags: header.Values(HeaderTag),
+		Data: json.RawMessage(data), RecordedAt: at,
+	}
+	for _, tag := range header.Values(HeaderTag) {
+		ev.Tags = append(ev.Tags, unescape(tag))
 	}
 	if meta := header.Get(HeaderMetadata); meta != "" {
 		ev.Metadata = json.RawMessage(meta)

@@ -8,7 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -90,13 +90,11 @@ func (c *Config) withDefaults() Config {
 }
 
 // RequiredDuplicateWindow is the shortest duplicate window the JetStream
-// stream must have for cfg: the relay publishes an event again only after
-// its batch failed (within the same attempt's PublishTimeout, then a retry
-// at most a second later) or after its relay died and another took its
-// partition over (after the lease). The window must cover the lease, two
-// rounds of the publish timeout and a minute of margin for clocks and slow
-// disks. Outages longer than that are covered by the relay's look at the
-// last event stored on each subject before it publishes again.
+// stream must have for cfg. JetStream's de-duplication backs up the
+// relay's own look-ups (see the package comment) when a relay dies after
+// publishing and another takes its partition over, after the lease: the
+// window must cover the lease, two rounds of the publish timeout, and a
+// minute of margin for clocks and slow disks.
 func RequiredDuplicateWindow(cfg *Config) time.Duration {
 	c := cfg.withDefaults()
 	return c.Lease + 2*c.PublishTimeout + time.Minute
@@ -110,12 +108,28 @@ type Relay[TTx any] struct {
 	cfg    Config
 	sub    *meowmx.Subscription[TTx]
 	stream jetstream.Stream
-	// verify makes the next batch look up what JetStream already holds of
-	// its streams: at start, and after a failed publish.
-	verify atomic.Bool
+
+	// acked holds, per stream, the version of the last event this relay
+	// saw JetStream acknowledge (or found stored). A batch whose first
+	// event of a stream does not follow it (at start, after a failure or a
+	// failed commit, a partition taken over, a reset) first asks JetStream
+	// for that subject's last message. Cleared when it grows past
+	// ackedMax streams: lookups then start again.
+	mu    sync.Mutex
+	acked map[meowmx.Stream]int64
 }
 
-// New returns a relay of store's events to js.
+// ackedMax bounds Relay.acked.
+const ackedMax = 100_000
+
+// MaxBatchSize is the largest Config.BatchSize: a round of publishes stays
+// under the client's limit of pending asynchronous publishes (4,000).
+const MaxBatchSize = 1000
+
+// New returns a relay of store's events to js. Give js an asynchronous
+// publish timeout (jetstream.WithPublishAsyncTimeout, such as
+// Config.PublishTimeout), so that acknowledgements lost without a
+// reconnection do not pile up in the client.
 func New[TTx any](store *meowmx.Store[TTx], js jetstream.JetStream, cfg *Config) (*Relay[TTx], error) {
 	if store == nil || js == nil {
 		return nil, errors.New("meowmxnats: nil store or JetStream")
@@ -124,12 +138,17 @@ func New[TTx any](store *meowmx.Store[TTx], js jetstream.JetStream, cfg *Config)
 	if strings.ContainsAny(c.Stream, ". *>") || strings.ContainsAny(c.SubjectPrefix, " *>") || strings.HasSuffix(c.SubjectPrefix, ".") {
 		return nil, fmt.Errorf("meowmxnats: invalid stream %q or subject prefix %q", c.Stream, c.SubjectPrefix)
 	}
-	r := &Relay[TTx]{store: store, js: js, cfg: c}
-	r.verify.Store(true)
+	if c.BatchSize > MaxBatchSize {
+		return nil, fmt.Errorf("meowmxnats: Config.BatchSize %d is over %d", c.BatchSize, MaxBatchSize)
+	}
+	r := &Relay[TTx]{store: store, js: js, cfg: c, acked: map[meowmx.Stream]int64{}}
 	sub, err := store.Subscribe(meowmx.SubscriptionConfig[TTx]{
 		Name: c.Subscription, Categories: c.Categories, Partitions: c.Partitions,
 		BatchSize: c.BatchSize, Lease: c.Lease, Logger: c.Logger,
-		Handler: r.handle,
+		// An event that can never be relayed stops the relay: parking it
+		// would leave a gap in its subject, filled out of order later.
+		OnFailure: meowmx.StopSubscription,
+		Handler:   r.handle,
 	})
 	if err != nil {
 		return nil, err
@@ -177,22 +196,20 @@ func (r *Relay[TTx]) Stop(ctx context.Context) error { return r.sub.Stop(ctx) }
 // Stopped is closed once the relay has stopped.
 func (r *Relay[TTx]) Stopped() <-chan struct{} { return r.sub.Stopped() }
 
-// Err says why the relay stopped by itself, if it did.
+// Err says why the relay stopped by itself, if it did: an event it cannot
+// publish (too large for the stream, a subject taken by another store).
 func (r *Relay[TTx]) Err() error { return r.sub.Err() }
 
 // handle publishes a batch and returns once JetStream has acknowledged
 // every event of it. A failed publish is the error meowmx.ErrUnavailable:
 // the subscription rolls the batch back and retries it with backoff for as
 // long as it takes, without counting attempts (a relay never skips an
-// event because NATS is away), and the next try first looks up what
-// JetStream already holds. An event that can never be published (too large
-// for the server) is the handler's own error, which parks it after the
-// subscription's attempts.
+// event because NATS is away). An event that can never be published (too
+// large) is the handler's own error: after the subscription's attempts it
+// stops the relay.
 func (r *Relay[TTx]) handle(ctx context.Context, _ TTx, events []meowmx.RecordedEvent) error {
 	msgs := make([]*publish, len(events))
 	for i := range events {
-		// Checked once here; each publish makes its message anew, since
-		// publishing sets the message's reply subject.
 		if _, err := message(r.cfg.SubjectPrefix, r.cfg.Stream, &events[i]); err != nil {
 			return err
 		}
@@ -208,12 +225,10 @@ func (r *Relay[TTx]) handle(ctx context.Context, _ TTx, events []meowmx.Recorded
 	}
 	switch {
 	case err == nil:
-		r.verify.Store(false)
 		return nil
-	case errors.Is(err, errTooLarge):
+	case errors.Is(err, errTooLarge), errors.Is(err, errForeign):
 		return err
 	}
-	r.verify.Store(true)
 	return fmt.Errorf("meowmxnats: %w: %w", meowmx.ErrUnavailable, err)
 }
 
@@ -223,16 +238,17 @@ type publish struct {
 	done  bool
 }
 
-var errTooLarge = errors.New("meowmxnats: event too large for the NATS server")
+var (
+	errTooLarge = errors.New("meowmxnats: event too large for the NATS server or stream")
+	errForeign  = errors.New("meowmxnats: the subject holds another event at this version (another store relays to it?)")
+)
 
 // publishAll publishes the messages not done yet: in rounds, each taking
 // the next event of every stream concurrently, so that a stream's events
 // are stored in version order whatever fails.
 func (r *Relay[TTx]) publishAll(ctx context.Context, msgs []*publish) error {
-	if r.verify.Load() {
-		if err := r.skipStored(ctx, msgs); err != nil {
-			return err
-		}
+	if err := r.skipStored(ctx, msgs); err != nil {
+		return err
 	}
 	queues := map[meowmx.Stream][]*publish{}
 	var order []meowmx.Stream
@@ -283,7 +299,12 @@ func (r *Relay[TTx]) round(ctx context.Context, batch []*publish) error {
 		select {
 		case <-f.Ok():
 			batch[i].done = true
+			r.ack(batch[i].event.Stream, batch[i].event.Version)
 		case err := <-f.Err():
+			var apiErr *jetstream.APIError
+			if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum {
+				return fmt.Errorf("%w: event %s: %w", errTooLarge, batch[i].event.ID, err)
+			}
 			if firstErr == nil {
 				firstErr = fmt.Errorf("publish event %s: %w", batch[i].event.ID, err)
 			}
@@ -296,32 +317,93 @@ func (r *Relay[TTx]) round(ctx context.Context, batch []*publish) error {
 	return firstErr
 }
 
-// skipStored marks done the events JetStream already holds: for each
-// stream of the batch, those up to the version of the last message on its
-// subject.
+// ack records that JetStream holds stream's events up to version.
+func (r *Relay[TTx]) ack(stream meowmx.Stream, version int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.acked) >= ackedMax {
+		clear(r.acked)
+	}
+	r.acked[stream] = version
+}
+
+// skipStored marks done the events JetStream already holds. For each
+// stream of the batch whose first event does not follow the last version
+// this relay saw acknowledged, it reads the last message on the stream's
+// subject and marks done the events up to its version; if that version is
+// among the batch's, the message must carry the same event ID.
 func (r *Relay[TTx]) skipStored(ctx context.Context, msgs []*publish) error {
-	stored := map[meowmx.Stream]int64{}
+	check := map[meowmx.Stream]bool{}
+	r.mu.Lock()
 	for _, p := range msgs {
 		s := p.event.Stream
-		last, ok := stored[s]
-		if !ok {
+		if _, seen := check[s]; seen {
+			continue
+		}
+		last, ok := r.acked[s]
+		check[s] = !ok || p.event.Version != last+1
+	}
+	r.mu.Unlock()
+	// The look-ups run at once, a few dozen at a time.
+	var (
+		wg      sync.WaitGroup
+		smu     sync.Mutex
+		stored  = map[meowmx.Stream]*jetstream.RawStreamMsg{}
+		lookErr error
+		slots   = make(chan struct{}, 32)
+	)
+	for s, lookUp := range check {
+		if !lookUp {
+			continue
+		}
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
 			ctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
 			m, err := r.stream.GetLastMsgForSubject(ctx, Subject(r.cfg.SubjectPrefix, s))
 			cancel()
+			smu.Lock()
+			defer smu.Unlock()
 			switch {
 			case errors.Is(err, jetstream.ErrMsgNotFound):
-				last = -1
+				stored[s] = nil
 			case err != nil:
-				return fmt.Errorf("look up the last event of %s: %w", s, err)
-			default:
-				if last, err = strconv.ParseInt(m.Header.Get(HeaderVersion), 10, 64); err != nil {
-					return fmt.Errorf("the last message of %s: %s: %w", m.Subject, HeaderVersion, err)
+				if lookErr == nil {
+					lookErr = fmt.Errorf("look up the last event of %s: %w", s, err)
 				}
+			default:
+				stored[s] = m
 			}
-			stored[s] = last
+		})
+	}
+	wg.Wait()
+	if lookErr != nil {
+		return lookErr
+	}
+	for _, p := range msgs {
+		m, ok := stored[p.event.Stream]
+		if !ok || m == nil {
+			continue
 		}
-		if p.event.Version <= last {
+		last, err := strconv.ParseInt(m.Header.Get(HeaderVersion), 10, 64)
+		if err != nil {
+			return fmt.Errorf("%w: the last message of %s has no version: %w", errForeign, m.Subject, err)
+		}
+		switch {
+		case p.event.Version == last && m.Header.Get(jetstream.MsgIDHeader) != p.event.ID.String():
+			return fmt.Errorf("%w: %s version %d is event %s there, %s here",
+				errForeign, m.Subject, last, m.Header.Get(jetstream.MsgIDHeader), p.event.ID)
+		case p.event.Version <= last:
 			p.done = true
+		}
+	}
+	// What JetStream holds is the truth, higher or lower than this relay
+	// remembered (a reset, another relay's publishes).
+	for s, m := range stored {
+		if m == nil {
+			r.ack(s, -1)
+		} else if v, err := strconv.ParseInt(m.Header.Get(HeaderVersion), 10, 64); err == nil {
+			r.ack(s, v)
 		}
 	}
 	return nil

@@ -52,7 +52,7 @@ func connect(t *testing.T, n *testdb.NATS) jetstream.JetStream {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,9 +102,11 @@ func relayAll[TTx any](t *testing.T, store *meowmx.Store[TTx]) {
 	appended := map[string]meowmx.RecordedEvent{}
 	appendRound := func(round int) {
 		for s := range streams {
-			rec, err := store.Append(ctx, meowmx.NewStream("order", fmt.Sprintf("o.%d", s)), meowmx.Any,
-				meowmx.Event{Type: "Placed", Data: json.RawMessage(fmt.Sprintf(`{"round":%d}`, round)),
-					Metadata: json.RawMessage(`{"by": "test"}`), Tags: []string{"round:" + fmt.Sprint(round), "s,1"}})
+			// IDs, types and tags with what subjects and headers cannot
+			// hold as they are: dots, spaces at the ends, line breaks, %.
+			rec, err := store.Append(ctx, meowmx.NewStream("order", fmt.Sprintf(" o.%d\r\n%%41 ", s)), meowmx.Any,
+				meowmx.Event{Type: " Placed\t", Data: json.RawMessage(fmt.Sprintf(`{"round":%d}`, round)),
+					Metadata: json.RawMessage(`{"by": "test"}`), Tags: []string{"round:" + fmt.Sprint(round), " s,1%"}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -131,6 +133,26 @@ func relayAll[TTx any](t *testing.T, store *meowmx.Store[TTx]) {
 		appendRound(round)
 	}
 	n.Start()
+	if err := store.WaitCaughtUp(ctx, meowmxnats.SubscriptionDefault); err != nil {
+		t.Fatal(err)
+	}
+	checkStream(t, js, appended)
+
+	// Relaying everything again, with JetStream's duplicate window over:
+	// the relay looks up what each subject holds and publishes nothing.
+	stream, err := js.Stream(ctx, meowmxnats.StreamDefault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := stream.CachedInfo().Config
+	cfg.Duplicates = 100 * time.Millisecond
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the window passes: a precondition, not an assertion
+	if err := store.ResetSubscription(ctx, meowmxnats.SubscriptionDefault, meowmx.FromStart); err != nil {
+		t.Fatal(err)
+	}
 	if err := store.WaitCaughtUp(ctx, meowmxnats.SubscriptionDefault); err != nil {
 		t.Fatal(err)
 	}
@@ -220,5 +242,45 @@ func TestRelayRefusesShortWindow(t *testing.T) {
 	need := meowmxnats.RequiredDuplicateWindow(&meowmxnats.Config{})
 	if err == nil || !strings.Contains(err.Error(), "duplicate window") || !strings.Contains(err.Error(), need.String()) {
 		t.Fatalf("Start: %v, want the duplicate window refused (need %s)", err, need)
+	}
+}
+
+// TestRelayStopsOnTooLarge: an event the stream cannot take stops the
+// relay, naming it, rather than park it and leave a gap in its subject.
+func TestRelayStopsOnTooLarge(t *testing.T) {
+	t.Parallel()
+	store, err := meowmx.New(meowmxsqlite.New(testdb.SQLite(t)), &meowmx.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx := t.Context()
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	js := connect(t, testdb.NewNATS(t))
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: meowmxnats.StreamDefault, Subjects: []string{"meowmx.>"}, Duplicates: 5 * time.Minute, MaxMsgSize: 1024,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	big := meowmx.Event{Type: "Big", Data: json.RawMessage(`"` + strings.Repeat("x", 2000) + `"`)}
+	small := meowmx.Event{Type: "Small", Data: json.RawMessage(`{}`)}
+	if _, err := store.Append(ctx, meowmx.NewStream("a", "1"), meowmx.Any, small, big, small); err != nil {
+		t.Fatal(err)
+	}
+	relay, err := meowmxnats.New(store, js, &meowmxnats.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := relay.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testdb.Recv(t, relay.Stopped(), "the relay to stop")
+	if err := relay.Err(); err == nil || !strings.Contains(err.Error(), "too large") {
+		t.Fatalf("the relay stopped with %v, want the event too large", err)
+	}
+	if parked, err := store.ParkedEvents(ctx, meowmxnats.SubscriptionDefault); err != nil || len(parked) != 0 {
+		t.Fatalf("parked %v (%v)", parked, err)
 	}
 }

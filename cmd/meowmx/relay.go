@@ -77,12 +77,12 @@ Examples:
 		defer unwatch()
 	}
 	nc, err := nats.Connect(*url, nats.Name("meowmx relay"), nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(true))
+		nats.ReconnectWait(250*time.Millisecond))
 	if err != nil {
 		return fmt.Errorf("cannot connect to NATS at %s: %w", *url, err)
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(meowmxnats.PublishTimeoutDefault))
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -38,7 +40,7 @@ func TestRelayKilled(t *testing.T) {
 	if err := store.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(n.URL(), nats.MaxReconnects(-1))
+	nc, err := nats.Connect(n.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,18 +72,25 @@ func TestRelayKilled(t *testing.T) {
 		writerDone <- nil
 	}()
 
+	// stored is how many messages the stream holds, asking until NATS
+	// answers (it restarts in the middle).
 	stored := func() uint64 {
-		s, err := js.Stream(ctx, meowmxnats.StreamDefault)
-		if err != nil {
-			return 0
-		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			return 0
-		}
-		return info.State.Msgs
+		var n uint64
+		testdb.Eventually(t, func() (bool, string) {
+			s, err := js.Stream(ctx, meowmxnats.StreamDefault)
+			if err != nil {
+				return errors.Is(err, jetstream.ErrStreamNotFound), err.Error()
+			}
+			info, err := s.Info(ctx)
+			if err != nil {
+				return false, err.Error()
+			}
+			n = info.State.Msgs
+			return true, ""
+		})
+		return n
 	}
-	args, _ := json.Marshal([]string{"--db", testdb.URL(), "--schema", schema, "relay", "--nats", n.URL(), "--lease", "1s", "--batch", "200"})
+	args, _ := json.Marshal([]string{"--db", testdb.URL(), "--schema", schema, "relay", "--nats", n.URL(), "--lease", "3s", "--batch", "200"})
 	var exited atomic.Pointer[string]
 	// startRelay starts a relay process and waits until it relays (its
 	// signal handlers are in place by then).
