@@ -95,3 +95,14 @@ func (n *NATS) Stop() {
 	}
 	n.cmd = nil
 }
+
+// Kill kills the server with SIGKILL, as a crash would, and waits for it
+// to end; Start brings it back on the same store.
+func (n *NATS) Kill() {
+	if n.cmd == nil || n.cmd.Process == nil {
+		return
+	}
+	_ = n.cmd.Process.Kill()
+	<-n.ended
+	n.cmd = nil
+}
