@@ -2,6 +2,7 @@ package meowmxnats_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -57,6 +58,21 @@ func connect(t *testing.T, n *testdb.NATS) jetstream.JetStream {
 		t.Fatal(err)
 	}
 	return js
+}
+
+// sqliteStore is a migrated store on a new SQLite file, closed when the
+// test ends.
+func sqliteStore(t *testing.T) *meowmx.Store[*sql.Tx] {
+	t.Helper()
+	store, err := meowmx.New(meowmxsqlite.New(testdb.SQLite(t)), &meowmx.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	if err := store.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return store
 }
 
 func TestRelaySQLite(t *testing.T) {
@@ -221,15 +237,8 @@ func checkStream(t *testing.T, js jetstream.JetStream, appended map[string]meowm
 // than the relay needs is refused, naming what it needs.
 func TestRelayRefusesShortWindow(t *testing.T) {
 	t.Parallel()
-	store, err := meowmx.New(meowmxsqlite.New(testdb.SQLite(t)), &meowmx.Config{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := sqliteStore(t)
 	ctx := t.Context()
-	if err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	js := connect(t, testdb.NewNATS(t))
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "SHORT", Subjects: []string{"short.>"}, Duplicates: 10 * time.Second}); err != nil {
 		t.Fatal(err)
@@ -249,15 +258,8 @@ func TestRelayRefusesShortWindow(t *testing.T) {
 // relay, naming it, rather than park it and leave a gap in its subject.
 func TestRelayStopsOnTooLarge(t *testing.T) {
 	t.Parallel()
-	store, err := meowmx.New(meowmxsqlite.New(testdb.SQLite(t)), &meowmx.Config{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := sqliteStore(t)
 	ctx := t.Context()
-	if err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	js := connect(t, testdb.NewNATS(t))
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
 		Name: meowmxnats.StreamDefault, Subjects: []string{"meowmx.>"}, Duplicates: 5 * time.Minute, MaxMsgSize: 1024,

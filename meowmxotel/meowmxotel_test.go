@@ -99,6 +99,11 @@ func metricValue(rm metricdata.ResourceMetrics, name string, want ...attribute.K
 		}
 		return true
 	}
+	add := func(v float64, ok bool) {
+		if ok {
+			total, found = total+v, true
+		}
+	}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
 			if m.Name != name {
@@ -106,39 +111,56 @@ func metricValue(rm metricdata.ResourceMetrics, name string, want ...attribute.K
 			}
 			switch d := m.Data.(type) {
 			case metricdata.Sum[int64]:
-				for _, p := range d.DataPoints {
-					if match(p.Attributes) {
-						total, found = total+float64(p.Value), true
-					}
-				}
+				add(sumPoints(d.DataPoints, match))
 			case metricdata.Gauge[int64]:
-				for _, p := range d.DataPoints {
-					if match(p.Attributes) {
-						total, found = total+float64(p.Value), true
-					}
-				}
+				add(sumPoints(d.DataPoints, match))
 			case metricdata.Gauge[float64]:
-				for _, p := range d.DataPoints {
-					if match(p.Attributes) {
-						total, found = total+p.Value, true
-					}
-				}
+				add(sumPoints(d.DataPoints, match))
 			case metricdata.Histogram[float64]:
-				for _, p := range d.DataPoints {
-					if match(p.Attributes) {
-						total, found = total+float64(p.Count), true
-					}
-				}
+				add(countPoints(d.DataPoints, match))
 			case metricdata.Histogram[int64]:
-				for _, p := range d.DataPoints {
-					if match(p.Attributes) {
-						total, found = total+float64(p.Count), true
-					}
-				}
+				add(countPoints(d.DataPoints, match))
 			}
 		}
 	}
 	return total, found
+}
+
+// sumPoints sums the values of the points match keeps.
+func sumPoints[N int64 | float64](points []metricdata.DataPoint[N], match func(attribute.Set) bool) (float64, bool) {
+	total, found := 0.0, false
+	for _, p := range points {
+		if match(p.Attributes) {
+			total, found = total+float64(p.Value), true
+		}
+	}
+	return total, found
+}
+
+// countPoints sums the counts of the histogram points match keeps.
+func countPoints[N int64 | float64](points []metricdata.HistogramDataPoint[N], match func(attribute.Set) bool) (float64, bool) {
+	total, found := 0.0, false
+	for _, p := range points {
+		if match(p.Attributes) {
+			total, found = total+float64(p.Count), true
+		}
+	}
+	return total, found
+}
+
+// observedSQLite is a migrated store on a new SQLite file, observed by obs,
+// closed when the test ends.
+func observedSQLite(t *testing.T, obs meowmx.Observer) *meowmx.Store[*sql.Tx] {
+	t.Helper()
+	store, err := meowmx.New(meowmxsqlite.New(testdb.SQLite(t)), &meowmx.Config{Observer: obs, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	if err := store.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return store
 }
 
 func TestSQLite(t *testing.T) {
@@ -421,15 +443,8 @@ func TestTraceContextStored(t *testing.T) {
 	t.Parallel()
 	for _, disabled := range []bool{false, true} {
 		tm := newTelemetry(t, meowmxotel.Config{DisableTraceContext: disabled})
-		store, err := meowmx.New(meowmxsqlite.New(testdb.SQLite(t)), &meowmx.Config{Observer: tm.obs, Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer store.Close()
+		store := observedSQLite(t, tm.obs)
 		ctx := t.Context()
-		if err := store.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
 		reqCtx, request := tm.tp.Tracer("test").Start(ctx, "request")
 		for i, c := range []context.Context{ctx, reqCtx} {
 			rec, err := store.Append(c, meowmx.NewStream("a", fmt.Sprint(i)), meowmx.Any,
@@ -467,15 +482,8 @@ func TestTraceContextStored(t *testing.T) {
 func TestRootAppendUnsampled(t *testing.T) {
 	t.Parallel()
 	tm := newTelemetry(t, meowmxotel.Config{}, sdktrace.WithSampler(sdktrace.NeverSample()))
-	store, err := meowmx.New(meowmxsqlite.New(testdb.SQLite(t)), &meowmx.Config{Observer: tm.obs, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := observedSQLite(t, tm.obs)
 	ctx := t.Context()
-	if err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	rec, err := store.Append(ctx, meowmx.NewStream("a", "1"), meowmx.Any, meowmx.Event{Type: "A", Data: json.RawMessage(`{}`)})
 	if err != nil {
 		t.Fatal(err)
@@ -501,15 +509,8 @@ func TestRootAppendUnsampled(t *testing.T) {
 func TestCancelledBatchAborted(t *testing.T) {
 	t.Parallel()
 	tm := newTelemetry(t, meowmxotel.Config{})
-	store, err := meowmx.New(meowmxsqlite.New(testdb.SQLite(t)), &meowmx.Config{Observer: tm.obs, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := observedSQLite(t, tm.obs)
 	ctx := t.Context()
-	if err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := store.Append(ctx, meowmx.NewStream("a", "1"), meowmx.Any, meowmx.Event{Type: "A", Data: json.RawMessage(`{}`)}); err != nil {
 		t.Fatal(err)
 	}

@@ -95,3 +95,38 @@ func (m *metricsServer) stop(stderr io.Writer) {
 // scrapeTimeout bounds one scrape: the store's gauges have
 // meowmxotel.ObserveTimeout.
 const scrapeTimeout = meowmxotel.ObserveTimeout + 5*time.Second
+
+// openObserved opens the migrated store, observed and served at
+// /metrics on addr when addr is not empty, and returns the function that
+// closes both: the metrics server first, so that no scrape reads a closed
+// store.
+func openObserved(e *env, addr string) (*backend, func(), error) {
+	if addr == "" {
+		b, err := openMigrated(e)
+		if err != nil {
+			return nil, nil, err
+		}
+		return b, b.close, nil
+	}
+	metrics, err := startMetrics(e, addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	e.observer = metrics.obs
+	b, err := openMigrated(e)
+	if err != nil {
+		metrics.stop(e.stderr)
+		return nil, nil, err
+	}
+	unwatch, err := metrics.watch(b.api)
+	if err != nil {
+		metrics.stop(e.stderr)
+		b.close()
+		return nil, nil, err
+	}
+	return b, func() {
+		unwatch()
+		metrics.stop(e.stderr)
+		b.close()
+	}, nil
+}

@@ -53,29 +53,11 @@ Examples:
 	case *lease <= 0:
 		return usagef("--lease must be positive")
 	}
-	var metrics *metricsServer
-	if *metricsAddr != "" {
-		if metrics, err = startMetrics(e, *metricsAddr); err != nil {
-			return err
-		}
-		e.observer = metrics.obs
-	}
-	b, err := openMigrated(e)
+	b, closeAll, err := openObserved(e, *metricsAddr)
 	if err != nil {
-		if metrics != nil {
-			metrics.stop(e.stderr)
-		}
 		return err
 	}
-	defer b.close()
-	if metrics != nil {
-		defer metrics.stop(e.stderr)
-		unwatch, err := metrics.watch(b.api)
-		if err != nil {
-			return err
-		}
-		defer unwatch()
-	}
+	defer closeAll()
 	nc, err := nats.Connect(*url, nats.Name("meowmx relay"), nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond))
 	if err != nil {

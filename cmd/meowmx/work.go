@@ -56,31 +56,11 @@ Examples:
 	if *category != "" {
 		categories = []string{*category}
 	}
-	var metrics *metricsServer
-	if *metricsAddr != "" {
-		if metrics, err = startMetrics(e, *metricsAddr); err != nil {
-			return err
-		}
-		e.observer = metrics.obs
-	}
-	b, err := openMigrated(e)
+	b, closeAll, err := openObserved(e, *metricsAddr)
 	if err != nil {
-		if metrics != nil {
-			metrics.stop(e.stderr)
-		}
 		return err
 	}
-	defer b.close()
-	if metrics != nil {
-		// Deferred after b.close, so run before it: no scrape reads a
-		// closed store.
-		defer metrics.stop(e.stderr)
-		unwatch, err := metrics.watch(b.api)
-		if err != nil {
-			return err
-		}
-		defer unwatch()
-	}
+	defer closeAll()
 	p, _ := newPrinter(e.stdout, "json")
 	w := workSpec{name: *name, categories: categories, tags: tags, partitions: *partitions, batch: *batch, idle: *idle, printer: p}
 	if b.pg != nil {
