@@ -111,12 +111,16 @@ type Relay[TTx any] struct {
 
 	// acked holds, per stream, the version of the last event this relay
 	// saw JetStream acknowledge (or found stored). A batch whose first
-	// event of a stream does not follow it (at start, after a failure or a
-	// failed commit, a partition taken over, a reset) first asks JetStream
-	// for that subject's last message. Cleared when it grows past
-	// ackedMax streams: lookups then start again.
+	// event of a stream does not follow it (after a failed publish or
+	// commit, a reset) first asks JetStream for that subject's last
+	// message. For a stream it does not hold, the relay asks only until a
+	// batch of the stream's partition has been published without a
+	// failure (clean): at start, another relay, or this one before it
+	// crashed, may have published what follows the checkpoint. Both are
+	// cleared when acked grows past ackedMax streams.
 	mu    sync.Mutex
 	acked map[meowmx.Stream]int64
+	clean map[int]bool
 }
 
 // ackedMax bounds Relay.acked.
@@ -141,7 +145,7 @@ func New[TTx any](store *meowmx.Store[TTx], js jetstream.JetStream, cfg *Config)
 	if c.BatchSize > MaxBatchSize {
 		return nil, fmt.Errorf("meowmxnats: Config.BatchSize %d is over %d", c.BatchSize, MaxBatchSize)
 	}
-	r := &Relay[TTx]{store: store, js: js, cfg: c, acked: map[meowmx.Stream]int64{}}
+	r := &Relay[TTx]{store: store, js: js, cfg: c, acked: map[meowmx.Stream]int64{}, clean: map[int]bool{}}
 	sub, err := store.Subscribe(meowmx.SubscriptionConfig[TTx]{
 		Name: c.Subscription, Categories: c.Categories, Partitions: c.Partitions,
 		BatchSize: c.BatchSize, Lease: c.Lease, Logger: c.Logger,
@@ -215,14 +219,21 @@ func (r *Relay[TTx]) handle(ctx context.Context, _ TTx, events []meowmx.Recorded
 		}
 		msgs[i] = &publish{event: &events[i]}
 	}
+	partition := 0
+	if n := r.cfg.Partitions; n > 1 {
+		partition = int(meowmx.StreamHash(events[0].Stream) % int64(n))
+	}
 	var err error
 	if status := r.js.Conn().Status(); status != nats.CONNECTED {
 		// Fail at once rather than buffer the batch for a reconnection
 		// while its transaction waits (on SQLite, holding the writer).
 		err = fmt.Errorf("the NATS connection is %s", status)
 	} else {
-		err = r.publishAll(ctx, msgs)
+		err = r.publishAll(ctx, msgs, partition)
 	}
+	r.mu.Lock()
+	r.clean[partition] = err == nil
+	r.mu.Unlock()
 	switch {
 	case err == nil:
 		return nil
@@ -246,8 +257,8 @@ var (
 // publishAll publishes the messages not done yet: in rounds, each taking
 // the next event of every stream concurrently, so that a stream's events
 // are stored in version order whatever fails.
-func (r *Relay[TTx]) publishAll(ctx context.Context, msgs []*publish) error {
-	if err := r.skipStored(ctx, msgs); err != nil {
+func (r *Relay[TTx]) publishAll(ctx context.Context, msgs []*publish, partition int) error {
+	if err := r.skipStored(ctx, msgs, partition); err != nil {
 		return err
 	}
 	queues := map[meowmx.Stream][]*publish{}
@@ -323,25 +334,28 @@ func (r *Relay[TTx]) ack(stream meowmx.Stream, version int64) {
 	defer r.mu.Unlock()
 	if len(r.acked) >= ackedMax {
 		clear(r.acked)
+		clear(r.clean)
 	}
 	r.acked[stream] = version
 }
 
 // skipStored marks done the events JetStream already holds. For each
 // stream of the batch whose first event does not follow the last version
-// this relay saw acknowledged, it reads the last message on the stream's
-// subject and marks done the events up to its version; if that version is
-// among the batch's, the message must carry the same event ID.
-func (r *Relay[TTx]) skipStored(ctx context.Context, msgs []*publish) error {
+// this relay saw acknowledged (or that it does not know, until the
+// partition is clean), it reads the last message on the stream's subject
+// and marks done the events up to its version; if that version is among
+// the batch's, the message must carry the same event ID.
+func (r *Relay[TTx]) skipStored(ctx context.Context, msgs []*publish, partition int) error {
 	check := map[meowmx.Stream]bool{}
 	r.mu.Lock()
+	clean := r.clean[partition]
 	for _, p := range msgs {
 		s := p.event.Stream
 		if _, seen := check[s]; seen {
 			continue
 		}
 		last, ok := r.acked[s]
-		check[s] = !ok || p.event.Version != last+1
+		check[s] = ok && p.event.Version != last+1 || !ok && !clean
 	}
 	r.mu.Unlock()
 	// The look-ups run at once, a few dozen at a time.
