@@ -185,12 +185,32 @@ func (r *Relay[TTx]) Start(ctx context.Context) error {
 			return fmt.Errorf("meowmxnats: stream %s has a duplicate window of %s; the relay needs at least %s (lease %s + 2 × publish timeout %s + 1m)",
 				r.cfg.Stream, cfg.Duplicates, need, r.cfg.Lease, r.cfg.PublishTimeout)
 		}
-		if !slices.Contains(cfg.Subjects, subjects) && !slices.Contains(cfg.Subjects, ">") {
+		if !slices.ContainsFunc(cfg.Subjects, func(f string) bool { return covers(f, r.cfg.SubjectPrefix) }) {
 			return fmt.Errorf("meowmxnats: stream %s takes subjects %v, not %s", r.cfg.Stream, cfg.Subjects, subjects)
 		}
 	}
 	r.stream = stream
 	return r.sub.Start(ctx)
+}
+
+// covers reports whether the subject filter f takes every subject the
+// relay publishes under prefix: the prefix's tokens, then two more (the
+// category and the stream ID), whatever they are.
+func covers(f, prefix string) bool {
+	template := append(strings.Split(prefix, "."), "", "") // "": any token
+	ft := strings.Split(f, ".")
+	for i, tok := range ft {
+		switch {
+		case i >= len(template):
+			return false
+		case tok == ">":
+			return i == len(ft)-1
+		case tok == "*":
+		case template[i] == "" || tok != template[i]:
+			return false
+		}
+	}
+	return len(ft) == len(template)
 }
 
 // Stop stops the relay: the batch in flight finishes (its publishes are
