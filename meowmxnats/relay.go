@@ -234,10 +234,11 @@ func (r *Relay[TTx]) Err() error { return r.sub.Err() }
 func (r *Relay[TTx]) handle(ctx context.Context, _ TTx, events []meowmx.RecordedEvent) error {
 	msgs := make([]*publish, len(events))
 	for i := range events {
-		if _, err := message(r.cfg.SubjectPrefix, r.cfg.Stream, &events[i]); err != nil {
+		m, err := message(r.cfg.SubjectPrefix, r.cfg.Stream, &events[i])
+		if err != nil {
 			return err
 		}
-		msgs[i] = &publish{event: &events[i]}
+		msgs[i] = &publish{event: &events[i], msg: m}
 	}
 	partition := 0
 	if n := r.cfg.Partitions; n > 1 {
@@ -263,9 +264,11 @@ func (r *Relay[TTx]) handle(ctx context.Context, _ TTx, events []meowmx.Recorded
 	return fmt.Errorf("meowmxnats: %w: %w", meowmx.ErrUnavailable, err)
 }
 
-// publish is one event to publish, and whether JetStream holds it.
+// publish is one event to publish, its message (which publishing leaves
+// as it is: the client sends a copy), and whether JetStream holds it.
 type publish struct {
 	event *meowmx.RecordedEvent
+	msg   *nats.Msg
 	done  bool
 }
 
@@ -313,8 +316,7 @@ func (r *Relay[TTx]) publishAll(ctx context.Context, msgs []*publish, partition 
 func (r *Relay[TTx]) round(ctx context.Context, batch []*publish) error {
 	futures := make([]jetstream.PubAckFuture, len(batch))
 	for i, p := range batch {
-		m, _ := message(r.cfg.SubjectPrefix, r.cfg.Stream, p.event)
-		f, err := r.js.PublishMsgAsync(m)
+		f, err := r.js.PublishMsgAsync(p.msg)
 		if err != nil {
 			if errors.Is(err, nats.ErrMaxPayload) {
 				return fmt.Errorf("%w: event %s: %w", errTooLarge, p.event.ID, err)
