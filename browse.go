@@ -27,6 +27,8 @@ type StreamsOpts struct {
 	// Limit caps the number of streams returned. Defaults to
 	// ReadLimitDefault.
 	Limit int
+	// Primary reads from the primary when Config.Replica is set.
+	Primary bool
 }
 
 // Streams returns a page of the store's streams, ordered by category then
@@ -53,7 +55,7 @@ func (s *Store[TTx]) Streams(ctx context.Context, opts *StreamsOpts) ([]StreamIn
 			return nil, invalidf("streams: after %s is not in category %s", opts.After, opts.Category)
 		}
 	}
-	infos, err := s.driver.Executor().Streams(ctx, &meowmxdriver.StreamsParams{
+	infos, err := s.readExec(opts.Primary).Streams(ctx, &meowmxdriver.StreamsParams{
 		Schema: s.config.Schema, Category: opts.Category, After: opts.After, Limit: limit,
 	})
 	if err != nil {
@@ -69,6 +71,8 @@ type CategoriesOpts struct {
 	// Limit caps the number of categories returned. Defaults to
 	// ReadLimitDefault.
 	Limit int
+	// Primary reads from the primary when Config.Replica is set.
+	Primary bool
 }
 
 // Categories returns a page of the store's categories in order, each with
@@ -87,7 +91,7 @@ func (s *Store[TTx]) Categories(ctx context.Context, opts *CategoriesOpts) ([]Ca
 	if err != nil {
 		return nil, err
 	}
-	infos, err := s.driver.Executor().Categories(ctx, &meowmxdriver.CategoriesParams{
+	infos, err := s.readExec(opts.Primary).Categories(ctx, &meowmxdriver.CategoriesParams{
 		Schema: s.config.Schema, After: opts.After, Limit: limit,
 	})
 	if err != nil {

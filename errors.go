@@ -37,6 +37,10 @@ var (
 	// positions could not be re-based yet (see the README's "Moving to
 	// another cluster"); nothing was written or skipped.
 	ErrClusterMoved = meowmxtype.ErrClusterMoved
+	// ErrReplicaMismatch: Config.Replica is not a hot standby of the
+	// schema's cluster; reads through it fail rather than return positions
+	// that are not the primary's.
+	ErrReplicaMismatch = meowmxtype.ErrReplicaMismatch
 	// ErrSerialization: the database aborted the transaction; retry it.
 	ErrSerialization = meowmxtype.ErrSerialization
 	// ErrUnavailable: a handler's dependency is away: retry the batch

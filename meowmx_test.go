@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/meowmx/meowmx"
+	"github.com/meowmx/meowmx/meowmxpgxv5"
 	"github.com/meowmx/meowmx/meowmxsqlite"
 )
 
@@ -72,6 +73,7 @@ func TestConfigValidation(t *testing.T) {
 		"schema quote":   {meowmx.Config{Schema: `x"; drop`}, "Config.Schema"},
 		"max event size": {meowmx.Config{MaxEventSize: -1}, "Config.MaxEventSize"},
 		"append retries": {meowmx.Config{AppendRetries: -2}, "Config.AppendRetries"},
+		"replica driver": {meowmx.Config{Replica: meowmxpgxv5.NewReplica(nil)}, "Config.Replica is a postgres replica"},
 	}
 	for name, tc := range cases {
 		if _, err := meowmx.New(driver, &tc.cfg); !errors.Is(err, meowmx.ErrInvalidInput) || !strings.Contains(err.Error(), tc.want) {

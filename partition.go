@@ -174,7 +174,10 @@ func (r *partitionRunner[TTx]) run(ctx, workCtx context.Context) {
 				logger.WarnContext(ctx, "meowmx: replaying parked events failed", slog.String("err", err.Error()))
 			}
 		}
-		rows, err := exec.ReadSubscription(ctx, &meowmxdriver.ReadSubscriptionParams{
+		// From the replica when there is one: the checkpoint only ever
+		// moves to events read, so a standby behind it reads nothing and
+		// the checkpoint stays.
+		rows, err := store.reads.ReadSubscription(ctx, &meowmxdriver.ReadSubscriptionParams{
 			Schema: store.config.Schema, Categories: cfg.Categories, Types: cfg.Types, Tags: cfg.Tags,
 			Partitions: cfg.Partitions, Partition: r.partition,
 			AfterTxID: r.checkpoint.TransactionID, AfterSeq: r.checkpoint.Seq, Limit: cfg.BatchSize,

@@ -28,6 +28,8 @@ type ReadQueryOpts struct {
 	// Limit caps the number of events returned. Defaults to
 	// ReadLimitDefault.
 	Limit int
+	// Primary reads from the primary when Config.Replica is set.
+	Primary bool
 }
 
 // ReadQuery returns the events matching query in global order, after
@@ -41,7 +43,7 @@ type ReadQueryOpts struct {
 // rarest tag first. An item without tags reads the log from the position
 // on, checking types.
 func (s *Store[TTx]) ReadQuery(ctx context.Context, query Query, after Position, opts *ReadQueryOpts) ([]RecordedEvent, error) {
-	return s.readQuery(ctx, s.driver.Executor(), query, after, opts)
+	return s.readQuery(ctx, s.readExec(opts != nil && opts.Primary), query, after, opts)
 }
 
 // ReadQueryTx is ReadQuery inside the caller's transaction tx.

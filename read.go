@@ -22,15 +22,18 @@ type ReadStreamOpts struct {
 	Limit int
 	// Backward reads from From towards version 0.
 	Backward bool
+	// Primary reads from the primary when Config.Replica is set.
+	Primary bool
 }
 
 // ReadStream returns the events of stream in version order (descending if
 // opts.Backward). A stream without events gives an empty slice.
 //
 // Stream reads see every committed event at once: a stream's versions
-// commit in order, so there is no horizon to wait for.
+// commit in order, so there is no horizon to wait for. With Config.Replica,
+// every event the standby has replayed (opts.Primary for the primary).
 func (s *Store[TTx]) ReadStream(ctx context.Context, stream Stream, opts *ReadStreamOpts) ([]RecordedEvent, error) {
-	return s.readStream(ctx, s.driver.Executor(), stream, opts)
+	return s.readStream(ctx, s.readExec(opts != nil && opts.Primary), stream, opts)
 }
 
 // ReadStreamTx is ReadStream inside the caller's transaction tx.
@@ -129,6 +132,8 @@ type ReadOpts struct {
 	Limit int
 	// Types, when not empty, keeps only events of these types.
 	Types []string
+	// Primary reads from the primary when Config.Replica is set.
+	Primary bool
 }
 
 // ReadAll returns events of every stream in global order, after position
@@ -139,9 +144,11 @@ type ReadOpts struct {
 // of transactions older than every transaction still running, so an event
 // that commits later always comes after what was returned. The cost is that
 // a long-running transaction anywhere in the cluster holds global reads
-// back until it ends (see Horizon).
+// back until it ends (see Horizon). On a hot standby (Config.Replica) the
+// horizon is that of the primary's transactions as the standby has
+// replayed them: no event is skipped there either.
 func (s *Store[TTx]) ReadAll(ctx context.Context, after Position, opts *ReadOpts) ([]RecordedEvent, error) {
-	return s.readGlobal(ctx, s.driver.Executor(), "", after, opts)
+	return s.readGlobal(ctx, s.readExec(opts != nil && opts.Primary), "", after, opts)
 }
 
 // ReadAllTx is ReadAll inside the caller's transaction tx. Events the
@@ -155,7 +162,7 @@ func (s *Store[TTx]) ReadCategory(ctx context.Context, category string, after Po
 	if err := validateCategory(category); err != nil {
 		return nil, err
 	}
-	return s.readGlobal(ctx, s.driver.Executor(), category, after, opts)
+	return s.readGlobal(ctx, s.readExec(opts != nil && opts.Primary), category, after, opts)
 }
 
 // ReadCategoryTx is ReadCategory inside the caller's transaction tx.

@@ -58,6 +58,17 @@ type Config struct {
 	// and metrics (package meowmxotel implements it with OpenTelemetry).
 	// Nil, the default, observes nothing and costs nothing.
 	Observer Observer
+
+	// Replica, when set, serves the store's reads from a hot standby of the
+	// driver's database (meowmxpgxv5.NewReplica): ReadStream, ReadCategory,
+	// ReadAll, ReadQuery and their iterators, Streams, Categories, and the
+	// reads of subscriptions' partitions. Appends, the Tx forms, LastEvent,
+	// StreamVersion, aggregates, checkpoints, leases and subscription
+	// administration stay on the primary. A read's Primary option sends it
+	// to the primary: for reading one's own writes, as the standby replays
+	// an append some time after it returns (see "Reading from a hot
+	// standby" in the README).
+	Replica meowmxdriver.Replica
 }
 
 func (c *Config) withDefaults() *Config {
@@ -104,6 +115,9 @@ type Store[TTx any] struct {
 	closed atomic.Bool
 	hub    *hub
 	out    *announcer
+	// reads runs the reads that Config.Replica may serve: the replica's
+	// executor, or the driver's.
+	reads meowmxdriver.Executor
 	// groups gathers concurrent appends; nil when disabled.
 	groups *appendGroups
 	// stopClusterReports ends the driver's reports of cluster changes to
@@ -121,7 +135,13 @@ func New[TTx any](driver meowmxdriver.Driver[TTx], config *Config) (*Store[TTx],
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	store := &Store[TTx]{driver: driver, config: cfg}
+	store := &Store[TTx]{driver: driver, config: cfg, reads: driver.Executor()}
+	if r := cfg.Replica; r != nil {
+		if r.Name() != driver.Name() {
+			return nil, invalidf("Config.Replica is a %s replica, the driver is %s", r.Name(), driver.Name())
+		}
+		store.reads = r.ReplicaExecutor(store.reads)
+	}
 	if !cfg.DisableGroupCommit {
 		store.groups = newAppendGroups(driver.Executor(), cfg.Observer)
 	}
@@ -145,6 +165,15 @@ func New[TTx any](driver meowmxdriver.Driver[TTx], config *Config) (*Store[TTx],
 
 // Driver returns the store's driver.
 func (s *Store[TTx]) Driver() meowmxdriver.Driver[TTx] { return s.driver }
+
+// readExec returns the executor of a read that the replica may serve:
+// the primary's when primary is set.
+func (s *Store[TTx]) readExec(primary bool) meowmxdriver.Executor {
+	if primary {
+		return s.driver.Executor()
+	}
+	return s.reads
+}
 
 // Schema returns the schema the store works in.
 func (s *Store[TTx]) Schema() string { return s.config.Schema }

@@ -42,6 +42,19 @@ type Driver[TTx any] interface {
 	OnClusterChange(schema string, report func(*ClusterChange)) (stop func())
 }
 
+// Replica serves reads from a copy of a driver's database that follows it,
+// such as a PostgreSQL hot standby (meowmxpgxv5.NewReplica). meowmx sends it
+// the read methods of Executor only (ReadStream, ReadGlobal, ReadQuery,
+// ReadSubscription, Streams, Categories), never a write.
+type Replica interface {
+	// Name is the Name of the driver whose database the replica copies.
+	Name() string
+	// ReplicaExecutor runs each read on a connection to the copy of the
+	// database primary (an Executor of the driver) runs on, after checking
+	// that it is one.
+	ReplicaExecutor(primary Executor) Executor
+}
+
 // Executor runs meowmx's statements.
 type Executor interface {
 	// Append records events in a stream. See AppendParams and AppendResult.

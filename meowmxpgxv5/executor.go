@@ -24,6 +24,8 @@ type querier interface {
 type executor struct {
 	driver *Driver
 	tx     pgx.Tx // the caller's transaction; nil to use the pool
+	// primary is the driver of the primary a replica's executor reads for.
+	primary *Driver
 }
 
 // acquire returns what the executor's statements for schema run on: the
@@ -40,7 +42,13 @@ func (e *executor) acquire(ctx context.Context, schema string) (querier, func(),
 	if err != nil {
 		return nil, nil, mapError(err)
 	}
-	if err := e.driver.ensureCluster(ctx, conn.Conn(), schema, nil); err != nil {
+	check := e.driver.ensureCluster
+	if e.driver.replica {
+		check = func(ctx context.Context, conn *pgx.Conn, schema string, _ pgx.Tx) error {
+			return e.driver.ensureReplica(ctx, conn, schema, e.primary)
+		}
+	}
+	if err := check(ctx, conn.Conn(), schema, nil); err != nil {
 		conn.Release()
 		return nil, nil, err
 	}

@@ -52,6 +52,13 @@ var (
 	// why; Migrate, or the next call, tries again.
 	ErrClusterMoved = errors.New("meowmx: the schema moved to another PostgreSQL cluster and its positions are not re-based yet")
 
+	// ErrReplicaMismatch: the replica given for reads (Config.Replica) is
+	// not a physical copy of the schema's cluster (another system
+	// identifier, or a schema re-based on the primary that the copy has not
+	// replayed yet): its positions would not be the primary's, so reads
+	// through it fail rather than return them.
+	ErrReplicaMismatch = errors.New("meowmx: the replica is not a hot standby of the schema's cluster")
+
 	// ErrSerialization: the database aborted the transaction (serialization
 	// failure, deadlock, lock busy). Retry it. IsRetryable reports true.
 	ErrSerialization = errors.New("meowmx: transaction aborted by the database; retry it")

@@ -4,8 +4,10 @@
 // The database is --db or $MEOWMX_DB: postgres://..., postgresql://... or
 // key/value pairs (host=... dbname=...) for PostgreSQL, sqlite:PATH or a
 // path without a scheme for SQLite, sqlite:meowmx.db by default; any other
-// scheme is refused. --schema (or $MEOWMX_SCHEMA) chooses the schema. Both are accepted
-// before and after the command name.
+// scheme is refused. --schema (or $MEOWMX_SCHEMA) chooses the schema.
+// --replica (or $MEOWMX_REPLICA) names a hot standby of a PostgreSQL --db
+// that serves the reads. All three are accepted before and after the
+// command name.
 //
 // Exit codes: 0 success, 1 error, 2 usage error or bad input, 3 version
 // conflict, 130 interrupted.
@@ -52,6 +54,8 @@ type env struct {
 	stderr io.Writer
 	db     string
 	schema string
+	// replica is the hot standby that serves reads (--replica), or "".
+	replica string
 	// dbDefault: neither --db nor $MEOWMX_DB was given.
 	dbDefault bool
 	// flags is the flag set the command made last (for completion).
@@ -115,7 +119,7 @@ func printMainUsage(w io.Writer) {
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr,
-		db: os.Getenv("MEOWMX_DB"), schema: os.Getenv("MEOWMX_SCHEMA")}
+		db: os.Getenv("MEOWMX_DB"), schema: os.Getenv("MEOWMX_SCHEMA"), replica: os.Getenv("MEOWMX_REPLICA")}
 	rest, err := extractGlobals(args, e)
 	if err != nil {
 		fmt.Fprintln(stderr, "meowmx:", err)
@@ -171,13 +175,14 @@ func exitCode(ctx context.Context, stderr io.Writer, name string, err error) int
 	return exitError
 }
 
-// extractGlobals takes --db and --schema out of args, wherever they are.
+// extractGlobals takes --db, --schema and --replica out of args, wherever
+// they are.
 func extractGlobals(args []string, e *env) ([]string, error) {
 	var rest []string
 	for i := 0; i < len(args); i++ {
 		arg := args[i]
 		name, value, hasValue := strings.Cut(strings.TrimLeft(arg, "-"), "=")
-		if !strings.HasPrefix(arg, "-") || (name != "db" && name != "schema") {
+		if !strings.HasPrefix(arg, "-") || (name != "db" && name != "schema" && name != "replica") {
 			rest = append(rest, arg)
 			continue
 		}
@@ -188,10 +193,13 @@ func extractGlobals(args []string, e *env) ([]string, error) {
 			i++
 			value = args[i]
 		}
-		if name == "db" {
+		switch name {
+		case "db":
 			e.db = value
-		} else {
+		case "schema":
 			e.schema = value
+		default:
+			e.replica = value
 		}
 	}
 	return rest, nil
@@ -266,4 +274,9 @@ const globalFlags = `  --db DATABASE   PostgreSQL: postgres://..., postgresql://
                   sqlite:meowmx.db); passwords are masked in messages
   --schema NAME   schema (PostgreSQL) or table prefix (SQLite)
                   (default $MEOWMX_SCHEMA, else meowmx)
+  --replica DATABASE
+                  a hot standby of the PostgreSQL --db that serves reads
+                  (read, browse, and the reads of work and relay);
+                  writes, checkpoints and leases stay on --db
+                  (default $MEOWMX_REPLICA)
 `

@@ -155,6 +155,7 @@ func TestErrors(t *testing.T) {
 		{"separator in category", []string{"append", "or-der", "1", "--type", "A", "--data", "{}"}, 2, "separator"},
 		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
 		{"bad position", []string{"read", "--all", "--after", "12"}, 2, "TX/SEQ"},
+		{"replica of SQLite", []string{"--replica", testdb.URL(), "read", "--all"}, 2, "--replica needs PostgreSQL"},
 	}
 	for _, tc := range cases {
 		stdin := ""
@@ -579,5 +580,23 @@ func TestAppendTags(t *testing.T) {
 		if r.code != 2 || !strings.Contains(r.stderr, bad.want) {
 			t.Errorf("append %v: exit %d, stderr %q, want 2 and %q", bad.args, r.code, r.stderr, bad.want)
 		}
+	}
+}
+
+// TestReplicaFlag: --replica (here the primary itself, which has its own
+// system identifier) serves the reads; a server of another cluster is
+// refused by TestStandbyReads in meowmxpgxv5, which runs a real standby.
+func TestReplicaFlag(t *testing.T) {
+	t.Parallel()
+	args := []string{"--db", testdb.URL(), "--schema", testdb.SchemaName(t), "--replica", testdb.URL()}
+	mustRun(t, "", append(args, "migrate")...)
+	mustRun(t, "", append(args, "append", "order", "1", "--type", "Placed", "--data", "{}")...)
+	for _, read := range [][]string{{"read", "--all"}, {"read", "order", "1"}, {"read", "--category", "order"}} {
+		if got := decodeLines(t, mustRun(t, "", append(args, read...)...).stdout); len(got) != 1 || got[0]["type"] != "Placed" {
+			t.Fatalf("meowmx %v with --replica: %v", read, got)
+		}
+	}
+	if r := runCLI(t, "", append(args[:4], "--replica", "postgres://127.0.0.1:1/none?connect_timeout=2", "read", "--all")...); r.code != 1 || !strings.Contains(r.stderr, "cannot connect to postgres://127.0.0.1:1") {
+		t.Fatalf("replica unreachable: exit %d, stderr %q", r.code, r.stderr)
 	}
 }

@@ -70,31 +70,42 @@ func open(e *env) (*backend, error) {
 
 func openDatabase(e *env, d *database) (*backend, error) {
 	cfg := &meowmx.Config{Schema: e.schema, Logger: logger(e), Observer: e.observer}
-	if d.postgres {
-		poolCfg, err := pgxpool.ParseConfig(d.conn)
-		if err != nil {
-			return nil, &usageError{msg: fmt.Sprintf("bad connection string %s: %s", d.label, d.mask(err.Error()))}
+	var replica *database
+	if e.replica != "" {
+		var err error
+		if replica, err = parseDatabase(e.replica); err != nil {
+			return nil, err
 		}
-		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
-		defer cancel()
-		pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
-		if err == nil {
-			err = pool.Ping(ctx)
+		if !d.postgres || !replica.postgres {
+			return nil, usagef("--replica needs PostgreSQL, for both it and --db")
+		}
+	}
+	if d.postgres {
+		pool, err := connect(e, d)
+		if err != nil {
+			return nil, err
+		}
+		closeAll := pool.Close
+		if replica != nil {
+			standby, err := connect(e, replica)
 			if err != nil {
+				pool.Close()
+				return nil, err
+			}
+			cfg.Replica = meowmxpgxv5.NewReplica(standby)
+			closeAll = func() {
+				standby.Close()
 				pool.Close()
 			}
 		}
-		if err != nil {
-			return nil, fmt.Errorf("cannot connect to %s: %s", d.label, d.mask(err.Error()))
-		}
 		store, err := meowmx.New(meowmxpgxv5.New(pool), cfg)
 		if err != nil {
-			pool.Close()
+			closeAll()
 			return nil, &usageError{msg: err.Error()}
 		}
 		return &backend{api: store, pg: store, pool: pool, db: d, label: d.label, close: func() {
 			store.Close() // first: it notifies other processes of this one's appends
-			pool.Close()
+			closeAll()
 		}}, nil
 	}
 	db, err := meowmxsqlite.Open(d.conn)
@@ -110,6 +121,28 @@ func openDatabase(e *env, d *database) (*backend, error) {
 		store.Close()
 		db.Close()
 	}}, nil
+}
+
+// connect returns a pool of connections to the PostgreSQL database d, once
+// one connection has been made.
+func connect(e *env, d *database) (*pgxpool.Pool, error) {
+	poolCfg, err := pgxpool.ParseConfig(d.conn)
+	if err != nil {
+		return nil, &usageError{msg: fmt.Sprintf("bad connection string %s: %s", d.label, d.mask(err.Error()))}
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+	defer cancel()
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err == nil {
+		err = pool.Ping(ctx)
+		if err != nil {
+			pool.Close()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot connect to %s: %s", d.label, d.mask(err.Error()))
+	}
+	return pool, nil
 }
 
 // openMigrated opens the store and checks that its schema exists, with the

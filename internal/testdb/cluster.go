@@ -84,6 +84,68 @@ func newCluster() (*Cluster, error) {
 	return c, nil
 }
 
+// NewStandby creates a hot standby of primary: a cluster of its own on a
+// port of its own, its data copied with pg_basebackup -R so that it streams
+// and replays primary's WAL, started and accepting read-only connections.
+// It is removed when the test ends (before primary, which was created
+// first). Failures skip or fail the test as NewCluster's do.
+func NewStandby(tb testing.TB, primary *Cluster) *Cluster {
+	tb.Helper()
+	c, err := newStandby(primary)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			tb.Fatalf("cannot create a standby cluster (required under CI=true): %v", err)
+		}
+		tb.Skipf("cannot create a standby cluster: %v", err)
+	}
+	tb.Cleanup(func() {
+		if out, err := exec.Command("pg_dropcluster", "--stop", c.Version, c.Name).CombinedOutput(); err != nil {
+			tb.Errorf("pg_dropcluster %s: %v: %s", c.Name, err, out)
+		}
+	})
+	return c
+}
+
+func newStandby(primary *Cluster) (*Cluster, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	c := &Cluster{Version: primary.Version, Name: "meowmx_standby_" + hex.EncodeToString(b[:]), Port: port}
+	if err := c.run("pg_createcluster", c.Version, c.Name, "--port", fmt.Sprint(port),
+		"--", "--auth=trust", "--no-sync"); err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*Cluster, error) {
+		_ = c.run("pg_dropcluster", "--stop", c.Version, c.Name)
+		return nil, err
+	}
+	// The data directory pg_createcluster made gives way to the primary's
+	// copy; the configuration in /etc/postgresql (with the port) stays.
+	// The directory itself stays: its parent may be writable by root only.
+	dir := filepath.Join("/var/lib/postgresql", c.Version, c.Name)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fail(err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return fail(err)
+		}
+	}
+	if err := c.run("runuser", "-u", "postgres", "--", "pg_basebackup",
+		"-h", "127.0.0.1", "-p", fmt.Sprint(primary.Port), "-U", "postgres",
+		"-D", dir, "-R", "-X", "stream", "--checkpoint=fast", "--no-sync"); err != nil {
+		return fail(err)
+	}
+	if err := c.Start(); err != nil {
+		return fail(err)
+	}
+	return c, nil
+}
+
 // Start starts the cluster and waits until it accepts connections.
 func (c *Cluster) Start() error {
 	if err := c.run("pg_ctlcluster", "--skip-systemctl-redirect", c.Version, c.Name, "start"); err != nil {
