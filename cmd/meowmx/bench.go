@@ -63,7 +63,8 @@ Examples:
   meowmx bench --scenario append-1,append-100 --duration 5s --chart append.svg
   meowmx bench --scenario all --json results.json --chart results.svg
   meowmx bench --db sqlite:bench.db --scenario append-1,read-stream
-  meowmx bench --otel --scenario append-1,catch-up --writers 1,8`)
+  meowmx bench --otel --scenario append-1,catch-up --writers 1,8
+  meowmx bench --db postgres://primary/app --replica postgres://standby/app --scenario catch-up`)
 	scenario := fs.String("scenario", "all", "scenarios to run, comma-separated, or all")
 	duration := fs.Duration("duration", 10*time.Second, "measuring time per setting and side")
 	jsonFile := fs.String("json", "", "write the results as JSON to FILE")
@@ -140,6 +141,18 @@ Examples:
 		}
 	}
 	defer db.Close()
+	if e.replica != "" {
+		standby, err := parseDatabase(e.replica)
+		if err != nil {
+			return err
+		}
+		if !target.postgres || !standby.postgres {
+			return usagef("--replica needs PostgreSQL, for both it and --db")
+		}
+		if err := db.AddReplica(e.ctx, standby.conn); err != nil {
+			return fmt.Errorf("replica %s: %s", standby.label, standby.mask(err.Error()))
+		}
+	}
 
 	report, err := bench.Run(e.ctx, db, opts)
 	if report != nil && *jsonFile != "" {

@@ -242,3 +242,33 @@ func TestPercentileAndFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestCatchUpFromStandby runs catch-up on a cluster of its own with a hot
+// standby: the subscription reading from the standby is measured against
+// the one reading from the primary.
+func TestCatchUpFromStandby(t *testing.T) {
+	t.Parallel()
+	primary := testdb.NewCluster(t)
+	standby := testdb.NewStandby(t, primary)
+	db, err := OpenPostgres(context.Background(), primary.URL(), "meowmx_bench", 12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.AddReplica(context.Background(), primary.URL()); err == nil || !strings.Contains(err.Error(), "not a standby") {
+		t.Fatalf("AddReplica of the primary itself: %v, want an error saying it is not a standby", err)
+	}
+	if err := db.AddReplica(context.Background(), standby.URL()); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	o := small(&out)
+	o.Scenarios = []string{"catch-up"}
+	report, err := Run(context.Background(), db, o)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if len(report.Results) != 2 || !strings.Contains(report.Results[1].Setting, "from the standby") || report.Results[1].Ratio == nil {
+		t.Fatalf("results %+v, want catch-up and catch-up from the standby\n%s", report.Results, out.String())
+	}
+}

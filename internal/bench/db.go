@@ -31,6 +31,11 @@ type Database struct {
 	// used in turn with the other stores, never at the same time).
 	observed func(obs meowmx.Observer) (*side, error)
 	raw      raw
+	// replicated makes a store whose reads go to a hot standby (nil
+	// without AddReplica); replayed waits until the standby has replayed
+	// every commit made so far on the primary.
+	replicated func() (*side, error)
+	replayed   func(ctx context.Context) error
 	// reset drops the benchmark's tables and creates them again, empty.
 	reset func(ctx context.Context) error
 	close func()
@@ -240,6 +245,61 @@ func OpenPostgres(ctx context.Context, url, schema string, maxConns int) (*Datab
 		},
 		close: pool.Close,
 	}, nil
+}
+
+// AddReplica makes catch-up measure a store that reads from the hot
+// standby at url (a physical replica of the database OpenPostgres
+// connected to) against the same store reading from the primary.
+func (d *Database) AddReplica(ctx context.Context, url string) error {
+	p, ok := d.raw.(*pgRaw)
+	if !ok {
+		return fmt.Errorf("a replica needs PostgreSQL")
+	}
+	standby, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return err
+	}
+	var recovery bool
+	if err := standby.QueryRow(ctx, `SELECT pg_is_in_recovery()`).Scan(&recovery); err != nil || !recovery {
+		standby.Close()
+		if err == nil {
+			err = fmt.Errorf("%s is not a standby (pg_is_in_recovery() is false)", url)
+		}
+		return err
+	}
+	d.replicated = func() (*side, error) {
+		s, err := meowmx.New(meowmxpgxv5.New(p.pool), &meowmx.Config{
+			Schema: p.schema, Logger: slog.New(slog.DiscardHandler), Replica: meowmxpgxv5.NewReplica(standby),
+		})
+		if err != nil {
+			return nil, err
+		}
+		return sideOf(s), nil
+	}
+	d.replayed = func(ctx context.Context) error {
+		var lsn string
+		if err := p.pool.QueryRow(ctx, `SELECT pg_current_wal_flush_lsn()::text`).Scan(&lsn); err != nil {
+			return err
+		}
+		for {
+			var done bool
+			if err := standby.QueryRow(ctx, `SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn`, lsn).Scan(&done); err != nil || done {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	primaryClose := d.close
+	d.name += " with a hot standby"
+	d.close = func() {
+		standby.Close()
+		primaryClose()
+	}
+	return nil
 }
 
 type pgRaw struct {

@@ -330,6 +330,47 @@ func (r *runner) catchUp(ctx context.Context) error {
 		Metric: "events/s", Meowmx: best, Baseline: ptr(bestBase),
 		Target: "ratio ≥ 0.3", Met: ptr(ratio >= 0.3),
 	})
+	if r.db.replicated != nil {
+		return r.catchUpReplica(ctx, total, page)
+	}
+	return nil
+}
+
+// catchUpReplica: the same subscription reading from the hot standby,
+// against the store reading from the primary (the baseline), once the
+// standby has replayed the log. Two alternating rounds; the faster of each
+// side counts.
+func (r *runner) catchUpReplica(ctx context.Context, total, page int) error {
+	if err := r.db.replayed(ctx); err != nil {
+		return fmt.Errorf("waiting for the standby: %w", err)
+	}
+	replicated, err := r.db.replicated()
+	if err != nil {
+		return err
+	}
+	defer replicated.close()
+	var best, bestBase float64
+	for round := range 2 {
+		elapsed, err := consume(ctx, r.store, fmt.Sprint("catch_up_primary_", round), total, page)
+		if err != nil {
+			return err
+		}
+		bestBase = max(bestBase, float64(total)/elapsed.Seconds())
+		// Each subscription's checkpoints are WAL the standby replays
+		// too; let it catch up before timing it.
+		if err := r.db.replayed(ctx); err != nil {
+			return err
+		}
+		elapsed, err = consume(ctx, replicated, fmt.Sprint("catch_up_standby_", round), total, page)
+		if err != nil {
+			return err
+		}
+		best = max(best, float64(total)/elapsed.Seconds())
+	}
+	r.add(Result{
+		Scenario: "catch-up", Setting: fmt.Sprintf("%s events from the standby, baseline the primary", group(int64(total))),
+		Metric: "events/s", Meowmx: best, Baseline: ptr(bestBase),
+	})
 	return nil
 }
 
