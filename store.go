@@ -140,7 +140,11 @@ func New[TTx any](driver meowmxdriver.Driver[TTx], config *Config) (*Store[TTx],
 		if r.Name() != driver.Name() {
 			return nil, invalidf("Config.Replica is a %s replica, the driver is %s", r.Name(), driver.Name())
 		}
-		store.reads = r.ReplicaExecutor(store.reads)
+		reads, err := r.ReplicaExecutor(store.reads)
+		if err != nil {
+			return nil, invalidf("Config.Replica: %v", err)
+		}
+		store.reads = reads
 	}
 	if !cfg.DisableGroupCommit {
 		store.groups = newAppendGroups(driver.Executor(), cfg.Observer)

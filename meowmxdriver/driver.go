@@ -49,10 +49,11 @@ type Driver[TTx any] interface {
 type Replica interface {
 	// Name is the Name of the driver whose database the replica copies.
 	Name() string
-	// ReplicaExecutor runs each read on a connection to the copy of the
-	// database primary (an Executor of the driver) runs on, after checking
-	// that it is one.
-	ReplicaExecutor(primary Executor) Executor
+	// ReplicaExecutor returns the executor that runs each read on a
+	// connection to the copy of the database primary (an Executor of the
+	// driver) runs on, after checking that it is one. It fails when
+	// primary is not an executor the replica can read for.
+	ReplicaExecutor(primary Executor) (Executor, error)
 }
 
 // Executor runs meowmx's statements.

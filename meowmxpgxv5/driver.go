@@ -33,9 +33,9 @@ type Driver struct {
 	clusters       clusterChecks
 	rebasing       sync.Map // schema -> chan struct{}, one re-base at a time
 	clusterReports sync.Map // schema -> *clusterReport
-	// replica: the pool reaches a hot standby (NewReplica); clusters are
-	// checked, never re-based.
-	replica bool
+	// self is the identity of the pool's database, for the replicas
+	// reading for this driver (replica.go).
+	self selfIdentity
 }
 
 // New returns a driver that runs on pool. The pool stays the caller's: the

@@ -24,8 +24,9 @@ type querier interface {
 type executor struct {
 	driver *Driver
 	tx     pgx.Tx // the caller's transaction; nil to use the pool
-	// primary is the driver of the primary a replica's executor reads for.
-	primary *Driver
+	// replica, for an executor of a Replica, is what it reads for; its
+	// connections are checked by it instead of ensureCluster.
+	replica *replicaOf
 }
 
 // acquire returns what the executor's statements for schema run on: the
@@ -38,17 +39,26 @@ func (e *executor) acquire(ctx context.Context, schema string) (querier, func(),
 		}
 		return e.tx, func() {}, nil
 	}
+	if e.replica != nil {
+		primary, err := e.replica.prepare(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		conn, err := e.driver.pool.Acquire(ctx)
+		if err != nil {
+			return nil, nil, mapError(err)
+		}
+		if err := e.replica.ensure(ctx, conn.Conn(), schema, primary); err != nil {
+			conn.Release()
+			return nil, nil, err
+		}
+		return conn, conn.Release, nil
+	}
 	conn, err := e.driver.pool.Acquire(ctx)
 	if err != nil {
 		return nil, nil, mapError(err)
 	}
-	check := e.driver.ensureCluster
-	if e.driver.replica {
-		check = func(ctx context.Context, conn *pgx.Conn, schema string, _ pgx.Tx) error {
-			return e.driver.ensureReplica(ctx, conn, schema, e.primary)
-		}
-	}
-	if err := check(ctx, conn.Conn(), schema, nil); err != nil {
+	if err := e.driver.ensureCluster(ctx, conn.Conn(), schema, nil); err != nil {
 		conn.Release()
 		return nil, nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -20,7 +21,8 @@ import (
 // streaming its WAL (pg_basebackup -R), and a store on the primary whose
 // reads go to the standby.
 type standbyPair struct {
-	primary, standby *pgxpool.Pool
+	primaryCluster, standbyCluster *testdb.Cluster
+	primary, standby               *pgxpool.Pool
 	store            *meowmx.Store[pgx.Tx] // reads from the standby
 	primaryOnly      *meowmx.Store[pgx.Tx] // the same schema, no replica
 }
@@ -29,7 +31,8 @@ func newStandbyPair(t *testing.T) *standbyPair {
 	t.Helper()
 	primary := testdb.NewCluster(t)
 	standby := testdb.NewStandby(t, primary)
-	p := &standbyPair{primary: poolAt(t, primary.URL()), standby: poolAt(t, standby.URL())}
+	p := &standbyPair{primaryCluster: primary, standbyCluster: standby,
+		primary: poolAt(t, primary.URL()), standby: poolAt(t, standby.URL())}
 	schema := testdb.SchemaName(t)
 	store, err := meowmx.New(meowmxpgxv5.New(p.primary), &meowmx.Config{
 		Schema: schema, Logger: slog.New(slog.DiscardHandler), Replica: meowmxpgxv5.NewReplica(p.standby),
@@ -164,30 +167,76 @@ func TestStandbyReads(t *testing.T) {
 		}
 
 		// With replay paused, what the primary records stays off the
-		// standby: the store's reads come from it, and Primary reads one's
-		// own writes.
+		// standby: each read comes from it, unless Primary sends it to the
+		// primary, which sees one's own writes. LastEvent and
+		// StreamVersion, which decide, read the primary.
 		p.pause(t)
 		defer p.resume(t)
-		added, err := store.Append(ctx, meowmx.NewStream("order", "2"), 1, meowmx.Event{Type: "Paid", Data: data})
+		paused := meowmx.NewStream("paused", "1")
+		added, err := store.Append(ctx, paused, meowmx.NoStream, meowmx.Event{Type: "Held", Data: data, Tags: []string{"course:c9"}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := store.ReadStream(ctx, meowmx.NewStream("order", "2"), nil)
-		if err != nil || len(got) != 2 {
-			t.Fatalf("the standby, paused, read %d events of order-2 (%v), want the 2 it replayed", len(got), err)
+		has := func(events []meowmx.RecordedEvent) bool {
+			return slices.ContainsFunc(events, func(e meowmx.RecordedEvent) bool { return e.ID == added[0].ID })
 		}
-		got, err = store.ReadStream(ctx, meowmx.NewStream("order", "2"), &meowmx.ReadStreamOpts{Primary: true})
-		if err != nil || len(got) != 3 || got[2].ID != added[0].ID {
-			t.Fatalf("the primary read %d events of order-2 (%v), want 3 with the one just appended", len(got), err)
+		sees := map[string]func(primary bool) (bool, error){
+			"ReadStream": func(primary bool) (bool, error) {
+				got, err := store.ReadStream(ctx, paused, &meowmx.ReadStreamOpts{Primary: primary})
+				return has(got), err
+			},
+			"ReadAll": func(primary bool) (bool, error) {
+				got, err := store.ReadAll(ctx, meowmx.Start, &meowmx.ReadOpts{Primary: primary})
+				return has(got), err
+			},
+			"ReadCategory": func(primary bool) (bool, error) {
+				got, err := store.ReadCategory(ctx, "paused", meowmx.Start, &meowmx.ReadOpts{Primary: primary})
+				return has(got), err
+			},
+			"ReadQuery": func(primary bool) (bool, error) {
+				got, err := store.ReadQuery(ctx, meowmx.Query{Items: []meowmx.QueryItem{{Tags: []string{"course:c9"}}}}, meowmx.Start, &meowmx.ReadQueryOpts{Primary: primary})
+				return has(got), err
+			},
+			"Events": func(primary bool) (bool, error) {
+				for e, err := range store.Events(ctx, meowmx.Start, &meowmx.ReadOpts{Primary: primary, Limit: 2}) {
+					if err != nil || e.ID == added[0].ID {
+						return err == nil, err
+					}
+				}
+				return false, nil
+			},
+			"Streams": func(primary bool) (bool, error) {
+				got, err := store.Streams(ctx, &meowmx.StreamsOpts{Category: "paused", Primary: primary})
+				return len(got) == 1, err
+			},
+			"Categories": func(primary bool) (bool, error) {
+				got, err := store.Categories(ctx, &meowmx.CategoriesOpts{After: "order", Primary: primary})
+				return len(got) == 1 && got[0].Category == "paused", err
+			},
 		}
-		if v, err := store.StreamVersion(ctx, meowmx.NewStream("order", "2")); err != nil || v != 2 {
-			t.Fatalf("StreamVersion (from the primary) = %d, %v; want 2", v, err)
+		for name, read := range sees {
+			for _, primary := range []bool{false, true} {
+				seen, err := read(primary)
+				if err != nil {
+					t.Fatalf("%s (primary %v): %v", name, primary, err)
+				}
+				if seen != primary {
+					t.Errorf("%s (primary %v) saw the event appended while replay is paused: %v", name, primary, seen)
+				}
+			}
+		}
+		if v, err := store.StreamVersion(ctx, paused); err != nil || v != 0 {
+			t.Fatalf("StreamVersion (from the primary) = %d, %v; want 0", v, err)
+		}
+		if last, err := store.LastEvent(ctx, paused); err != nil || last.ID != added[0].ID {
+			t.Fatalf("LastEvent (from the primary) = %v, %v; want the event just appended", last.ID, err)
 		}
 		p.resume(t)
 		p.replayed(t)
-		got, err = store.ReadStream(ctx, meowmx.NewStream("order", "2"), nil)
-		if err != nil || len(got) != 3 {
-			t.Fatalf("the standby, resumed, read %d events of order-2 (%v), want 3", len(got), err)
+		for name, read := range sees {
+			if seen, err := read(false); err != nil || !seen {
+				t.Errorf("%s from the standby, resumed: saw the event %v, %v", name, seen, err)
+			}
 		}
 	})
 
@@ -334,6 +383,30 @@ func TestStandbyReads(t *testing.T) {
 			t.Fatalf("caught up from the standby: %v, want %v", positions(got), positions(all))
 		}
 		checkOrder(t, got)
+	})
+
+	t.Run("another database", func(t *testing.T) {
+		// The same schema in another database of the same cluster, read
+		// through the standby: same system identifier, other events.
+		if _, err := p.primary.Exec(ctx, `CREATE DATABASE other`); err != nil {
+			t.Fatal(err)
+		}
+		otherURL := strings.Replace(p.primaryCluster.URL(), "/test?", "/other?", 1)
+		if err := storeOn(t, poolAt(t, otherURL), store.Schema(), nil).Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		p.replayed(t)
+		standbyOther := poolAt(t, strings.Replace(p.standbyCluster.URL(), "/test?", "/other?", 1))
+		wrong, err := meowmx.New(meowmxpgxv5.New(p.primary), &meowmx.Config{
+			Schema: store.Schema(), Replica: meowmxpgxv5.NewReplica(standbyOther),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer wrong.Close()
+		if _, err := wrong.ReadAll(ctx, meowmx.Start, nil); !errors.Is(err, meowmx.ErrReplicaMismatch) {
+			t.Fatalf("ReadAll through the standby's other database: %v, want ErrReplicaMismatch", err)
+		}
 	})
 
 	t.Run("another cluster", func(t *testing.T) {

@@ -268,7 +268,9 @@ func (d *demo) write(ctx context.Context, runID string, store interface {
 					return
 				}
 				stream := meowmx.NewStream("order", fmt.Sprintf("%s-%05d", runID, order))
-				events, err := store.ReadStream(ctx, stream, nil)
+				// It decides on what it reads: from the primary, never
+				// from a --replica that may lag.
+				events, err := store.ReadStream(ctx, stream, &meowmx.ReadStreamOpts{Primary: true})
 				if err != nil {
 					errs <- err
 					return
