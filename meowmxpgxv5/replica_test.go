@@ -23,8 +23,8 @@ import (
 type standbyPair struct {
 	primaryCluster, standbyCluster *testdb.Cluster
 	primary, standby               *pgxpool.Pool
-	store            *meowmx.Store[pgx.Tx] // reads from the standby
-	primaryOnly      *meowmx.Store[pgx.Tx] // the same schema, no replica
+	store                          *meowmx.Store[pgx.Tx] // reads from the standby
+	primaryOnly                    *meowmx.Store[pgx.Tx] // the same schema, no replica
 }
 
 func newStandbyPair(t *testing.T) *standbyPair {
