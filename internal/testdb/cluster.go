@@ -8,8 +8,10 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +27,9 @@ type Cluster struct {
 	Version string
 	Name    string
 	Port    int
+	// dataDir is set for a standby (NewStandby), which pg_ctl runs
+	// outside Debian's cluster registry.
+	dataDir string
 }
 
 // URL is the cluster's "test" database.
@@ -84,61 +89,74 @@ func newCluster() (*Cluster, error) {
 	return c, nil
 }
 
-// NewStandby creates a hot standby of primary: a cluster of its own on a
-// port of its own, its data copied with pg_basebackup -R so that it streams
-// and replays primary's WAL, started and accepting read-only connections.
-// It is removed when the test ends (before primary, which was created
-// first). Failures skip or fail the test as NewCluster's do.
+// NewStandby creates a hot standby of primary: a server of its own on a
+// port of its own, its data copied with pg_basebackup -R into a temporary
+// directory so that it streams and replays primary's WAL, started and
+// accepting read-only connections. It stays out of Debian's cluster
+// registry (pg_lsclusters), whose wrappers of psql and pg_dump other tests
+// run meanwhile, and which a data directory being copied would upset. It is
+// stopped and removed when the test ends (before primary, created first).
+// Failures skip or fail the test as NewCluster's do.
 func NewStandby(tb testing.TB, primary *Cluster) *Cluster {
 	tb.Helper()
 	c, err := newStandby(primary)
 	if err != nil {
 		if os.Getenv("CI") == "true" {
-			tb.Fatalf("cannot create a standby cluster (required under CI=true): %v", err)
+			tb.Fatalf("cannot create a standby (required under CI=true): %v", err)
 		}
-		tb.Skipf("cannot create a standby cluster: %v", err)
+		tb.Skipf("cannot create a standby: %v", err)
 	}
 	tb.Cleanup(func() {
-		if out, err := exec.Command("pg_dropcluster", "--stop", c.Version, c.Name).CombinedOutput(); err != nil {
-			tb.Errorf("pg_dropcluster %s: %v: %s", c.Name, err, out)
+		if err := c.drop(); err != nil {
+			tb.Errorf("removing the standby: %v", err)
 		}
 	})
 	return c
 }
 
 func newStandby(primary *Cluster) (*Cluster, error) {
+	owner, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, err
+	}
+	uid, _ := strconv.Atoi(owner.Uid)
+	gid, _ := strconv.Atoi(owner.Gid)
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	c := &Cluster{Version: primary.Version, Name: "meowmx_standby_" + hex.EncodeToString(b[:]), Port: port}
-	if err := c.run("pg_createcluster", c.Version, c.Name, "--port", fmt.Sprint(port),
-		"--", "--auth=trust", "--no-sync"); err != nil {
-		return nil, err
-	}
-	fail := func(err error) (*Cluster, error) {
-		_ = c.run("pg_dropcluster", "--stop", c.Version, c.Name)
-		return nil, err
-	}
-	// The data directory pg_createcluster made gives way to the primary's
-	// copy; the configuration in /etc/postgresql (with the port) stays.
-	// The directory itself stays: its parent may be writable by root only.
-	dir := filepath.Join("/var/lib/postgresql", c.Version, c.Name)
-	entries, err := os.ReadDir(dir)
+	dir, err := os.MkdirTemp("", "meowmx-standby-")
 	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{Version: primary.Version, Name: filepath.Base(dir), Port: port, dataDir: filepath.Join(dir, "data")}
+	fail := func(err error) (*Cluster, error) {
+		_ = c.drop()
+		return nil, err
+	}
+	if err := os.Chown(dir, uid, gid); err != nil {
 		return fail(err)
 	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+	if err := c.run("runuser", "-u", "postgres", "--", c.bin("pg_basebackup"),
+		"-h", "127.0.0.1", "-p", fmt.Sprint(primary.Port), "-U", "postgres",
+		"-D", c.dataDir, "-R", "-X", "stream", "--checkpoint=fast", "--no-sync"); err != nil {
+		return fail(err)
+	}
+	// Debian keeps a cluster's configuration out of its data directory:
+	// the copy has none of it.
+	files := map[string]string{
+		"postgresql.conf": fmt.Sprintf("port = %d\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\nhot_standby = on\nfsync = off\n", port, dir),
+		"pg_hba.conf":     "local all all trust\nhost all all 127.0.0.1/32 trust\nlocal replication all trust\nhost replication all 127.0.0.1/32 trust\n",
+		"pg_ident.conf":   "",
+	}
+	for name, content := range files {
+		path := filepath.Join(c.dataDir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 			return fail(err)
 		}
-	}
-	if err := c.run("runuser", "-u", "postgres", "--", "pg_basebackup",
-		"-h", "127.0.0.1", "-p", fmt.Sprint(primary.Port), "-U", "postgres",
-		"-D", dir, "-R", "-X", "stream", "--checkpoint=fast", "--no-sync"); err != nil {
-		return fail(err)
+		if err := os.Chown(path, uid, gid); err != nil {
+			return fail(err)
+		}
 	}
 	if err := c.Start(); err != nil {
 		return fail(err)
@@ -146,13 +164,37 @@ func newStandby(primary *Cluster) (*Cluster, error) {
 	return c, nil
 }
 
+// drop stops a standby at once and removes its directory.
+func (c *Cluster) drop() error {
+	if _, err := os.Stat(filepath.Join(c.dataDir, "postmaster.pid")); err == nil {
+		if err := c.run("runuser", "-u", "postgres", "--", c.bin("pg_ctl"), "-D", c.dataDir, "-m", "immediate", "-w", "stop"); err != nil {
+			return err
+		}
+	}
+	return os.RemoveAll(filepath.Dir(c.dataDir))
+}
+
+// bin is the path of one of the cluster's version's programs, called
+// directly rather than through Debian's wrappers.
+func (c *Cluster) bin(name string) string {
+	path := filepath.Join("/usr/lib/postgresql", c.Version, "bin", name)
+	if _, err := os.Stat(path); err != nil {
+		return name
+	}
+	return path
+}
+
 // Start starts the cluster and waits until it accepts connections.
 func (c *Cluster) Start() error {
-	if err := c.run("pg_ctlcluster", "--skip-systemctl-redirect", c.Version, c.Name, "start"); err != nil {
+	start := []string{"pg_ctlcluster", "--skip-systemctl-redirect", c.Version, c.Name, "start"}
+	if c.dataDir != "" {
+		start = []string{"runuser", "-u", "postgres", "--", c.bin("pg_ctl"), "-D", c.dataDir, "-l", filepath.Join(c.dataDir, "server.log"), "start"}
+	}
+	if err := c.run(start[0], start[1:]...); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(2 * time.Minute)
-	for c.run("pg_isready", "-q", "-h", "127.0.0.1", "-p", fmt.Sprint(c.Port)) != nil {
+	for c.run(c.bin("pg_isready"), "-q", "-h", "127.0.0.1", "-p", fmt.Sprint(c.Port)) != nil {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("cluster %s did not accept connections", c.Name)
 		}
@@ -163,12 +205,15 @@ func (c *Cluster) Start() error {
 
 // Stop stops the cluster (fast shutdown).
 func (c *Cluster) Stop() error {
+	if c.dataDir != "" {
+		return c.run("runuser", "-u", "postgres", "--", c.bin("pg_ctl"), "-D", c.dataDir, "-m", "fast", "-w", "stop")
+	}
 	return c.run("pg_ctlcluster", "--skip-systemctl-redirect", c.Version, c.Name, "stop", "-m", "fast")
 }
 
 // Psql runs SQL in database db of the cluster, stopping at the first error.
 func (c *Cluster) Psql(db, sql string) error {
-	return c.run("psql", "-h", "127.0.0.1", "-p", fmt.Sprint(c.Port), "-U", "postgres", "-d", db,
+	return c.run(c.bin("psql"), "-h", "127.0.0.1", "-p", fmt.Sprint(c.Port), "-U", "postgres", "-d", db,
 		"-v", "ON_ERROR_STOP=1", "-q", "-c", sql)
 }
 
@@ -176,8 +221,10 @@ func (c *Cluster) Psql(db, sql string) error {
 // cluster's test database with pg_dump and psql, as an operator moving a
 // store would.
 func (c *Cluster) RestoreSchema(ctx context.Context, fromURL, schema string) error {
-	dump := exec.CommandContext(ctx, "pg_dump", "--no-owner", "-n", schema, fromURL)
-	restore := exec.CommandContext(ctx, "psql", "-h", "127.0.0.1", "-p", fmt.Sprint(c.Port), "-U", "postgres", "-d", "test",
+	// The versioned programs, not Debian's wrappers, which look at every
+	// cluster of the machine and fail on one another test is creating.
+	dump := exec.CommandContext(ctx, c.bin("pg_dump"), "--no-owner", "-n", schema, fromURL)
+	restore := exec.CommandContext(ctx, c.bin("psql"), "-h", "127.0.0.1", "-p", fmt.Sprint(c.Port), "-U", "postgres", "-d", "test",
 		"-v", "ON_ERROR_STOP=1", "-q", "-o", os.DevNull)
 	pipe, err := dump.StdoutPipe()
 	if err != nil {
