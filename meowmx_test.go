@@ -1,9 +1,14 @@
 package meowmx_test
 
 import (
+	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/meowmx/meowmx"
 	"github.com/meowmx/meowmx/meowmxpgxv5"
@@ -94,5 +99,32 @@ func TestStreamHashStable(t *testing.T) {
 	}
 	if meowmx.StreamHash(meowmx.NewStream("a", "b-c")) != meowmx.StreamHash(meowmx.NewStream("a", "b-c")) {
 		t.Fatal("not deterministic")
+	}
+}
+
+// TestRecordedEventJSON: the JSON form the command prints and the HTTP API
+// serves reads back to the same event; metadata is null when there is none.
+func TestRecordedEventJSON(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 29, 12, 0, 0, 123456789, time.UTC)
+	for _, e := range []meowmx.RecordedEvent{
+		{ID: uuid.New(), Stream: meowmx.NewStream("order", "o-1"), Version: 3, Position: meowmx.Position{TransactionID: 1<<64 - 1, Seq: 7},
+			Type: "Placed", Data: json.RawMessage(`{"a":1}`), Metadata: json.RawMessage(`{"m":true}`), Tags: []string{"course:c1"}, RecordedAt: at},
+		{ID: uuid.New(), Stream: meowmx.NewStream("order", "o-2"), Type: "Paid", Data: json.RawMessage(`[]`), RecordedAt: at},
+	} {
+		b, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back meowmx.RecordedEvent
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		if !reflect.DeepEqual(back, e) {
+			t.Fatalf("%s read back as %+v, want %+v", b, back, e)
+		}
+		if e.Metadata == nil && !strings.Contains(string(b), `"metadata":null`) {
+			t.Fatalf("no null metadata in %s", b)
+		}
 	}
 }

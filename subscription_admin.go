@@ -2,6 +2,7 @@ package meowmx
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -258,6 +259,29 @@ type ParkedEvent struct {
 	ParkedAt time.Time
 	// Replay is true while the event waits to be replayed.
 	Replay bool
+}
+
+// MarshalJSON writes the parked event as its event's JSON object (see
+// RecordedEvent.MarshalJSON) with partition, attempts, error, parked_at
+// and replay added.
+func (p ParkedEvent) MarshalJSON() ([]byte, error) {
+	event, err := json.Marshal(p.Event)
+	if err != nil {
+		return nil, err
+	}
+	extra, err := json.Marshal(struct {
+		Partition int    `json:"partition"`
+		Attempts  int    `json:"attempts"`
+		Error     string `json:"error"`
+		ParkedAt  string `json:"parked_at"`
+		Replay    bool   `json:"replay"`
+	}{p.Partition, p.Attempts, p.Error, p.ParkedAt.UTC().Format(time.RFC3339Nano), p.Replay})
+	if err != nil {
+		return nil, err
+	}
+	// Both are objects: the event's without its closing brace, a comma,
+	// the extra fields without their opening one.
+	return append(append(event[:len(event)-1], ','), extra[1:]...), nil
 }
 
 // ParkedEvents lists the parked events of the subscription name, in global

@@ -9,38 +9,10 @@ import (
 	"io"
 	"strings"
 	"sync"
-	"time"
 	"unicode/utf8"
 
 	"github.com/meowmx/meowmx"
 )
-
-// eventLine is the JSON form of a recorded event, one per line.
-type eventLine struct {
-	Position   string          `json:"position"`
-	Category   string          `json:"category"`
-	StreamID   string          `json:"stream_id"`
-	Version    int64           `json:"version"`
-	Type       string          `json:"type"`
-	Data       json.RawMessage `json:"data"`
-	Metadata   json.RawMessage `json:"metadata"`
-	EventID    string          `json:"event_id"`
-	RecordedAt string          `json:"recorded_at"`
-	Tags       []string        `json:"tags,omitempty"`
-}
-
-// toLine turns a recorded event into its JSON line form.
-func toLine(ev meowmx.RecordedEvent) eventLine {
-	metadata := ev.Metadata
-	if metadata == nil {
-		metadata = json.RawMessage("null")
-	}
-	return eventLine{
-		Position: ev.Position.String(), Category: ev.Stream.Category, StreamID: ev.Stream.ID,
-		Version: ev.Version, Type: ev.Type, Data: ev.Data, Metadata: metadata,
-		EventID: ev.ID.String(), RecordedAt: ev.RecordedAt.UTC().Format(time.RFC3339Nano), Tags: ev.Tags,
-	}
-}
 
 // printer writes events as JSON lines or as a table, safely from several
 // goroutines. The table's columns keep their widths from one page to the
@@ -75,7 +47,7 @@ func (p *printer) print(events ...meowmx.RecordedEvent) error {
 	defer p.mu.Unlock()
 	for _, ev := range events {
 		if !p.text {
-			line, err := json.Marshal(toLine(ev))
+			line, err := json.Marshal(ev)
 			if err != nil {
 				return err
 			}

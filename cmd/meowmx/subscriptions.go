@@ -190,14 +190,7 @@ asked for).`)
 	}
 	if *format == "json" {
 		for _, pe := range parked {
-			if err := writeJSONLine(e.stdout, struct {
-				eventLine
-				Partition int    `json:"partition"`
-				Attempts  int    `json:"attempts"`
-				Error     string `json:"error"`
-				ParkedAt  string `json:"parked_at"`
-				Replay    bool   `json:"replay"`
-			}{toLine(pe.Event), pe.Partition, pe.Attempts, pe.Error, pe.ParkedAt.UTC().Format(time.RFC3339Nano), pe.Replay}); err != nil {
+			if err := writeJSONLine(e.stdout, pe); err != nil {
 				return err
 			}
 		}
