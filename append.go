@@ -352,7 +352,7 @@ func (s *Store[TTx]) validateEvent(ev *Event) error {
 		return err
 	}
 	if size := len(ev.Data) + len(ev.Metadata); size > s.config.MaxEventSize {
-		return invalidf("event of type %q is %d bytes, over the limit of %d (Config.MaxEventSize)", ev.Type, size, s.config.MaxEventSize)
+		return fmt.Errorf("%w: event of type %q is %d bytes, over the limit of %d (Config.MaxEventSize)", ErrEventTooLarge, ev.Type, size, s.config.MaxEventSize)
 	}
 	if len(ev.Data) == 0 {
 		return invalidf("event of type %q has no data", ev.Type)

@@ -52,6 +52,9 @@ var (
 	// which would skip what is appended until the log reaches it; also
 	// ErrInvalidInput.
 	ErrAfterEnd = meowmxtype.ErrAfterEnd
+	// ErrEventTooLarge: an event over Config.MaxEventSize (also
+	// ErrInvalidInput); nothing was written.
+	ErrEventTooLarge = meowmxtype.ErrEventTooLarge
 	// ErrSubscriptionStopped: an event kept failing under the
 	// StopSubscription policy; the error wraps the handler's.
 	ErrSubscriptionStopped = meowmxtype.ErrSubscriptionStopped

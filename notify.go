@@ -126,6 +126,28 @@ func (h *hub) notify(category string) {
 	}
 }
 
+// Changes returns a channel that receives a value whenever events of one
+// of categories (of any category when none are given) may have been
+// committed: at once for this store's appends, and, on PostgreSQL, for
+// other processes' through LISTEN/NOTIFY. Values do not queue: one waits
+// at most, standing for every change since the last was received. A
+// notification can be lost (a connection dropped, an AppendTx rolled
+// back after its notice went out, or a commit still hidden behind the
+// visibility horizon when it arrives), so a reader that waits on the
+// channel also reads again after a timeout of its choosing. stop ends
+// the deliveries; the channel is not closed.
+func (s *Store[TTx]) Changes(categories ...string) (changes <-chan struct{}, stop func()) {
+	ch := make(chan struct{}, 1)
+	unregister := s.hub.register(slices.Clone(categories), func() {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	})
+	var once sync.Once
+	return ch, func() { once.Do(unregister) }
+}
+
 // announce tells the subscriptions of category that an append was made: at
 // once those of this process, and through the driver's notifications those
 // of every process. After AppendTx the notification may arrive before the

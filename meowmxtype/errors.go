@@ -79,6 +79,10 @@ var (
 	// refused. errors.Is(err, ErrInvalidInput) reports true for it too.
 	ErrAfterEnd = fmt.Errorf("%w: position after the end of the log", ErrInvalidInput)
 
+	// ErrEventTooLarge: an event's data and metadata together are over
+	// the store's MaxEventSize. It is also ErrInvalidInput.
+	ErrEventTooLarge = fmt.Errorf("%w: event too large", ErrInvalidInput)
+
 	// ErrSubscriptionStopped: the subscription stopped because an event
 	// kept failing under the StopSubscription policy; the error wraps the
 	// handler's.

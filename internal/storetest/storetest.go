@@ -804,6 +804,9 @@ func testBadInput[TTx any](t *testing.T, h *Harness[TTx]) {
 		if !errors.Is(err, meowmx.ErrInvalidInput) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want ErrInvalidInput mentioning %q", tc.name, err, tc.want)
 		}
+		if tooLarge := errors.Is(err, meowmx.ErrEventTooLarge); tooLarge != (tc.name == "too large") {
+			t.Errorf("%s: errors.Is(err, ErrEventTooLarge) = %v", tc.name, tooLarge)
+		}
 		tx := begin(t, h, s)
 		_, err = s.AppendTx(c, tx, tc.stream, tc.expected, tc.events...)
 		if !errors.Is(err, meowmx.ErrInvalidInput) {
