@@ -9,15 +9,15 @@ import (
 // define it: an event matches a query when it matches any of its items.
 // A query without items matches no event.
 type Query struct {
-	Items []QueryItem
+	Items []QueryItem `json:"items"`
 }
 
 // QueryItem matches an event whose type is one of Types (any type when
 // Types is empty) and that carries every tag of Tags (any tags when Tags is
 // empty). An item with neither matches every event.
 type QueryItem struct {
-	Types []string
-	Tags  []string
+	Types []string `json:"types,omitempty"`
+	Tags  []string `json:"tags,omitempty"`
 }
 
 // Matches reports whether an event of type typ with tags matches q.

@@ -1,0 +1,483 @@
+package meowmxhttp
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/meowmx/meowmx"
+)
+
+// eventIn is an event in a request body.
+type eventIn struct {
+	// ID, when set, makes a retried append idempotent.
+	ID       *uuid.UUID      `json:"id"`
+	Type     string          `json:"type"`
+	Data     json.RawMessage `json:"data"`
+	Metadata json.RawMessage `json:"metadata"`
+	Tags     []string        `json:"tags"`
+}
+
+// conditionIn is a DCB condition in a request body.
+type conditionIn struct {
+	FailIfEventsMatch meowmx.Query `json:"fail_if_events_match"`
+	After             string       `json:"after"`
+}
+
+// appendIn is the body of an append.
+type appendIn struct {
+	Events []eventIn `json:"events"`
+	// ExpectedVersion is "any" (the default), "no_stream", "exists" or a
+	// version number; the Meowmx-Expected-Version header may give it
+	// instead.
+	ExpectedVersion json.RawMessage `json:"expected_version"`
+	Condition       *conditionIn    `json:"condition"`
+}
+
+// appendOut is the response to an append.
+type appendOut struct {
+	Events []meowmx.RecordedEvent `json:"events"`
+	// Position is the last event's position.
+	Position string `json:"position"`
+}
+
+// decodeBody reads a JSON body into v, refusing unknown fields and
+// trailing data.
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return err
+		}
+		if errors.Is(err, io.EOF) {
+			return badRequest("empty body: want a JSON object")
+		}
+		return badRequest("body: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return badRequest("body: data after the JSON object")
+	}
+	return nil
+}
+
+func (in *appendIn) events() ([]meowmx.Event, error) {
+	if len(in.Events) == 0 {
+		return nil, badRequest("no events")
+	}
+	events := make([]meowmx.Event, len(in.Events))
+	for i, e := range in.Events {
+		events[i] = meowmx.Event{Type: e.Type, Data: e.Data, Metadata: e.Metadata, Tags: e.Tags}
+		if len(e.Data) == 0 {
+			events[i].Data = nil
+		}
+		if string(e.Metadata) == "null" {
+			events[i].Metadata = nil
+		}
+		if e.ID != nil {
+			events[i].ID = *e.ID
+		}
+	}
+	return events, nil
+}
+
+func (in *appendIn) condition() (*meowmx.AppendCondition, error) {
+	if in.Condition == nil {
+		return nil, nil
+	}
+	after, err := parsePosition(in.Condition.After)
+	if err != nil {
+		return nil, err
+	}
+	return &meowmx.AppendCondition{FailIfEventsMatch: in.Condition.FailIfEventsMatch, After: after}, nil
+}
+
+// parseExpected reads an expected version: "any", "no_stream", "exists" or
+// a version number.
+func parseExpected(s string) (meowmx.ExpectedVersion, error) {
+	switch s {
+	case "", "any":
+		return meowmx.Any, nil
+	case "no_stream":
+		return meowmx.NoStream, nil
+	case "exists":
+		return meowmx.StreamExists, nil
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 0 {
+		return 0, badRequest("expected version %q: want any, no_stream, exists or a version (0 or more)", s)
+	}
+	return meowmx.ExpectedVersion(v), nil
+}
+
+func (in *appendIn) expected(r *http.Request) (meowmx.ExpectedVersion, error) {
+	field := ""
+	if len(in.ExpectedVersion) > 0 && string(in.ExpectedVersion) != "null" {
+		if err := json.Unmarshal(in.ExpectedVersion, &field); err != nil {
+			var n json.Number
+			if json.Unmarshal(in.ExpectedVersion, &n) != nil {
+				return 0, badRequest("expected_version: want a string or a number")
+			}
+			field = n.String()
+		}
+	}
+	header := r.Header.Get("Meowmx-Expected-Version")
+	if field != "" && header != "" && field != header {
+		return 0, badRequest("expected_version %q and the Meowmx-Expected-Version header %q differ", field, header)
+	}
+	if header != "" {
+		field = header
+	}
+	return parseExpected(field)
+}
+
+// appendStream appends to one stream: POST /streams/{category}/{id}.
+func (h *Handler[TTx]) appendStream(w http.ResponseWriter, r *http.Request) {
+	h.deadline(w)
+	stream := meowmx.NewStream(r.PathValue("category"), r.PathValue("id"))
+	var in appendIn
+	if err := decodeBody(r, &in); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	events, err := in.events()
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	expected, err := in.expected(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	cond, err := in.condition()
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var recorded []meowmx.RecordedEvent
+	if cond != nil {
+		recorded, err = h.store.AppendIf(r.Context(), stream, expected, *cond, events...)
+	} else {
+		recorded, err = h.store.Append(r.Context(), stream, expected, events...)
+	}
+	h.appended(w, r, recorded, err)
+}
+
+// appendEvents appends events of no stream of the caller's, on a condition
+// or not: POST /events.
+func (h *Handler[TTx]) appendEvents(w http.ResponseWriter, r *http.Request) {
+	h.deadline(w)
+	var in appendIn
+	if err := decodeBody(r, &in); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if len(in.ExpectedVersion) > 0 {
+		h.fail(w, r, badRequest("expected_version: events of no stream have none; use a condition"))
+		return
+	}
+	events, err := in.events()
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	cond, err := in.condition()
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	recorded, err := h.store.AppendEvents(r.Context(), cond, events...)
+	h.appended(w, r, recorded, err)
+}
+
+func (h *Handler[TTx]) appended(w http.ResponseWriter, r *http.Request, recorded []meowmx.RecordedEvent, err error) {
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, appendOut{Events: recorded, Position: recorded[len(recorded)-1].Position.String()})
+}
+
+// page is the response of a global read.
+type page struct {
+	Events []meowmx.RecordedEvent `json:"events"`
+	// Next is the position to read after for the next page: the last
+	// event's, or the one given when there was none.
+	Next string `json:"next"`
+	// More says that the page is full: more events may follow at once.
+	More bool `json:"more"`
+}
+
+// streamPage is the response of a stream read.
+type streamPage struct {
+	Events []meowmx.RecordedEvent `json:"events"`
+	// Next is the version to read from for the next page, or null when
+	// this page reached the stream's end (forward) or start (backward).
+	Next *int64 `json:"next"`
+}
+
+// query reads a request's query parameters.
+type query struct {
+	values url.Values
+	err    error
+}
+
+func (q *query) int(name string, def, minimum, maximum int64) int64 {
+	s := q.values.Get(name)
+	if s == "" || q.err != nil {
+		return def
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < minimum || v > maximum {
+		q.err = badRequest("%s %q: want a whole number from %d to %d", name, s, minimum, maximum)
+		return def
+	}
+	return v
+}
+
+func (q *query) bool(name string) bool {
+	s := q.values.Get(name)
+	if s == "" || q.err != nil {
+		return false
+	}
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		q.err = badRequest("%s %q: want true or false", name, s)
+	}
+	return v
+}
+
+func (q *query) list(name string) []string {
+	var out []string
+	for _, v := range q.values[name] {
+		for part := range strings.SplitSeq(v, ",") {
+			if part != "" {
+				out = append(out, part)
+			}
+		}
+	}
+	return out
+}
+
+func (q *query) position(name string) meowmx.Position {
+	if q.err != nil {
+		return meowmx.Start
+	}
+	p, err := parsePosition(q.values.Get(name))
+	if err != nil {
+		q.err = err
+	}
+	return p
+}
+
+func parsePosition(s string) (meowmx.Position, error) {
+	if s == "" {
+		return meowmx.Start, nil
+	}
+	p, err := meowmx.ParsePosition(s)
+	if err != nil {
+		return meowmx.Start, badRequest("position %q: want TX/SEQ, as events' positions are written", s)
+	}
+	return p, nil
+}
+
+func (h *Handler[TTx]) limit(q *query) int {
+	return int(q.int("limit", meowmx.ReadLimitDefault, 1, int64(h.cfg.ReadLimitMax)))
+}
+
+// readStream reads one stream: GET /streams/{category}/{id}?from=&limit=&backward=.
+func (h *Handler[TTx]) readStream(w http.ResponseWriter, r *http.Request) {
+	h.deadline(w)
+	stream := meowmx.NewStream(r.PathValue("category"), r.PathValue("id"))
+	q := &query{values: r.URL.Query()}
+	backward := q.bool("backward")
+	from := q.int("from", 0, 0, 1<<62)
+	if backward && !q.values.Has("from") {
+		from = meowmx.StreamEnd
+	}
+	limit := h.limit(q)
+	if q.err != nil {
+		h.fail(w, r, q.err)
+		return
+	}
+	events, err := h.store.ReadStream(r.Context(), stream, &meowmx.ReadStreamOpts{From: from, Limit: limit, Backward: backward})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if len(events) == 0 {
+		// An empty page of a stream that has events is a page past its
+		// end; a stream without any is unknown.
+		version, err := h.store.StreamVersion(r.Context(), stream)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		if version < 0 {
+			h.fail(w, r, fmt.Errorf("%w: %s", meowmx.ErrStreamNotFound, stream))
+			return
+		}
+	}
+	out := streamPage{Events: nonNil(events)}
+	if len(events) == limit {
+		next := events[len(events)-1].Version + 1
+		if backward {
+			next = events[len(events)-1].Version - 1
+		}
+		if next >= 0 {
+			out.Next = &next
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func nonNil(events []meowmx.RecordedEvent) []meowmx.RecordedEvent {
+	if events == nil {
+		return []meowmx.RecordedEvent{}
+	}
+	return events
+}
+
+func (h *Handler[TTx]) globalPage(w http.ResponseWriter, r *http.Request, read func(after meowmx.Position, limit int, types []string) ([]meowmx.RecordedEvent, error)) {
+	h.deadline(w)
+	q := &query{values: r.URL.Query()}
+	after := q.position("after")
+	limit := h.limit(q)
+	types := q.list("types")
+	if q.err != nil {
+		h.fail(w, r, q.err)
+		return
+	}
+	events, err := read(after, limit, types)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	next := after
+	if len(events) > 0 {
+		next = events[len(events)-1].Position
+	}
+	writeJSON(w, http.StatusOK, page{Events: nonNil(events), Next: next.String(), More: len(events) == limit})
+}
+
+// readAll reads the log: GET /events?after=&limit=&types=.
+func (h *Handler[TTx]) readAll(w http.ResponseWriter, r *http.Request) {
+	h.globalPage(w, r, func(after meowmx.Position, limit int, types []string) ([]meowmx.RecordedEvent, error) {
+		return h.store.ReadAll(r.Context(), after, &meowmx.ReadOpts{Limit: limit, Types: types})
+	})
+}
+
+// readCategory reads a category: GET /categories/{category}/events?after=&limit=&types=.
+func (h *Handler[TTx]) readCategory(w http.ResponseWriter, r *http.Request) {
+	category := r.PathValue("category")
+	h.globalPage(w, r, func(after meowmx.Position, limit int, types []string) ([]meowmx.RecordedEvent, error) {
+		return h.store.ReadCategory(r.Context(), category, after, &meowmx.ReadOpts{Limit: limit, Types: types})
+	})
+}
+
+// queryOf reads a query from the request: the parameter query, a JSON
+// Query ({"items":[{"types":[...],"tags":[...]}]}), or the parameters
+// types and tags for a query of one item.
+func queryOf(q *query) meowmx.Query {
+	if s := q.values.Get("query"); s != "" {
+		var query meowmx.Query
+		if err := json.Unmarshal([]byte(s), &query); err != nil {
+			q.err = badRequest("query: want a JSON object {\"items\":[{\"types\":[...],\"tags\":[...]}]}: %v", err)
+		}
+		return query
+	}
+	types, tags := q.list("types"), q.list("tags")
+	if len(types) == 0 && len(tags) == 0 {
+		q.err = badRequest("no query: give query (JSON), or types and tags")
+	}
+	return meowmx.Query{Items: []meowmx.QueryItem{{Types: types, Tags: tags}}}
+}
+
+// readQuery reads the events matching a query: GET /query?query=&after=&limit=
+// (or types= and tags= for one item).
+func (h *Handler[TTx]) readQuery(w http.ResponseWriter, r *http.Request) {
+	q := &query{values: r.URL.Query()}
+	query := queryOf(q)
+	if q.err != nil {
+		h.fail(w, r, q.err)
+		return
+	}
+	h.globalPage(w, r, func(after meowmx.Position, limit int, _ []string) ([]meowmx.RecordedEvent, error) {
+		return h.store.ReadQuery(r.Context(), query, after, &meowmx.ReadQueryOpts{Limit: limit})
+	})
+}
+
+// streamInfo is a stream in a listing.
+type streamInfo struct {
+	Category       string `json:"category"`
+	StreamID       string `json:"stream_id"`
+	Version        int64  `json:"version"`
+	LastPosition   string `json:"last_position"`
+	LastRecordedAt string `json:"last_recorded_at"`
+}
+
+// listStreams lists streams: GET /streams?category=&after_category=&after_id=&limit=.
+func (h *Handler[TTx]) listStreams(w http.ResponseWriter, r *http.Request) {
+	h.deadline(w)
+	q := &query{values: r.URL.Query()}
+	limit := h.limit(q)
+	if q.err != nil {
+		h.fail(w, r, q.err)
+		return
+	}
+	infos, err := h.store.Streams(r.Context(), &meowmx.StreamsOpts{
+		Category: q.values.Get("category"), Limit: limit,
+		After: meowmx.NewStream(q.values.Get("after_category"), q.values.Get("after_id")),
+	})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out := make([]streamInfo, len(infos))
+	for i, s := range infos {
+		out[i] = streamInfo{Category: s.Stream.Category, StreamID: s.Stream.ID, Version: s.Version,
+			LastPosition: s.LastPosition.String(), LastRecordedAt: s.LastRecordedAt.UTC().Format(time.RFC3339Nano)}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"streams": out, "more": len(out) == limit})
+}
+
+// categoryInfo is a category in a listing.
+type categoryInfo struct {
+	Category       string `json:"category"`
+	Events         int64  `json:"events"`
+	Streams        int64  `json:"streams"`
+	LastPosition   string `json:"last_position"`
+	LastRecordedAt string `json:"last_recorded_at"`
+}
+
+// listCategories lists categories: GET /categories?after=&limit=.
+func (h *Handler[TTx]) listCategories(w http.ResponseWriter, r *http.Request) {
+	h.deadline(w)
+	q := &query{values: r.URL.Query()}
+	limit := h.limit(q)
+	if q.err != nil {
+		h.fail(w, r, q.err)
+		return
+	}
+	infos, err := h.store.Categories(r.Context(), &meowmx.CategoriesOpts{After: q.values.Get("after"), Limit: limit})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out := make([]categoryInfo, len(infos))
+	for i, c := range infos {
+		out[i] = categoryInfo{Category: c.Category, Events: c.Events, Streams: c.Streams,
+			LastPosition: c.LastPosition.String(), LastRecordedAt: c.LastRecordedAt.UTC().Format(time.RFC3339Nano)}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"categories": out, "more": len(out) == limit})
+}

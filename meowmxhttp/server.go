@@ -1,0 +1,342 @@
+// Package meowmxhttp serves a meowmx store over HTTP: a JSON API to append
+// and read events, live tails of the log over Server-Sent Events, and the
+// operations of subscriptions, for services in any language. `meowmx
+// serve` runs it.
+//
+//	handler, err := meowmxhttp.New(store, &meowmxhttp.Config{})
+//	err = http.ListenAndServe("127.0.0.1:8080", handler)
+//
+// Every response body is JSON (text/event-stream for the live tails). An
+// error is {"error":{"code":"...","message":"..."}} with a stable code:
+// 400 invalid_input, 401 unauthorized, 403 read_only, 404 stream_not_found,
+// subscription_not_found or not_found, 409 version_conflict,
+// condition_failed or duplicate_event_id, 413 too_large, 503 unavailable,
+// schema_missing or retry, 500 internal. Positions are strings ("TX/SEQ",
+// see meowmx.Position), as a position's transaction part can exceed what a
+// JSON number holds exactly in many languages.
+package meowmxhttp
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/meowmx/meowmx"
+)
+
+// Defaults of Config.
+const (
+	MaxBodyBytesDefault  = 8 << 20
+	PollIntervalDefault  = time.Second
+	HeartbeatDefault     = 15 * time.Second
+	WriteTimeoutDefault  = 30 * time.Second
+	ReadLimitMaxDefault  = 10_000
+	retryAfterSecondsFor = "1"
+)
+
+// Token is a bearer token the server accepts.
+type Token struct {
+	// Value is the secret, sent as "Authorization: Bearer VALUE".
+	Value string
+	// ReadOnly tokens may only GET: appends, resets and replays answer
+	// 403 read_only.
+	ReadOnly bool
+}
+
+// Config configures a Handler. The zero value serves without
+// authentication, which suits a listener on loopback only.
+type Config struct {
+	// Tokens, when not empty, are the bearer tokens the server accepts:
+	// every request but /healthz must carry one (401 unauthorized
+	// otherwise). Compared in constant time.
+	Tokens []Token
+	// CORSOrigins are the origins allowed to call the API from a browser
+	// ("*" for any). Empty, the default, sends no CORS headers.
+	CORSOrigins []string
+	// MaxBodyBytes caps a request body (413 too_large beyond). Defaults to
+	// MaxBodyBytesDefault.
+	MaxBodyBytes int64
+	// ReadLimitMax caps the limit of a read. Defaults to
+	// ReadLimitMaxDefault.
+	ReadLimitMax int
+	// PollInterval is how long a live tail waits for a notification of
+	// new events before it reads again anyway. Defaults to
+	// PollIntervalDefault.
+	PollInterval time.Duration
+	// Heartbeat is how often a live tail with nothing to send writes a
+	// comment, so that proxies keep the connection and a client that has
+	// gone is noticed. Defaults to HeartbeatDefault.
+	Heartbeat time.Duration
+	// WriteTimeout bounds each write of a response (and each event of a
+	// live tail): a client too slow to take it is disconnected. Defaults
+	// to WriteTimeoutDefault.
+	WriteTimeout time.Duration
+	// Logger receives the server's logs. Defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) withDefaults() *Config {
+	out := Config{}
+	if c != nil {
+		out = *c
+	}
+	if out.MaxBodyBytes <= 0 {
+		out.MaxBodyBytes = MaxBodyBytesDefault
+	}
+	if out.ReadLimitMax <= 0 {
+		out.ReadLimitMax = ReadLimitMaxDefault
+	}
+	if out.PollInterval <= 0 {
+		out.PollInterval = PollIntervalDefault
+	}
+	if out.Heartbeat <= 0 {
+		out.Heartbeat = HeartbeatDefault
+	}
+	if out.WriteTimeout <= 0 {
+		out.WriteTimeout = WriteTimeoutDefault
+	}
+	if out.Logger == nil {
+		out.Logger = slog.Default()
+	}
+	return &out
+}
+
+// Handler serves a store's HTTP API. Create it with New.
+type Handler[TTx any] struct {
+	store  *meowmx.Store[TTx]
+	cfg    *Config
+	mux    *http.ServeMux
+	tokens [][sha256.Size]byte
+	// readOnly[i] says whether tokens[i] is read-only.
+	readOnly []bool
+}
+
+// New returns the handler of store's HTTP API.
+func New[TTx any](store *meowmx.Store[TTx], cfg *Config) (*Handler[TTx], error) {
+	if store == nil {
+		return nil, errors.New("meowmxhttp: nil store")
+	}
+	h := &Handler[TTx]{store: store, cfg: cfg.withDefaults(), mux: http.NewServeMux()}
+	for i, t := range h.cfg.Tokens {
+		if len(t.Value) < 16 {
+			return nil, fmt.Errorf("meowmxhttp: token %d is %d characters long: want at least 16", i+1, len(t.Value))
+		}
+		h.tokens = append(h.tokens, sha256.Sum256([]byte(t.Value)))
+		h.readOnly = append(h.readOnly, t.ReadOnly)
+	}
+	h.routes()
+	return h, nil
+}
+
+func (h *Handler[TTx]) routes() {
+	m := h.mux
+	m.HandleFunc("GET /healthz", h.healthz)
+	m.HandleFunc("GET /readyz", h.readyz)
+	m.HandleFunc("POST /streams/{category}/{id}", h.appendStream)
+	m.HandleFunc("GET /streams/{category}/{id}", h.readStream)
+	m.HandleFunc("GET /streams/{category}/{id}/live", h.liveStream)
+	m.HandleFunc("GET /streams", h.listStreams)
+	m.HandleFunc("POST /events", h.appendEvents)
+	m.HandleFunc("GET /events", h.readAll)
+	m.HandleFunc("GET /events/live", h.liveAll)
+	m.HandleFunc("GET /categories", h.listCategories)
+	m.HandleFunc("GET /categories/{category}/events", h.readCategory)
+	m.HandleFunc("GET /categories/{category}/live", h.liveCategory)
+	m.HandleFunc("GET /query", h.readQuery)
+	m.HandleFunc("GET /query/live", h.liveQuery)
+	m.HandleFunc("GET /subscriptions", h.subscriptions)
+	m.HandleFunc("GET /subscriptions/{name}", h.subscription)
+	m.HandleFunc("POST /subscriptions/{name}/reset", h.resetSubscription)
+	m.HandleFunc("GET /subscriptions/{name}/parked", h.parked)
+	m.HandleFunc("POST /subscriptions/{name}/replay", h.replay)
+	m.HandleFunc("GET /horizon", h.horizon)
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
+	})
+}
+
+// ServeHTTP checks the request's token and CORS, then serves it.
+func (h *Handler[TTx]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.cors(w, r) {
+		return
+	}
+	if r.URL.Path != "/healthz" && len(h.tokens) > 0 {
+		readOnly, ok := h.authorize(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="meowmx"`)
+			writeError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required (Authorization: Bearer TOKEN)")
+			return
+		}
+		if readOnly && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			writeError(w, http.StatusForbidden, "read_only", "this token may only read")
+			return
+		}
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
+	h.mux.ServeHTTP(w, r)
+}
+
+// authorize finds the request's bearer token, comparing it with every
+// accepted one in constant time (their hashes, so that lengths do not
+// show either).
+func (h *Handler[TTx]) authorize(r *http.Request) (readOnly, ok bool) {
+	scheme, value, found := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") {
+		return false, false
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(value)))
+	match := -1
+	for i := range h.tokens {
+		if subtle.ConstantTimeCompare(sum[:], h.tokens[i][:]) == 1 {
+			match = i
+		}
+	}
+	if match < 0 {
+		return false, false
+	}
+	return h.readOnly[match], true
+}
+
+// cors adds the CORS headers for an allowed origin and answers a preflight
+// request; it reports whether the request was answered.
+func (h *Handler[TTx]) cors(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || len(h.cfg.CORSOrigins) == 0 {
+		return false
+	}
+	if !slices.Contains(h.cfg.CORSOrigins, "*") && !slices.Contains(h.cfg.CORSOrigins, origin) {
+		return false
+	}
+	w.Header().Set("Access-Control-Allow-Origin", origin)
+	w.Header().Add("Vary", "Origin")
+	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		w.Header().Set("Access-Control-Allow-Methods", "GET, POST")
+		w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID, Meowmx-Expected-Version")
+		w.Header().Set("Access-Control-Max-Age", "600")
+		w.WriteHeader(http.StatusNoContent)
+		return true
+	}
+	return false
+}
+
+func (h *Handler[TTx]) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz reports whether the database answers and the schema is migrated.
+func (h *Handler[TTx]) readyz(w http.ResponseWriter, r *http.Request) {
+	if _, err := h.store.StreamVersion(r.Context(), meowmx.NewStream("meowmx", "probe")); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// errorBody is the JSON of every error response.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// For version_conflict: the version expected and the stream's.
+	Expected string `json:"expected_version,omitempty"`
+	Actual   *int64 `json:"actual_version,omitempty"`
+	// For condition_failed: the first event matching the condition.
+	Event *meowmx.RecordedEvent `json:"event,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: message}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// fail writes err as its status and code.
+func (h *Handler[TTx]) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status, detail := classify(err)
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", retryAfterSecondsFor)
+	}
+	if status >= 500 && r.Context().Err() == nil {
+		h.cfg.Logger.WarnContext(r.Context(), "meowmxhttp: request failed",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("err", err.Error()))
+	}
+	writeJSON(w, status, errorBody{Error: detail})
+}
+
+// classify maps an error to its HTTP status and JSON detail.
+func classify(err error) (int, errorDetail) {
+	msg := strings.ReplaceAll(err.Error(), "meowmx: ", "")
+	d := errorDetail{Message: msg}
+	var tooLarge *http.MaxBytesError
+	var conflict *meowmx.VersionConflictError
+	var condition *meowmx.AppendConditionFailedError
+	switch {
+	case errors.As(err, &tooLarge), errors.Is(err, meowmx.ErrEventTooLarge):
+		d.Code = "too_large"
+		return http.StatusRequestEntityTooLarge, d
+	case errors.As(err, &conflict):
+		d.Code, d.Expected, d.Actual = "version_conflict", conflict.Expected.String(), &conflict.Actual
+		return http.StatusConflict, d
+	case errors.As(err, &condition):
+		d.Code, d.Event = "condition_failed", &condition.Event
+		return http.StatusConflict, d
+	case errors.Is(err, meowmx.ErrDuplicateEventID):
+		d.Code = "duplicate_event_id"
+		return http.StatusConflict, d
+	case errors.Is(err, meowmx.ErrInvalidInput):
+		d.Code = "invalid_input"
+		return http.StatusBadRequest, d
+	case errors.Is(err, meowmx.ErrStreamNotFound):
+		d.Code = "stream_not_found"
+		return http.StatusNotFound, d
+	case errors.Is(err, meowmx.ErrSubscriptionNotFound):
+		d.Code = "subscription_not_found"
+		return http.StatusNotFound, d
+	case errors.Is(err, meowmx.ErrSchemaMissing):
+		d.Code = "schema_missing"
+		return http.StatusServiceUnavailable, d
+	case meowmx.IsRetryable(err):
+		d.Code = "retry"
+		return http.StatusServiceUnavailable, d
+	case errors.Is(err, meowmx.ErrClosed), errors.Is(err, meowmx.ErrClusterMoved), errors.Is(err, meowmx.ErrReplicaMismatch),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
+		isNetError(err):
+		d.Code = "unavailable"
+		return http.StatusServiceUnavailable, d
+	}
+	d.Code = "internal"
+	return http.StatusInternalServerError, d
+}
+
+func isNetError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne)
+}
+
+// badRequest is an error in the request itself (a parameter, the body).
+func badRequest(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", meowmx.ErrInvalidInput, fmt.Sprintf(format, args...))
+}
+
+// deadline bounds the writing of a response.
+func (h *Handler[TTx]) deadline(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
+}
