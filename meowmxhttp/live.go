@@ -167,6 +167,11 @@ func (h *Handler[TTx]) serveTail(w http.ResponseWriter, r *http.Request, t *tail
 	heartbeat := time.NewTicker(h.cfg.Heartbeat)
 	defer heartbeat.Stop()
 	for {
+		select {
+		case <-h.closing:
+			return
+		default:
+		}
 		for _, e := range events {
 			data, err := json.Marshal(e)
 			if err != nil {
@@ -190,6 +195,9 @@ func (h *Handler[TTx]) serveTail(w http.ResponseWriter, r *http.Request, t *tail
 			for wait {
 				select {
 				case <-ctx.Done():
+					poll.Stop()
+					return
+				case <-h.closing:
 					poll.Stop()
 					return
 				case <-changes:

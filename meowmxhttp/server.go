@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -119,6 +120,9 @@ type Handler[TTx any] struct {
 	tokens [][sha256.Size]byte
 	// readOnly[i] says whether tokens[i] is read-only.
 	readOnly []bool
+	// closing ends the live tails (Close).
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 // New returns the handler of store's HTTP API.
@@ -126,7 +130,7 @@ func New[TTx any](store *meowmx.Store[TTx], cfg *Config) (*Handler[TTx], error) 
 	if store == nil {
 		return nil, errors.New("meowmxhttp: nil store")
 	}
-	h := &Handler[TTx]{store: store, cfg: cfg.withDefaults(), mux: http.NewServeMux()}
+	h := &Handler[TTx]{store: store, cfg: cfg.withDefaults(), mux: http.NewServeMux(), closing: make(chan struct{})}
 	for i, t := range h.cfg.Tokens {
 		if len(t.Value) < 16 {
 			return nil, fmt.Errorf("meowmxhttp: token %d is %d characters long: want at least 16", i+1, len(t.Value))
@@ -163,6 +167,15 @@ func (h *Handler[TTx]) routes() {
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 	})
+}
+
+// Close ends the live tails in progress, and those started later at once,
+// so that an http.Server's Shutdown, which waits for every request to end,
+// does not wait for them: register it with the server's
+// RegisterOnShutdown. Their clients reconnect elsewhere with
+// Last-Event-ID. Other requests are left to finish.
+func (h *Handler[TTx]) Close() {
+	h.closeOnce.Do(func() { close(h.closing) })
 }
 
 // ServeHTTP checks the request's token and CORS, then serves it.

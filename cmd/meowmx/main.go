@@ -86,6 +86,7 @@ func init() {
 		{"read", "read a stream, a category or everything", cmdRead},
 		{"work", "run a subscription worker that prints what it handles", cmdWork},
 		{"relay", "relay the log to NATS JetStream, exactly once", cmdRelay},
+		{"serve", "serve the store's HTTP API", cmdServe},
 		{"streams", "list streams with their event counts and last activity", cmdStreams},
 		{"categories", "list categories with their event and stream counts", cmdCategories},
 		{"status", "show the store at a glance: events, subscriptions, horizon", cmdStatus},

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -598,5 +600,97 @@ func TestReplicaFlag(t *testing.T) {
 	}
 	if r := runCLI(t, "", append(args[:4], "--replica", "postgres://127.0.0.1:1/none?connect_timeout=2", "read", "--all")...); r.code != 1 || !strings.Contains(r.stderr, "cannot connect to postgres://127.0.0.1:1") {
 		t.Fatalf("replica unreachable: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestServe runs "meowmx serve" on SQLite: an append and a read over HTTP,
+// the token file, the refusal to listen beyond loopback without tokens,
+// and a graceful stop with a live tail open.
+func TestServe(t *testing.T) {
+	t.Parallel()
+	db := sqliteDB(t)
+	mustRun(t, "", "--db", db, "migrate")
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	token := "0123456789abcdef0123"
+	if err := os.WriteFile(tokens, []byte("# readers and writers\n"+token+"\nfedcba9876543210fedc read-only\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr testdb.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--db", db, "serve", "--listen", "127.0.0.1:0", "--token-file", tokens}, strings.NewReader(""), &stdout, &stderr)
+	}()
+	var base string
+	testdb.Eventually(t, func() (bool, string) {
+		_, addr, ok := strings.Cut(stderr.String(), " at http://")
+		if ok {
+			base = "http://" + strings.TrimSpace(addr)
+		}
+		return ok, stderr.String()
+	})
+	call := func(method, path, body, bearer string) (int, string) {
+		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(data)
+	}
+	if code, body := call("POST", "/streams/order/1", `{"events":[{"type":"Placed","data":{"total":42}}]}`, ""); code != 401 {
+		t.Fatalf("without a token: %d %s", code, body)
+	}
+	if code, body := call("POST", "/streams/order/1", `{"events":[{"type":"Placed","data":{"total":42}}]}`, "fedcba9876543210fedc"); code != 403 {
+		t.Fatalf("with the read-only token: %d %s", code, body)
+	}
+	if code, body := call("POST", "/streams/order/1", `{"events":[{"type":"Placed","data":{"total":42}}],"expected_version":"no_stream"}`, token); code != 201 {
+		t.Fatalf("append: %d %s", code, body)
+	}
+	if code, body := call("GET", "/streams/order/1", "", "fedcba9876543210fedc"); code != 200 || !strings.Contains(body, `"total":42`) {
+		t.Fatalf("read: %d %s", code, body)
+	}
+	// A live tail open while the server stops does not hold it up.
+	req, _ := http.NewRequest("GET", base+"/events/live", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	cancel() // as SIGTERM does
+	if code := <-done; code != 0 {
+		t.Fatalf("serve exited %d: %s", code, stderr.String())
+	}
+	if _, err := io.ReadAll(resp.Body); err != nil {
+		t.Fatalf("the live tail did not end cleanly: %v", err)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "--listen", "0.0.0.0:8080"}, "requires tokens"},
+		{[]string{"serve", "--listen", "8080"}, "HOST:PORT"},
+		{[]string{"serve", "--token-file", filepath.Join(t.TempDir(), "missing")}, "--token-file"},
+	} {
+		if r := runCLI(t, "", append([]string{"--db", db}, tc.args...)...); r.code != 2 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("meowmx %v: exit %d, stderr %q; want exit 2 saying %q", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
+	bad := filepath.Join(t.TempDir(), "bad")
+	if err := os.WriteFile(bad, []byte("a b c\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := runCLI(t, "", "--db", db, "serve", "--token-file", bad); r.code != 2 || !strings.Contains(r.stderr, "line 1") || strings.Contains(r.stderr, "a b c") {
+		t.Errorf("bad token file: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
