@@ -22,6 +22,10 @@ import (
 // livePage is how many events a tail reads at once.
 const livePage = 500
 
+// chaseFirst is the first wait after a wake-up that found nothing; each
+// next one doubles, up to the poll interval.
+const chaseFirst = 10 * time.Millisecond
+
 // tail is what a live tail reads.
 type tail struct {
 	// read returns the events after the cursor, at most limit, and moves
@@ -166,6 +170,7 @@ func (h *Handler[TTx]) serveTail(w http.ResponseWriter, r *http.Request, t *tail
 	}
 	heartbeat := time.NewTicker(h.cfg.Heartbeat)
 	defer heartbeat.Stop()
+	var chase time.Duration // the next look after a fruitless wake-up; 0: none
 	for {
 		select {
 		case <-h.closing:
@@ -190,9 +195,19 @@ func (h *Handler[TTx]) serveTail(w http.ResponseWriter, r *http.Request, t *tail
 			heartbeat.Reset(h.cfg.Heartbeat)
 		}
 		if len(events) < livePage {
-			poll := time.NewTimer(h.cfg.PollInterval)
-			wait := true
-			for wait {
+			// After a wake-up that found nothing, look again soon: the
+			// commit may have been behind the visibility horizon (a
+			// transaction anywhere in the cluster still running).
+			wait := h.cfg.PollInterval
+			if len(events) == 0 && chase > 0 {
+				wait = min(wait, chase)
+				chase = min(2*chase, h.cfg.PollInterval)
+			} else {
+				chase = 0
+			}
+			poll := time.NewTimer(wait)
+			waiting := true
+			for waiting {
 				select {
 				case <-ctx.Done():
 					poll.Stop()
@@ -201,9 +216,12 @@ func (h *Handler[TTx]) serveTail(w http.ResponseWriter, r *http.Request, t *tail
 					poll.Stop()
 					return
 				case <-changes:
-					wait = false
+					waiting = false
+					if chase == 0 {
+						chase = chaseFirst
+					}
 				case <-poll.C:
-					wait = false
+					waiting = false
 				case <-heartbeat.C:
 					buf.WriteString(": ping\n\n")
 					if !send() {
