@@ -184,9 +184,15 @@ func testAPI[TTx any](t *testing.T, newStore func(*meowmx.Config) *meowmx.Store[
 	store := newStore(&meowmx.Config{MaxEventSize: 2000})
 	a := serve(t, store, &meowmxhttp.Config{MaxBodyBytes: 64 << 10, PollInterval: 50 * time.Millisecond})
 
-	// Health, and readiness once migrated.
+	// Health, the OpenAPI document, and readiness once migrated.
 	if got := a.do("GET", "/healthz", nil, nil, nil); got != 200 {
 		t.Fatalf("healthz: %d", got)
+	}
+	var doc struct {
+		OpenAPI string `json:"openapi"`
+	}
+	if got := a.do("GET", "/openapi.json", nil, nil, &doc); got != 200 || doc.OpenAPI == "" {
+		t.Fatalf("openapi.json: %d %+v", got, doc)
 	}
 	a.wantError("GET", "/readyz", nil, nil, 503, "schema_missing")
 	if err := store.Migrate(ctx); err != nil {

@@ -20,6 +20,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -142,31 +143,57 @@ func New[TTx any](store *meowmx.Store[TTx], cfg *Config) (*Handler[TTx], error) 
 	return h, nil
 }
 
+// route is an endpoint: its method, its path pattern, its handler.
+type route[TTx any] struct {
+	method, path string
+	handle       func(h *Handler[TTx], w http.ResponseWriter, r *http.Request)
+}
+
+// routes lists the API's endpoints; openapi.json describes each.
+func routes[TTx any]() []route[TTx] {
+	type H = Handler[TTx]
+	return []route[TTx]{
+		{"GET", "/healthz", (*H).healthz},
+		{"GET", "/readyz", (*H).readyz},
+		{"GET", "/openapi.json", (*H).openAPI},
+		{"POST", "/streams/{category}/{id}", (*H).appendStream},
+		{"GET", "/streams/{category}/{id}", (*H).readStream},
+		{"GET", "/streams/{category}/{id}/live", (*H).liveStream},
+		{"GET", "/streams", (*H).listStreams},
+		{"POST", "/events", (*H).appendEvents},
+		{"GET", "/events", (*H).readAll},
+		{"GET", "/events/live", (*H).liveAll},
+		{"GET", "/categories", (*H).listCategories},
+		{"GET", "/categories/{category}/events", (*H).readCategory},
+		{"GET", "/categories/{category}/live", (*H).liveCategory},
+		{"GET", "/query", (*H).readQuery},
+		{"GET", "/query/live", (*H).liveQuery},
+		{"GET", "/subscriptions", (*H).subscriptions},
+		{"GET", "/subscriptions/{name}", (*H).subscription},
+		{"POST", "/subscriptions/{name}/reset", (*H).resetSubscription},
+		{"GET", "/subscriptions/{name}/parked", (*H).parked},
+		{"POST", "/subscriptions/{name}/replay", (*H).replay},
+		{"GET", "/horizon", (*H).horizon},
+	}
+}
+
 func (h *Handler[TTx]) routes() {
-	m := h.mux
-	m.HandleFunc("GET /healthz", h.healthz)
-	m.HandleFunc("GET /readyz", h.readyz)
-	m.HandleFunc("POST /streams/{category}/{id}", h.appendStream)
-	m.HandleFunc("GET /streams/{category}/{id}", h.readStream)
-	m.HandleFunc("GET /streams/{category}/{id}/live", h.liveStream)
-	m.HandleFunc("GET /streams", h.listStreams)
-	m.HandleFunc("POST /events", h.appendEvents)
-	m.HandleFunc("GET /events", h.readAll)
-	m.HandleFunc("GET /events/live", h.liveAll)
-	m.HandleFunc("GET /categories", h.listCategories)
-	m.HandleFunc("GET /categories/{category}/events", h.readCategory)
-	m.HandleFunc("GET /categories/{category}/live", h.liveCategory)
-	m.HandleFunc("GET /query", h.readQuery)
-	m.HandleFunc("GET /query/live", h.liveQuery)
-	m.HandleFunc("GET /subscriptions", h.subscriptions)
-	m.HandleFunc("GET /subscriptions/{name}", h.subscription)
-	m.HandleFunc("POST /subscriptions/{name}/reset", h.resetSubscription)
-	m.HandleFunc("GET /subscriptions/{name}/parked", h.parked)
-	m.HandleFunc("POST /subscriptions/{name}/replay", h.replay)
-	m.HandleFunc("GET /horizon", h.horizon)
-	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	for _, rt := range routes[TTx]() {
+		handle := rt.handle
+		h.mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) { handle(h, w, r) })
+	}
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 	})
+}
+
+//go:embed openapi.json
+var openAPIDocument []byte
+
+// openAPI serves the OpenAPI 3.1 document of the API: GET /openapi.json.
+func (h *Handler[TTx]) openAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(openAPIDocument)
 }
 
 // Close ends the live tails in progress, and those started later at once,
