@@ -1,6 +1,7 @@
 package meowmx_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -111,6 +112,8 @@ func TestRecordedEventJSON(t *testing.T) {
 		{ID: uuid.New(), Stream: meowmx.NewStream("order", "o-1"), Version: 3, Position: meowmx.Position{TransactionID: 1<<64 - 1, Seq: 7},
 			Type: "Placed", Data: json.RawMessage(`{"a":1}`), Metadata: json.RawMessage(`{"m":true}`), Tags: []string{"course:c1"}, RecordedAt: at},
 		{ID: uuid.New(), Stream: meowmx.NewStream("order", "o-2"), Type: "Paid", Data: json.RawMessage(`[]`), RecordedAt: at},
+		{ID: uuid.New(), Stream: meowmx.NewStream("c\"at", "id\\ \t\x01\u2028é<>&"), Type: "T\"\n", Tags: []string{"a:\"b\"", "日本"},
+			Data: json.RawMessage("{\n  \"a\": \"x\\ny\",\r\n  \"b\": [1, 2]\n}"), Metadata: json.RawMessage(`"\u2028"`), RecordedAt: at},
 	} {
 		b, err := json.Marshal(e)
 		if err != nil {
@@ -119,6 +122,16 @@ func TestRecordedEventJSON(t *testing.T) {
 		var back meowmx.RecordedEvent
 		if err := json.Unmarshal(b, &back); err != nil {
 			t.Fatalf("%s: %v", b, err)
+		}
+		if !json.Valid(b) || strings.ContainsAny(string(b), "\n\r") {
+			t.Fatalf("not one line of JSON: %q", b)
+		}
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, e.Data); err != nil {
+			t.Fatal(err)
+		}
+		if string(back.Data) == string(compact.Bytes()) {
+			back.Data = e.Data // the data, compacted where it spanned lines
 		}
 		if !reflect.DeepEqual(back, e) {
 			t.Fatalf("%s read back as %+v, want %+v", b, back, e)

@@ -42,13 +42,6 @@ type appendIn struct {
 	Condition       *conditionIn    `json:"condition"`
 }
 
-// appendOut is the response to an append.
-type appendOut struct {
-	Events []meowmx.RecordedEvent `json:"events"`
-	// Position is the last event's position.
-	Position string `json:"position"`
-}
-
 // decodeBody reads a JSON body into v, refusing unknown fields and
 // trailing data.
 func decodeBody(r *http.Request, v any) error {
@@ -205,25 +198,35 @@ func (h *Handler[TTx]) appended(w http.ResponseWriter, r *http.Request, recorded
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, appendOut{Events: recorded, Position: recorded[len(recorded)-1].Position.String()})
+	writeEvents(w, http.StatusCreated, recorded, func(b []byte) []byte {
+		b = append(b, `,"position":"`...)
+		b = append(b, recorded[len(recorded)-1].Position.String()...)
+		return append(b, '"')
+	})
 }
 
-// page is the response of a global read.
-type page struct {
-	Events []meowmx.RecordedEvent `json:"events"`
-	// Next is the position to read after for the next page: the last
-	// event's, or the one given when there was none.
-	Next string `json:"next"`
-	// More says that the page is full: more events may follow at once.
-	More bool `json:"more"`
-}
-
-// streamPage is the response of a stream read.
-type streamPage struct {
-	Events []meowmx.RecordedEvent `json:"events"`
-	// Next is the version to read from for the next page, or null when
-	// this page reached the stream's end (forward) or start (backward).
-	Next *int64 `json:"next"`
+// writeEvents writes {"events":[...] and what more appends, then }: each
+// event by RecordedEvent.AppendJSON, in one buffer.
+func writeEvents(w http.ResponseWriter, status int, events []meowmx.RecordedEvent, more func([]byte) []byte) {
+	size := 64
+	for i := range events {
+		size += 256 + len(events[i].Data) + len(events[i].Metadata)
+	}
+	b := make([]byte, 0, size)
+	b = append(b, `{"events":[`...)
+	for i := range events {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = events[i].AppendJSON(b)
+	}
+	b = append(b, ']')
+	b = more(b)
+	b = append(b, "}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
 }
 
 // query reads a request's query parameters.
@@ -328,24 +331,20 @@ func (h *Handler[TTx]) readStream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	out := streamPage{Events: nonNil(events)}
+	next := int64(-1)
 	if len(events) == limit {
-		next := events[len(events)-1].Version + 1
+		next = events[len(events)-1].Version + 1
 		if backward {
 			next = events[len(events)-1].Version - 1
 		}
-		if next >= 0 {
-			out.Next = &next
+	}
+	writeEvents(w, http.StatusOK, events, func(b []byte) []byte {
+		if next < 0 {
+			return append(b, `,"next":null`...)
 		}
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func nonNil(events []meowmx.RecordedEvent) []meowmx.RecordedEvent {
-	if events == nil {
-		return []meowmx.RecordedEvent{}
-	}
-	return events
+		b = append(b, `,"next":`...)
+		return strconv.AppendInt(b, next, 10)
+	})
 }
 
 func (h *Handler[TTx]) globalPage(w http.ResponseWriter, r *http.Request, read func(after meowmx.Position, limit int, types []string) ([]meowmx.RecordedEvent, error)) {
@@ -367,7 +366,12 @@ func (h *Handler[TTx]) globalPage(w http.ResponseWriter, r *http.Request, read f
 	if len(events) > 0 {
 		next = events[len(events)-1].Position
 	}
-	writeJSON(w, http.StatusOK, page{Events: nonNil(events), Next: next.String(), More: len(events) == limit})
+	writeEvents(w, http.StatusOK, events, func(b []byte) []byte {
+		b = append(b, `,"next":"`...)
+		b = append(b, next.String()...)
+		b = append(b, `","more":`...)
+		return strconv.AppendBool(b, len(events) == limit)
+	})
 }
 
 // readAll reads the log: GET /events?after=&limit=&types=.

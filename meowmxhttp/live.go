@@ -177,15 +177,11 @@ func (h *Handler[TTx]) serveTail(w http.ResponseWriter, r *http.Request, t *tail
 			return
 		default:
 		}
-		for _, e := range events {
-			data, err := json.Marshal(e)
-			if err != nil {
-				return
-			}
+		for i := range events {
 			buf.WriteString("id: ")
-			buf.WriteString(t.id(e))
+			buf.WriteString(t.id(events[i]))
 			buf.WriteString("\ndata: ")
-			buf.Write(data)
+			buf.Write(events[i].AppendJSON(buf.AvailableBuffer()))
 			buf.WriteString("\n\n")
 		}
 		if buf.Len() > 0 {
