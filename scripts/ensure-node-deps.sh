@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the TypeScript compiler the HTTP client example's test compiles
 # with (examples/http, exact versions from its package-lock.json) when it
-# is missing. Under CI=true a failure is fatal; otherwise that test skips.
+# is missing, with Debian's nodejs and npm when npm is. Under CI=true a failure is fatal; otherwise that test skips.
 set -uo pipefail
 cd "$(dirname "$0")/../examples/http"
 
@@ -15,5 +15,13 @@ fail() {
   exit 0
 }
 
-command -v npm >/dev/null || fail "npm is missing: the TypeScript example's test needs Node.js 18 or later"
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo -n "$@"; else return 1; fi
+}
+
+if ! command -v npm >/dev/null; then
+  echo "ensure-node-deps: installing Debian's nodejs and npm packages" >&2
+  as_root apt-get update -qq >/dev/null && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null ||
+    fail "cannot install nodejs and npm"
+fi
 npm ci --no-audit --no-fund --loglevel=error >/dev/null || fail "npm ci failed in examples/http"
