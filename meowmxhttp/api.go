@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -421,15 +420,6 @@ func (h *Handler[TTx]) readQuery(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// streamInfo is a stream in a listing.
-type streamInfo struct {
-	Category       string `json:"category"`
-	StreamID       string `json:"stream_id"`
-	Version        int64  `json:"version"`
-	LastPosition   string `json:"last_position"`
-	LastRecordedAt string `json:"last_recorded_at"`
-}
-
 // listStreams lists streams: GET /streams?category=&after_category=&after_id=&limit=.
 func (h *Handler[TTx]) listStreams(w http.ResponseWriter, r *http.Request) {
 	h.deadline(w)
@@ -447,21 +437,10 @@ func (h *Handler[TTx]) listStreams(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	out := make([]streamInfo, len(infos))
-	for i, s := range infos {
-		out[i] = streamInfo{Category: s.Stream.Category, StreamID: s.Stream.ID, Version: s.Version,
-			LastPosition: s.LastPosition.String(), LastRecordedAt: s.LastRecordedAt.UTC().Format(time.RFC3339Nano)}
+	if infos == nil {
+		infos = []meowmx.StreamInfo{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"streams": out, "more": len(out) == limit})
-}
-
-// categoryInfo is a category in a listing.
-type categoryInfo struct {
-	Category       string `json:"category"`
-	Events         int64  `json:"events"`
-	Streams        int64  `json:"streams"`
-	LastPosition   string `json:"last_position"`
-	LastRecordedAt string `json:"last_recorded_at"`
+	writeJSON(w, http.StatusOK, map[string]any{"streams": infos, "more": len(infos) == limit})
 }
 
 // listCategories lists categories: GET /categories?after=&limit=.
@@ -478,10 +457,8 @@ func (h *Handler[TTx]) listCategories(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	out := make([]categoryInfo, len(infos))
-	for i, c := range infos {
-		out[i] = categoryInfo{Category: c.Category, Events: c.Events, Streams: c.Streams,
-			LastPosition: c.LastPosition.String(), LastRecordedAt: c.LastRecordedAt.UTC().Format(time.RFC3339Nano)}
+	if infos == nil {
+		infos = []meowmx.CategoryInfo{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"categories": out, "more": len(out) == limit})
+	writeJSON(w, http.StatusOK, map[string]any{"categories": infos, "more": len(infos) == limit})
 }

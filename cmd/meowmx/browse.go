@@ -84,11 +84,7 @@ Examples:
 				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", in.Stream, in.Version+1, in.LastPosition, formatTime(in.LastRecordedAt))
 				continue
 			}
-			if err := writeJSONLine(e.stdout, streamLine{
-				Stream: in.Stream.String(), Category: in.Stream.Category, StreamID: in.Stream.ID,
-				Events: in.Version + 1, Version: in.Version, LastPosition: in.LastPosition.String(),
-				LastRecordedAt: in.LastRecordedAt.UTC().Format(time.RFC3339Nano),
-			}); err != nil {
+			if err := writeJSONLine(e.stdout, in); err != nil {
 				return err
 			}
 		}
@@ -113,17 +109,6 @@ Examples:
 		return tw.Flush()
 	}
 	return nil
-}
-
-// streamLine is the JSON form of a stream in "meowmx streams".
-type streamLine struct {
-	Stream         string `json:"stream"`
-	Category       string `json:"category"`
-	StreamID       string `json:"stream_id"`
-	Events         int64  `json:"events"`
-	Version        int64  `json:"version"`
-	LastPosition   string `json:"last_position"`
-	LastRecordedAt string `json:"last_recorded_at"`
 }
 
 // cmdCategories runs "meowmx categories": the categories with their event
@@ -170,7 +155,7 @@ Examples:
 	}
 	if *format == "json" {
 		for _, in := range cats {
-			if err := writeJSONLine(e.stdout, categoryLine(in)); err != nil {
+			if err := writeJSONLine(e.stdout, in); err != nil {
 				return err
 			}
 		}
@@ -188,20 +173,6 @@ Examples:
 		fmt.Fprintf(e.stderr, "more categories follow: %s\n", nextPageCommand(e, b, "categories", "", cats[len(cats)-1].Category, *limit, *format))
 	}
 	return nil
-}
-
-// categoryJSON is the JSON form of a category.
-type categoryJSON struct {
-	Category       string `json:"category"`
-	Events         int64  `json:"events"`
-	Streams        int64  `json:"streams"`
-	LastPosition   string `json:"last_position"`
-	LastRecordedAt string `json:"last_recorded_at"`
-}
-
-func categoryLine(in meowmx.CategoryInfo) categoryJSON {
-	return categoryJSON{Category: in.Category, Events: in.Events, Streams: in.Streams,
-		LastPosition: in.LastPosition.String(), LastRecordedAt: in.LastRecordedAt.UTC().Format(time.RFC3339Nano)}
 }
 
 // allCategories returns the categories after after, at most want of them
@@ -274,16 +245,16 @@ Examples:
 
 // status is the JSON form of "meowmx status".
 type status struct {
-	Database       string               `json:"database"`
-	Driver         string               `json:"driver"`
-	Schema         string               `json:"schema"`
-	Events         int64                `json:"events"`
-	Streams        int64                `json:"streams"`
-	Categories     []categoryJSON       `json:"categories"`
-	LastPosition   string               `json:"last_position,omitempty"`
-	LastRecordedAt string               `json:"last_recorded_at,omitempty"`
-	Subscriptions  []subscriptionStatus `json:"subscriptions"`
-	Horizon        *horizonJSON         `json:"horizon"`
+	Database       string                `json:"database"`
+	Driver         string                `json:"driver"`
+	Schema         string                `json:"schema"`
+	Events         int64                 `json:"events"`
+	Streams        int64                 `json:"streams"`
+	Categories     []meowmx.CategoryInfo `json:"categories"`
+	LastPosition   string                `json:"last_position,omitempty"`
+	LastRecordedAt string                `json:"last_recorded_at,omitempty"`
+	Subscriptions  []subscriptionStatus  `json:"subscriptions"`
+	Horizon        *horizonJSON          `json:"horizon"`
 }
 
 // subscriptionStatus sums up a subscription's partitions.
@@ -311,12 +282,12 @@ func newStatus(b *backend, cats []meowmx.CategoryInfo, statuses []meowmx.Subscri
 	if b.pg == nil {
 		driver = "sqlite"
 	}
-	st := &status{Database: b.label, Driver: driver, Schema: b.api.Schema(), Categories: []categoryJSON{}, Subscriptions: []subscriptionStatus{}}
+	st := &status{Database: b.label, Driver: driver, Schema: b.api.Schema(), Categories: []meowmx.CategoryInfo{}, Subscriptions: []subscriptionStatus{}}
 	var last meowmx.CategoryInfo
 	for _, c := range cats {
 		st.Events += c.Events
 		st.Streams += c.Streams
-		st.Categories = append(st.Categories, categoryLine(c))
+		st.Categories = append(st.Categories, c)
 		if c.LastPosition.Compare(last.LastPosition) > 0 {
 			last = c
 		}
