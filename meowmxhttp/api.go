@@ -174,7 +174,7 @@ func (h *Handler[TTx]) appendEvents(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if len(in.ExpectedVersion) > 0 {
+	if len(in.ExpectedVersion) > 0 && string(in.ExpectedVersion) != "null" {
 		h.fail(w, r, badRequest("expected_version: events of no stream have none; use a condition"))
 		return
 	}
@@ -259,6 +259,9 @@ func (q *query) bool(name string) bool {
 	return v
 }
 
+// maxList bounds a list parameter (types, tags).
+const maxList = 64
+
 func (q *query) list(name string) []string {
 	var out []string
 	for _, v := range q.values[name] {
@@ -267,6 +270,9 @@ func (q *query) list(name string) []string {
 				out = append(out, part)
 			}
 		}
+	}
+	if len(out) > maxList && q.err == nil {
+		q.err = badRequest("%s: %d values, at most %d", name, len(out), maxList)
 	}
 	return out
 }
@@ -394,8 +400,12 @@ func (h *Handler[TTx]) readCategory(w http.ResponseWriter, r *http.Request) {
 func queryOf(q *query) meowmx.Query {
 	if s := q.values.Get("query"); s != "" {
 		var query meowmx.Query
-		if err := json.Unmarshal([]byte(s), &query); err != nil {
+		dec := json.NewDecoder(strings.NewReader(s))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&query); err != nil {
 			q.err = badRequest("query: want a JSON object {\"items\":[{\"types\":[...],\"tags\":[...]}]}: %v", err)
+		} else if len(query.Items) == 0 {
+			q.err = badRequest("query: no items (a query without items matches no event)")
 		}
 		return query
 	}

@@ -71,7 +71,14 @@ func (a *api[TTx]) do(method, path string, body any, header http.Header, out any
 	if err != nil {
 		a.t.Fatal(err)
 	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	for k, v := range header {
+		if k == "Host" {
+			req.Host = v[0]
+			continue
+		}
 		req.Header[k] = v
 	}
 	if a.token != "" && req.Header.Get("Authorization") == "" {
@@ -246,7 +253,18 @@ func testAPI[TTx any](t *testing.T, newStore func(*meowmx.Config) *meowmx.Store[
 	a.wantError("POST", "/streams/order/1", body(nil, event("A", `{"x":"`+strings.Repeat("y", 3000)+`"}`)), nil, 413, "too_large")
 	a.wantError("POST", "/streams/order/1", body(nil, event("A", `{"x":"`+strings.Repeat("y", 70<<10)+`"}`)), nil, 413, "too_large")
 	a.wantError("GET", "/nothing/here", nil, nil, 404, "not_found")
-	a.wantError("DELETE", "/streams/order/1", nil, nil, 404, "not_found")
+	a.wantError("DELETE", "/streams/order/1", nil, nil, 405, "method_not_allowed")
+	a.wantError("POST", "/streams/order/1", body(nil, event("A", `{}`)), http.Header{"Content-Type": {"text/plain"}}, 415, "unsupported_media_type")
+	a.wantError("GET", "/query?query="+url.QueryEscape(`{"items":[]}`), nil, nil, 400, "invalid_input")
+	a.wantError("GET", "/query?query="+url.QueryEscape(`{"item":[{"types":["A"]}]}`), nil, nil, 400, "invalid_input")
+	a.wantError("GET", "/events?types="+strings.Repeat("T,", 65), nil, nil, 400, "invalid_input")
+	// Without tokens, only this machine's callers: not a page of another
+	// site, nor a name rebound to 127.0.0.1.
+	a.wantError("POST", "/streams/order/1", body(nil, event("A", `{}`)), http.Header{"Origin": {"https://evil.example"}}, 403, "forbidden")
+	a.wantError("GET", "/events", nil, http.Header{"Host": {"rebound.example:80"}}, 403, "forbidden")
+	if got := a.do("GET", "/events", nil, http.Header{"Origin": {a.url}}, nil); got != 200 {
+		t.Fatalf("a request from the server's own origin: %d", got)
+	}
 
 	// Conditional appends (DCB), on a stream and without one.
 	cond := func(after string) map[string]any {

@@ -15,9 +15,12 @@ import (
 // the event's JSON and whose id is its position (its version for a
 // stream's tail). A client that reconnects sends the last id it received
 // as Last-Event-ID (browsers' EventSource does it by itself) and the tail
-// resumes right after it: nothing is lost or sent twice. Global tails
-// (the log, a category, a query) send events in global order, below the
-// visibility horizon like ReadAll, so a late commit is never skipped.
+// resumes right after it: nothing is lost or sent twice. A failure after
+// the first event ends the stream with an event named meowmx-error whose
+// data is the error's JSON. A browser's EventSource cannot send an
+// Authorization header: behind tokens, tail from a client that can. Global
+// tails (the log, a category, a query) send events in global order, below
+// the visibility horizon like ReadAll, so a late commit is never skipped.
 
 // livePage is how many events a tail reads at once.
 const livePage = 500
@@ -143,7 +146,18 @@ func (h *Handler[TTx]) serveTail(w http.ResponseWriter, r *http.Request, t *tail
 		h.fail(w, r, err)
 		return
 	}
+	select {
+	case <-h.closing:
+		w.Header().Set("Retry-After", retryAfterSecondsFor)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "the server is stopping")
+		return
+	default:
+	}
 	ctx := r.Context()
+	// Registered before the first read, so that no append between the two
+	// goes unnoticed.
+	changes, stop := h.store.Changes(t.categories...)
+	defer stop()
 	// The first page is read before answering, so that a bad query or an
 	// unreachable database is an error response.
 	events, err := t.read(ctx, livePage)
@@ -156,8 +170,12 @@ func (h *Handler[TTx]) serveTail(w http.ResponseWriter, r *http.Request, t *tail
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	changes, stop := h.store.Changes(t.categories...)
-	defer stop()
+	if r.Method == http.MethodHead {
+		return
+	}
+	// A tail lasts: the server's read timeout, meant for request bodies,
+	// must not end it.
+	_ = rc.SetReadDeadline(time.Time{})
 	var buf bytes.Buffer
 	buf.WriteString("retry: 1000\n\n")
 	send := func() bool {
@@ -213,9 +231,7 @@ func (h *Handler[TTx]) serveTail(w http.ResponseWriter, r *http.Request, t *tail
 					return
 				case <-changes:
 					waiting = false
-					if chase == 0 {
-						chase = chaseFirst
-					}
+					chase = chaseFirst
 				case <-poll.C:
 					waiting = false
 				case <-heartbeat.C:
@@ -233,9 +249,10 @@ func (h *Handler[TTx]) serveTail(w http.ResponseWriter, r *http.Request, t *tail
 			if ctx.Err() != nil {
 				return
 			}
+			h.logFailure(r, err)
 			_, detail := classify(err)
 			data, _ := json.Marshal(errorBody{Error: detail})
-			buf.WriteString("event: error\ndata: ")
+			buf.WriteString("event: meowmx-error\ndata: ")
 			buf.Write(data)
 			buf.WriteString("\n\n")
 			send()

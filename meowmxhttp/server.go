@@ -8,10 +8,12 @@
 //
 // Every response body is JSON (text/event-stream for the live tails). An
 // error is {"error":{"code":"...","message":"..."}} with a stable code:
-// 400 invalid_input, 401 unauthorized, 403 read_only, 404 stream_not_found,
-// subscription_not_found or not_found, 409 version_conflict,
-// condition_failed or duplicate_event_id, 413 too_large, 503 unavailable,
-// schema_missing or retry, 500 internal. Positions are strings ("TX/SEQ",
+// 400 invalid_input, 401 unauthorized, 403 read_only or forbidden, 404
+// stream_not_found, subscription_not_found or not_found, 405
+// method_not_allowed, 409 version_conflict, condition_failed or
+// duplicate_event_id, 413 too_large, 415 unsupported_media_type, 503
+// unavailable, schema_missing or retry, 500 internal. The details of 500s
+// and 503s go to the log, not to the client. Positions are strings ("TX/SEQ",
 // see meowmx.Position), as a position's transaction part can exceed what a
 // JSON number holds exactly in many languages.
 package meowmxhttp
@@ -25,8 +27,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -136,7 +140,11 @@ func New[TTx any](store *meowmx.Store[TTx], cfg *Config) (*Handler[TTx], error) 
 		if len(t.Value) < 16 {
 			return nil, fmt.Errorf("meowmxhttp: token %d is %d characters long: want at least 16", i+1, len(t.Value))
 		}
-		h.tokens = append(h.tokens, sha256.Sum256([]byte(t.Value)))
+		sum := sha256.Sum256([]byte(t.Value))
+		if slices.Contains(h.tokens, sum) {
+			return nil, fmt.Errorf("meowmxhttp: token %d is given twice", i+1)
+		}
+		h.tokens = append(h.tokens, sum)
 		h.readOnly = append(h.readOnly, t.ReadOnly)
 	}
 	h.routes()
@@ -183,6 +191,19 @@ func (h *Handler[TTx]) routes() {
 		h.mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) { handle(h, w, r) })
 	}
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		var allowed []string
+		for _, method := range []string{http.MethodGet, http.MethodPost} {
+			other := r.Clone(r.Context())
+			other.Method = method
+			if _, pattern := h.mux.Handler(other); pattern != "/" {
+				allowed = append(allowed, method)
+			}
+		}
+		if len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s %s: use %s", r.Method, r.URL.Path, strings.Join(allowed, " or ")))
+			return
+		}
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 	})
 }
@@ -210,20 +231,64 @@ func (h *Handler[TTx]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.cors(w, r) {
 		return
 	}
-	if r.URL.Path != "/healthz" && len(h.tokens) > 0 {
+	if len(h.tokens) == 0 {
+		// Without tokens the server trusts its callers: only those on this
+		// machine, not a web page of another site that a browser here
+		// opens (a cross-site request, or a name rebound to 127.0.0.1).
+		if msg := h.foreign(r); msg != "" {
+			writeError(w, http.StatusForbidden, "forbidden", msg)
+			return
+		}
+	} else if r.URL.Path != "/healthz" {
 		readOnly, ok := h.authorize(r)
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="meowmx"`)
 			writeError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required (Authorization: Bearer TOKEN)")
 			return
 		}
-		if readOnly && r.Method != http.MethodGet && r.Method != http.MethodHead {
-			writeError(w, http.StatusForbidden, "read_only", "this token may only read")
+		if readOnly {
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				writeError(w, http.StatusForbidden, "read_only", "this token may only read")
+				return
+			}
+			r = r.WithContext(context.WithValue(r.Context(), readOnlyKey{}, true))
+		}
+	}
+	if r.Method == http.MethodPost && r.ContentLength != 0 {
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+			writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "a request body must be JSON: Content-Type: application/json")
 			return
 		}
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
 	h.mux.ServeHTTP(w, r)
+}
+
+// readOnlyKey marks the context of a request made with a read-only token.
+type readOnlyKey struct{}
+
+func readOnly(r *http.Request) bool { return r.Context().Value(readOnlyKey{}) != nil }
+
+// foreign says why a request to a server without tokens is refused: its
+// Host is not a loopback name or address, or it comes from a web page of
+// another origin than the server's (or those of CORSOrigins). "" accepts it.
+func (h *Handler[TTx]) foreign(r *http.Request) string {
+	host := r.Host
+	if hst, _, err := net.SplitHostPort(host); err == nil {
+		host = hst
+	}
+	host = strings.Trim(host, "[]")
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Sprintf("host %q: without tokens the server answers requests to a loopback address only", r.Host)
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" || slices.Contains(h.cfg.CORSOrigins, origin) || slices.Contains(h.cfg.CORSOrigins, "*") {
+		return ""
+	}
+	if u, err := url.Parse(origin); err == nil && u.Host == r.Host {
+		return ""
+	}
+	return fmt.Sprintf("origin %q: not this server's, nor one of --cors", origin)
 }
 
 // authorize finds the request's bearer token, comparing it with every
@@ -314,11 +379,19 @@ func (h *Handler[TTx]) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", retryAfterSecondsFor)
 	}
-	if status >= 500 && r.Context().Err() == nil {
+	if status >= 500 {
+		h.logFailure(r, err)
+	}
+	writeJSON(w, status, errorBody{Error: detail})
+}
+
+// logFailure logs a failure of the server or the database, which the
+// client is told of without its details (names of hosts, users, tables).
+func (h *Handler[TTx]) logFailure(r *http.Request, err error) {
+	if r.Context().Err() == nil {
 		h.cfg.Logger.WarnContext(r.Context(), "meowmxhttp: request failed",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("err", err.Error()))
 	}
-	writeJSON(w, status, errorBody{Error: detail})
 }
 
 // classify maps an error to its HTTP status and JSON detail.
@@ -354,15 +427,15 @@ func classify(err error) (int, errorDetail) {
 		d.Code = "schema_missing"
 		return http.StatusServiceUnavailable, d
 	case meowmx.IsRetryable(err):
-		d.Code = "retry"
+		d.Code, d.Message = "retry", "the database aborted the operation: retry it"
 		return http.StatusServiceUnavailable, d
 	case errors.Is(err, meowmx.ErrClosed), errors.Is(err, meowmx.ErrClusterMoved), errors.Is(err, meowmx.ErrReplicaMismatch),
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
 		isNetError(err):
-		d.Code = "unavailable"
+		d.Code, d.Message = "unavailable", "the database is unavailable (the server's log says why)"
 		return http.StatusServiceUnavailable, d
 	}
-	d.Code = "internal"
+	d.Code, d.Message = "internal", "internal error (the server's log says why)"
 	return http.StatusInternalServerError, d
 }
 

@@ -35,20 +35,26 @@ type horizon struct {
 	AgeSeconds    float64 `json:"age_seconds"`
 	Database      string  `json:"database"`
 	State         string  `json:"state"`
-	Query         string  `json:"query"`
+	Query         string  `json:"query,omitempty"`
 }
 
-func horizonOf(h *meowmx.Horizon) *horizon {
+// horizonOf describes h; withQuery says whether to name its query, the
+// SQL of another session, which read-only tokens are not shown.
+func horizonOf(h *meowmx.Horizon, withQuery bool) *horizon {
 	if h == nil {
 		return nil
 	}
-	return &horizon{PID: h.PID, TransactionID: h.TransactionID, AgeSeconds: h.Age.Seconds(),
-		Database: h.Database, State: h.State, Query: h.Query}
+	out := &horizon{PID: h.PID, TransactionID: h.TransactionID, AgeSeconds: h.Age.Seconds(),
+		Database: h.Database, State: h.State}
+	if withQuery {
+		out.Query = h.Query
+	}
+	return out
 }
 
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-func statusesOf(sts []meowmx.SubscriptionStatus) []partitionStatus {
+func statusesOf(sts []meowmx.SubscriptionStatus, withQuery bool) []partitionStatus {
 	out := make([]partitionStatus, len(sts))
 	for i, s := range sts {
 		out[i] = partitionStatus{
@@ -56,7 +62,7 @@ func statusesOf(sts []meowmx.SubscriptionStatus) []partitionStatus {
 			Categories: nonNilStrings(s.Categories), Types: nonNilStrings(s.Types),
 			Checkpoint: s.Checkpoint.String(), Lag: s.Lag, SecondsBehind: s.TimeBehind.Seconds(),
 			Owner: s.Owner, Parked: s.Parked, UpdatedAt: formatTime(s.UpdatedAt),
-			HorizonHeld: s.HorizonHeld, Horizon: horizonOf(s.Horizon),
+			HorizonHeld: s.HorizonHeld, Horizon: horizonOf(s.Horizon, withQuery),
 		}
 		if !s.LeaseUntil.IsZero() {
 			until := formatTime(s.LeaseUntil)
@@ -81,7 +87,7 @@ func (h *Handler[TTx]) subscriptions(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"partitions": statusesOf(sts)})
+	writeJSON(w, http.StatusOK, map[string]any{"partitions": statusesOf(sts, !readOnly(r))})
 }
 
 // subscription is one subscription's partitions: GET /subscriptions/{name}.
@@ -97,7 +103,7 @@ func (h *Handler[TTx]) subscription(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, fmt.Errorf("%w: %s", meowmx.ErrSubscriptionNotFound, name))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"partitions": statusesOf(sts)})
+	writeJSON(w, http.StatusOK, map[string]any{"partitions": statusesOf(sts, !readOnly(r))})
 }
 
 // resetIn is the body of a reset: to is "start", "end" or a position.
@@ -141,7 +147,7 @@ func (h *Handler[TTx]) resetSubscription(w http.ResponseWriter, r *http.Request)
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"partitions": statusesOf(sts)})
+	writeJSON(w, http.StatusOK, map[string]any{"partitions": statusesOf(sts, !readOnly(r))})
 }
 
 // parked lists a subscription's parked events: GET /subscriptions/{name}/parked.
@@ -202,5 +208,5 @@ func (h *Handler[TTx]) horizon(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"horizon": horizonOf(hz)})
+	writeJSON(w, http.StatusOK, map[string]any{"horizon": horizonOf(hz, !readOnly(r))})
 }

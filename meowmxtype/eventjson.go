@@ -74,19 +74,23 @@ func (e *RecordedEvent) AppendJSON(dst []byte) []byte {
 	return append(dst, '}')
 }
 
-// appendJSONValue appends stored JSON (valid: checked when appended), null
-// for none, compacted when it spans lines so that the object stays on one
-// (a Server-Sent Events data line, a JSON line).
+// appendJSONValue appends stored JSON, null for none, compacted when it
+// spans lines so that the object stays on one (a Server-Sent Events data
+// line, a JSON line).
 func appendJSONValue(dst, v []byte) []byte {
-	if v == nil {
+	if len(v) == 0 {
 		return append(dst, "null"...)
+	}
+	if !json.Valid(v) {
+		// Written by something else than meowmx (SQLite has no JSON
+		// type): keep the object valid, as a string.
+		return appendJSONString(dst, string(v))
 	}
 	if bytes.IndexByte(v, '\n') < 0 && bytes.IndexByte(v, '\r') < 0 {
 		return append(dst, v...)
 	}
 	buf := bytes.NewBuffer(dst)
 	if err := json.Compact(buf, v); err != nil {
-		// Not JSON after all: keep the object valid, as a string.
 		return appendJSONString(dst, string(v))
 	}
 	return buf.Bytes()
