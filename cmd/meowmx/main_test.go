@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -620,15 +621,19 @@ func TestServe(t *testing.T) {
 	var stdout, stderr testdb.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"--db", db, "serve", "--listen", "127.0.0.1:0", "--token-file", tokens}, strings.NewReader(""), &stdout, &stderr)
+		done <- run(ctx, []string{"--db", db, "serve", "--listen", "127.0.0.1:0", "--token-file", tokens, "--metrics", "127.0.0.1:0"}, strings.NewReader(""), &stdout, &stderr)
 	}()
-	var base string
+	var base, metrics string
+	serving := regexp.MustCompile(`serving \S+ at (http://\S+)`)
+	scrapeAt := regexp.MustCompile(`metrics at (http://\S+/metrics)`)
 	testdb.Eventually(t, func() (bool, string) {
-		_, addr, ok := strings.Cut(stderr.String(), " at http://")
-		if ok {
-			base = "http://" + strings.TrimSpace(addr)
+		if m := serving.FindStringSubmatch(stderr.String()); m != nil {
+			base = m[1]
 		}
-		return ok, stderr.String()
+		if m := scrapeAt.FindStringSubmatch(stderr.String()); m != nil {
+			metrics = m[1]
+		}
+		return base != "" && metrics != "", stderr.String()
 	})
 	call := func(method, path, body, bearer string) (int, string) {
 		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
@@ -661,19 +666,29 @@ func TestServe(t *testing.T) {
 	if code, body := call("GET", "/streams/order/1", "", "fedcba9876543210fedc"); code != 200 || !strings.Contains(body, `"total":42`) {
 		t.Fatalf("read: %d %s", code, body)
 	}
-	// A live tail open while the server stops does not hold it up.
-	req, _ := http.NewRequest("GET", base+"/events/live", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	// --metrics: the append through the API is counted.
+	resp, err := http.Get(metrics)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	text, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if v, ok := sample(string(text), "meowmx_append_duration_seconds_count", `meowmx_category="order"`); !ok || v != 1 {
+		t.Fatalf("appends counted at /metrics: %v %v\n%s", v, ok, text)
+	}
+	// A live tail open while the server stops does not hold it up.
+	req, _ := http.NewRequest("GET", base+"/events/live", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	tail, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tail.Body.Close()
 	cancel() // as SIGTERM does
 	if code := <-done; code != 0 {
 		t.Fatalf("serve exited %d: %s", code, stderr.String())
 	}
-	if _, err := io.ReadAll(resp.Body); err != nil {
+	if _, err := io.ReadAll(tail.Body); err != nil {
 		t.Fatalf("the live tail did not end cleanly: %v", err)
 	}
 
