@@ -132,35 +132,53 @@ func (in *appendIn) expected(r *http.Request) (meowmx.ExpectedVersion, error) {
 	return parseExpected(field)
 }
 
+// appendRequest is a decoded append: its events, expected version and
+// condition.
+type appendRequest struct {
+	events   []meowmx.Event
+	expected meowmx.ExpectedVersion
+	cond     *meowmx.AppendCondition
+}
+
+// parseAppend reads an append's body; toStream says that it appends to a
+// stream (events of no stream have no expected version).
+func parseAppend(r *http.Request, toStream bool) (*appendRequest, error) {
+	var in appendIn
+	if err := decodeBody(r, &in); err != nil {
+		return nil, err
+	}
+	out := &appendRequest{expected: meowmx.Any}
+	var err error
+	if toStream {
+		if out.expected, err = in.expected(r); err != nil {
+			return nil, err
+		}
+	} else if len(in.ExpectedVersion) > 0 && string(in.ExpectedVersion) != "null" {
+		return nil, badRequest("expected_version: events of no stream have none; use a condition")
+	}
+	if out.events, err = in.events(); err != nil {
+		return nil, err
+	}
+	if out.cond, err = in.condition(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // appendStream appends to one stream: POST /streams/{category}/{id}.
 func (h *Handler[TTx]) appendStream(w http.ResponseWriter, r *http.Request) {
 	h.deadline(w)
 	stream := meowmx.NewStream(r.PathValue("category"), r.PathValue("id"))
-	var in appendIn
-	if err := decodeBody(r, &in); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	events, err := in.events()
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	expected, err := in.expected(r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	cond, err := in.condition()
+	req, err := parseAppend(r, true)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	var recorded []meowmx.RecordedEvent
-	if cond != nil {
-		recorded, err = h.store.AppendIf(r.Context(), stream, expected, *cond, events...)
+	if req.cond != nil {
+		recorded, err = h.store.AppendIf(r.Context(), stream, req.expected, *req.cond, req.events...)
 	} else {
-		recorded, err = h.store.Append(r.Context(), stream, expected, events...)
+		recorded, err = h.store.Append(r.Context(), stream, req.expected, req.events...)
 	}
 	h.appended(w, r, recorded, err)
 }
@@ -169,26 +187,12 @@ func (h *Handler[TTx]) appendStream(w http.ResponseWriter, r *http.Request) {
 // or not: POST /events.
 func (h *Handler[TTx]) appendEvents(w http.ResponseWriter, r *http.Request) {
 	h.deadline(w)
-	var in appendIn
-	if err := decodeBody(r, &in); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if len(in.ExpectedVersion) > 0 && string(in.ExpectedVersion) != "null" {
-		h.fail(w, r, badRequest("expected_version: events of no stream have none; use a condition"))
-		return
-	}
-	events, err := in.events()
+	req, err := parseAppend(r, false)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	cond, err := in.condition()
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	recorded, err := h.store.AppendEvents(r.Context(), cond, events...)
+	recorded, err := h.store.AppendEvents(r.Context(), req.cond, req.events...)
 	h.appended(w, r, recorded, err)
 }
 
