@@ -129,7 +129,9 @@ func (h *hub) notify(category string) {
 // Changes returns a channel that receives a value whenever events of one
 // of categories (of any category when none are given) may have been
 // committed: at once for this store's appends, and, on PostgreSQL, for
-// other processes' through LISTEN/NOTIFY. Values do not queue: one waits
+// other processes' through LISTEN/NOTIFY (which other processes send while
+// a subscription worker is alive in the schema, see notifyWhileListened).
+// Values do not queue: one waits
 // at most, standing for every change since the last was received. A
 // notification can be lost (a connection dropped, an AppendTx rolled
 // back after its notice went out, or a commit still hidden behind the
