@@ -34,7 +34,7 @@ Examples:
   meowmx serve
   meowmx serve --listen 0.0.0.0:8080 --token-file /etc/meowmx/tokens
   meowmx serve --cors https://console.example --metrics 127.0.0.1:9464
-  curl -s localhost:8080/streams/order/1001 -d '{"events":[{"type":"Placed","data":{}}]}'`)
+  curl -s localhost:8080/streams/order/1001 -H 'Content-Type: application/json' -d '{"events":[{"type":"Placed","data":{}}]}'`)
 	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
 	tokenFile := fs.String("token-file", "", "file of bearer tokens (see above)")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464)")
