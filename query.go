@@ -30,6 +30,10 @@ type ReadQueryOpts struct {
 	Limit int
 	// Primary reads from the primary when Config.Replica is set.
 	Primary bool
+	// Backward reads the events before the position instead, the newest
+	// first: from End, the last events matching the query. The next page
+	// is before the last returned event's Position.
+	Backward bool
 }
 
 // ReadQuery returns the events matching query in global order, after
@@ -53,7 +57,7 @@ func (s *Store[TTx]) ReadQueryTx(ctx context.Context, tx TTx, query Query, after
 
 // QueryEvents iterates over the events matching query after position
 // after, in global order, reading pages of opts.Limit events as it goes (see
-// Events).
+// Events); with opts.Backward, over those before it, the newest first.
 func (s *Store[TTx]) QueryEvents(ctx context.Context, query Query, after Position, opts *ReadQueryOpts) iter.Seq2[RecordedEvent, error] {
 	page := ReadQueryOpts{}
 	if opts != nil {
@@ -97,6 +101,7 @@ func (s *Store[TTx]) readQueryOf(ctx context.Context, exec meowmxdriver.Executor
 	}
 	events, err := exec.ReadQuery(ctx, &meowmxdriver.ReadQueryParams{
 		Schema: s.config.Schema, Query: query, AfterTxID: after.TransactionID, AfterSeq: after.Seq, Limit: limit,
+		Backward: opts.Backward,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("meowmx: read query: %w", err)

@@ -77,6 +77,14 @@ type Executor interface {
 	// category and to some event types.
 	ReadGlobal(ctx context.Context, p *ReadGlobalParams) ([]meowmxtype.RecordedEvent, error)
 
+	// PositionNumbers returns the number of each position: numbers
+	// increase in global order and are below 2^53. Start is 0. A position
+	// that cannot have one is ErrInvalidInput.
+	PositionNumbers(ctx context.Context, schema string, positions []meowmxtype.Position) ([]int64, error)
+	// NumberPosition returns the position p of number n: an event is
+	// after p exactly when its number is above n.
+	NumberPosition(ctx context.Context, schema string, n int64) (meowmxtype.Position, error)
+
 	// StreamVersion returns the version of a stream's last event, or -1.
 	StreamVersion(ctx context.Context, schema, category, streamID string) (int64, error)
 
@@ -226,6 +234,9 @@ type ReadQueryParams struct {
 	AfterTxID uint64
 	AfterSeq  int64
 	Limit     int
+	// Backward reads the events before the position instead, the newest
+	// first.
+	Backward bool
 }
 
 // StreamsParams are the arguments of Executor.Streams.

@@ -182,6 +182,8 @@ func routes[TTx any]() []route[TTx] {
 		{"GET", "/subscriptions/{name}/parked", (*H).parked},
 		{"POST", "/subscriptions/{name}/replay", (*H).replay},
 		{"GET", "/horizon", (*H).horizon},
+		{"GET", "/dcb/read", (*H).dcbRead},
+		{"POST", "/dcb/append", (*H).dcbAppend},
 	}
 }
 

@@ -256,7 +256,7 @@ func buildConditionalAppendSQL(st *statements, c *meowmxtype.AppendCondition, in
 	var b strings.Builder
 	b.WriteString(insert)
 	b.WriteString("\n   AND NOT EXISTS (")
-	queryUnion(&b, "{{schema}}", c.FailIfEventsMatch, afterTx, afterSeq, "1", false, list)
+	queryUnion(&b, "{{schema}}", c.FailIfEventsMatch, afterTx, afterSeq, "1", false, false, list)
 	b.WriteString(")")
 	b.WriteString(tail)
 	sql = strings.ReplaceAll(withTags(b.String()), "{{schema}}", st.ident)

@@ -25,7 +25,7 @@ func TestQueryUnionArgs(t *testing.T) {
 	for i, q := range queries {
 		var b strings.Builder
 		built := &argList{}
-		queryUnion(&b, "s", q, "$1", "$2", "1", false, built)
+		queryUnion(&b, "s", q, "$1", "$2", "1", false, false, built)
 		mirrored := &argList{}
 		queryUnionArgs(q, mirrored)
 		if !reflect.DeepEqual(built.args, mirrored.args) {

@@ -16,14 +16,18 @@ func (e *executor) ReadQuery(ctx context.Context, p *meowmxdriver.ReadQueryParam
 }
 
 // readQuerySQL builds the statement of a query: the events of queryUnion,
-// in global order, limited. bounded keeps them below the visibility
+// in global order (reversed when p.Backward), limited. bounded keeps them below the visibility
 // horizon; a condition's check reads every committed event.
 func readQuerySQL(schema string, p *meowmxdriver.ReadQueryParams, bounded bool) (string, []any) {
 	args := &argList{args: []any{p.AfterTxID, p.AfterSeq, p.Limit}}
 	var b strings.Builder
 	fmt.Fprintf(&b, "SELECT %s FROM %s.events WHERE (transaction_id, seq) IN (", eventColumns, schema)
-	queryUnion(&b, schema, p.Query, "$1", "$2", "$3", bounded, args)
-	b.WriteString(")\n ORDER BY transaction_id, seq\n LIMIT $3")
+	queryUnion(&b, schema, p.Query, "$1", "$2", "$3", bounded, p.Backward, args)
+	if p.Backward {
+		b.WriteString(")\n ORDER BY transaction_id DESC, seq DESC\n LIMIT $3")
+	} else {
+		b.WriteString(")\n ORDER BY transaction_id, seq\n LIMIT $3")
+	}
 	return b.String(), args.args
 }
 
@@ -42,10 +46,15 @@ func (a *argList) add(v any) string {
 // with tags walks event_tags for its first tag, in position order, and
 // checks its other tags there and its types on the event; an item without
 // tags walks the events from the position, checking their types. bounded
-// keeps the events below the visibility horizon. The text depends only on
+// keeps the events below the visibility horizon. backward takes the events
+// before the position instead, the newest first. The text depends only on
 // the query's shape (how many items, which have tags or types), so that
 // pgx prepares one statement per shape.
-func queryUnion(b *strings.Builder, schema string, query meowmxtype.Query, afterTx, afterSeq, limit string, bounded bool, args *argList) {
+func queryUnion(b *strings.Builder, schema string, query meowmxtype.Query, afterTx, afterSeq, limit string, bounded, backward bool, args *argList) {
+	cmp, order := ">", ""
+	if backward {
+		cmp, order = "<", " DESC"
+	}
 	horizon := func(col string) string {
 		if !bounded {
 			return ""
@@ -58,8 +67,8 @@ func queryUnion(b *strings.Builder, schema string, query meowmxtype.Query, after
 		}
 		if len(item.Tags) > 0 {
 			fmt.Fprintf(b, `(SELECT t.transaction_id, t.seq FROM %[1]s.event_tags t
-     WHERE t.tag = %[2]s AND (t.transaction_id, t.seq) > (%[3]s, %[4]s)%[5]s`,
-				schema, args.add(item.Tags[0]), afterTx, afterSeq, horizon("t.transaction_id"))
+     WHERE t.tag = %[2]s AND (t.transaction_id, t.seq) %[6]s (%[3]s, %[4]s)%[5]s`,
+				schema, args.add(item.Tags[0]), afterTx, afterSeq, horizon("t.transaction_id"), cmp)
 			if rest := item.Tags[1:]; len(rest) > 0 {
 				fmt.Fprintf(b, `
        AND (SELECT count(*) FROM %[1]s.event_tags u
@@ -72,15 +81,15 @@ func queryUnion(b *strings.Builder, schema string, query meowmxtype.Query, after
                     WHERE e.transaction_id = t.transaction_id AND e.seq = t.seq AND e.type = ANY(%[2]s::text[]))`,
 					schema, args.add(item.Types))
 			}
-			fmt.Fprintf(b, "\n     ORDER BY t.transaction_id, t.seq LIMIT %s)", limit)
+			fmt.Fprintf(b, "\n     ORDER BY t.transaction_id%[1]s, t.seq%[1]s LIMIT %[2]s)", order, limit)
 			continue
 		}
 		fmt.Fprintf(b, `(SELECT e.transaction_id, e.seq FROM %[1]s.events e
-     WHERE (e.transaction_id, e.seq) > (%[2]s, %[3]s)%[4]s`, schema, afterTx, afterSeq, horizon("e.transaction_id"))
+     WHERE (e.transaction_id, e.seq) %[5]s (%[2]s, %[3]s)%[4]s`, schema, afterTx, afterSeq, horizon("e.transaction_id"), cmp)
 		if len(item.Types) > 0 {
 			fmt.Fprintf(b, " AND e.type = ANY(%s::text[])", args.add(item.Types))
 		}
-		fmt.Fprintf(b, "\n     ORDER BY e.transaction_id, e.seq LIMIT %s)", limit)
+		fmt.Fprintf(b, "\n     ORDER BY e.transaction_id%[1]s, e.seq%[1]s LIMIT %[2]s)", order, limit)
 	}
 }
 

@@ -182,3 +182,21 @@ func (e *executor) Categories(ctx context.Context, p *meowmxdriver.CategoriesPar
 	}
 	return infos, mapError(rows.Err())
 }
+
+// PositionNumbers returns the sequence numbers: SQLite's positions are
+// numbers already.
+func (e *executor) PositionNumbers(ctx context.Context, schema string, positions []meowmxtype.Position) ([]int64, error) {
+	numbers := make([]int64, len(positions))
+	for i, p := range positions {
+		if p.TransactionID != 0 {
+			return nil, meowmxtype.Invalid("position %s has no number: it is a PostgreSQL position", p)
+		}
+		numbers[i] = p.Seq
+	}
+	return numbers, ctx.Err()
+}
+
+// NumberPosition returns the position of sequence number n.
+func (e *executor) NumberPosition(ctx context.Context, schema string, n int64) (meowmxtype.Position, error) {
+	return meowmxtype.Position{Seq: max(n, 0)}, ctx.Err()
+}

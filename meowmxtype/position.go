@@ -2,6 +2,7 @@ package meowmxtype
 
 import (
 	"cmp"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -20,6 +21,9 @@ type Position struct {
 
 // Start is the position before every event.
 var Start = Position{}
+
+// End is the position after every event, where a backward read starts.
+var End = Position{TransactionID: math.MaxUint64, Seq: math.MaxInt64}
 
 // String returns the position as "TX/SEQ".
 func (p Position) String() string {

@@ -173,6 +173,27 @@ func testReadQuery[TTx any](t *testing.T, h *Harness[TTx]) {
 			got = append(got, e)
 		}
 		samePositions(t, name+" in pages of 3", got, want)
+		// Backward from the end, whole and in pages of 3.
+		reversed := slices.Clone(want)
+		slices.Reverse(reversed)
+		samePositions(t, name+" backward", must(s.ReadQuery(c, q, meowmx.End, &meowmx.ReadQueryOpts{Backward: true}))(t), reversed)
+		got = got[:0]
+		for e, err := range s.QueryEvents(c, q, meowmx.End, &meowmx.ReadQueryOpts{Limit: 3, Backward: true}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, e)
+		}
+		samePositions(t, name+" backward in pages of 3", got, reversed)
+		if len(want) > 2 {
+			before := must(s.ReadQuery(c, q, want[2].Position, &meowmx.ReadQueryOpts{Limit: 1, Backward: true}))(t)
+			if len(before) != 1 || before[0].Position != want[1].Position {
+				t.Fatalf("%s: backward before %s got %v, want the event at %s", name, want[2].Position, before, want[1].Position)
+			}
+			if got := must(s.ReadQuery(c, q, want[0].Position, &meowmx.ReadQueryOpts{Backward: true}))(t); len(got) != 0 {
+				t.Fatalf("%s: backward before the first match got %d events", name, len(got))
+			}
+		}
 		// After a position.
 		if len(want) > 2 {
 			after := must(s.ReadQuery(c, q, want[1].Position, &meowmx.ReadQueryOpts{Limit: 1}))(t)
@@ -287,5 +308,75 @@ func testSubTags[TTx any](t *testing.T, h *Harness[TTx]) {
 	bad.Tags = []string{"x", "x"}
 	if _, err := s.Subscribe(bad); !errors.Is(err, meowmx.ErrInvalidInput) {
 		t.Errorf("Subscribe with a repeated tag: err = %v, want ErrInvalidInput", err)
+	}
+}
+
+// testPositionNumbers: numbers increase in global order, also across
+// transactions whose events interleave in sequence numbers, and
+// NumberPosition turns each back into the bounds of the events around it.
+func testPositionNumbers[TTx any](t *testing.T, h *Harness[TTx]) {
+	s := h.NewStore(t, nil, true)
+	c := ctx(t)
+	total := 9
+	if h.ConcurrentWriters {
+		total += 6
+		// Two transactions drawing sequence numbers in turns: the later
+		// one's first event has a lower sequence number than the earlier
+		// one's last.
+		a := must(h.Begin(c, s))(t)
+		b := must(h.Begin(c, s))(t)
+		for i := range 3 {
+			must(s.AppendTx(c, a, meowmx.NewStream("num", "a"), meowmx.Any, meowmx.Event{Type: "A", Data: []byte(fmt.Sprint(i))}))(t)
+			must(s.AppendTx(c, b, meowmx.NewStream("num", "b"), meowmx.Any, meowmx.Event{Type: "B", Data: []byte(fmt.Sprint(i))}))(t)
+		}
+		if err := h.Commit(c, b); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Commit(c, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 5 {
+		events := make([]meowmx.Event, 1+i%3)
+		for j := range events {
+			events[j] = meowmx.Event{Type: "C", Data: []byte(fmt.Sprint(j))}
+		}
+		must(s.Append(c, meowmx.NewStream("num", fmt.Sprint("c", i)), meowmx.Any, events...))(t)
+	}
+	all := readAllWait(t, s, "", meowmx.Start, total)
+	positions := make([]meowmx.Position, len(all)+1)
+	for i, e := range all {
+		positions[i+1] = e.Position
+	}
+	numbers := must(s.PositionNumbers(c, positions...))(t)
+	if numbers[0] != 0 {
+		t.Fatalf("Start's number is %d, want 0", numbers[0])
+	}
+	for i := 1; i < len(numbers); i++ {
+		if numbers[i] <= numbers[i-1] || numbers[i] >= 1<<53 {
+			t.Fatalf("numbers %v: %d is not above %d and below 2^53", numbers, numbers[i], numbers[i-1])
+		}
+	}
+	for i, n := range numbers {
+		at := must(s.NumberPosition(c, n))(t)
+		if at != positions[i] {
+			t.Fatalf("number %d: position %s, want %s", n, at, positions[i])
+		}
+		// One less: the event itself comes after it, and nothing before.
+		if i == 0 {
+			continue
+		}
+		before := must(s.NumberPosition(c, n-1))(t)
+		next := must(s.ReadAll(c, before, &meowmx.ReadOpts{Limit: 1}))(t)
+		if len(next) != 1 || next[0].Position != positions[i] {
+			t.Fatalf("number %d: after the position of %d (%s) comes %v, want %s", n, n-1, before, next, positions[i])
+		}
+	}
+	// Positions that are no event's have no number.
+	last := positions[len(positions)-1]
+	for _, p := range []meowmx.Position{{TransactionID: last.TransactionID + 1000, Seq: 1}, {TransactionID: 1 << 40, Seq: 1}} {
+		if _, err := s.PositionNumbers(c, p); !errors.Is(err, meowmx.ErrInvalidInput) {
+			t.Errorf("PositionNumbers(%s): err = %v, want ErrInvalidInput", p, err)
+		}
 	}
 }

@@ -69,6 +69,7 @@ func Exercise[TTx any](t *testing.T, h *Harness[TTx]) {
 		"Browse":                  testBrowse[TTx],
 		"Tags":                    testTags[TTx],
 		"ReadQuery":               testReadQuery[TTx],
+		"PositionNumbers":         testPositionNumbers[TTx],
 		"LargeBatch":              testLargeBatch[TTx],
 		"BadInput":                testBadInput[TTx],
 		"ClosedStore":             testClosedStore[TTx],
