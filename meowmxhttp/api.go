@@ -356,10 +356,20 @@ func (h *Handler[TTx]) readStream(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (h *Handler[TTx]) globalPage(w http.ResponseWriter, r *http.Request, read func(after meowmx.Position, limit int, types []string) ([]meowmx.RecordedEvent, error)) {
+// globalPage reads a page of events in global order after the position of
+// the parameter after (or, for a backward read, before the parameter
+// before's, the end when absent) and writes it with the position to read
+// from next.
+func (h *Handler[TTx]) globalPage(w http.ResponseWriter, r *http.Request, backward bool, read func(after meowmx.Position, limit int, types []string) ([]meowmx.RecordedEvent, error)) {
 	h.deadline(w)
 	q := &query{values: r.URL.Query()}
 	after := q.position("after")
+	if backward {
+		after = meowmx.End
+		if q.values.Has("before") {
+			after = q.position("before")
+		}
+	}
 	limit := h.limit(q)
 	types := q.list("types")
 	if q.err != nil {
@@ -385,7 +395,7 @@ func (h *Handler[TTx]) globalPage(w http.ResponseWriter, r *http.Request, read f
 
 // readAll reads the log: GET /events?after=&limit=&types=.
 func (h *Handler[TTx]) readAll(w http.ResponseWriter, r *http.Request) {
-	h.globalPage(w, r, func(after meowmx.Position, limit int, types []string) ([]meowmx.RecordedEvent, error) {
+	h.globalPage(w, r, false, func(after meowmx.Position, limit int, types []string) ([]meowmx.RecordedEvent, error) {
 		return h.store.ReadAll(r.Context(), after, &meowmx.ReadOpts{Limit: limit, Types: types})
 	})
 }
@@ -393,7 +403,7 @@ func (h *Handler[TTx]) readAll(w http.ResponseWriter, r *http.Request) {
 // readCategory reads a category: GET /categories/{category}/events?after=&limit=&types=.
 func (h *Handler[TTx]) readCategory(w http.ResponseWriter, r *http.Request) {
 	category := r.PathValue("category")
-	h.globalPage(w, r, func(after meowmx.Position, limit int, types []string) ([]meowmx.RecordedEvent, error) {
+	h.globalPage(w, r, false, func(after meowmx.Position, limit int, types []string) ([]meowmx.RecordedEvent, error) {
 		return h.store.ReadCategory(r.Context(), category, after, &meowmx.ReadOpts{Limit: limit, Types: types})
 	})
 }
@@ -421,16 +431,18 @@ func queryOf(q *query) meowmx.Query {
 }
 
 // readQuery reads the events matching a query: GET /query?query=&after=&limit=
-// (or types= and tags= for one item).
+// (or types= and tags= for one item), or with backward=true the newest
+// first, before= a position.
 func (h *Handler[TTx]) readQuery(w http.ResponseWriter, r *http.Request) {
 	q := &query{values: r.URL.Query()}
 	query := queryOf(q)
+	backward := q.bool("backward")
 	if q.err != nil {
 		h.fail(w, r, q.err)
 		return
 	}
-	h.globalPage(w, r, func(after meowmx.Position, limit int, _ []string) ([]meowmx.RecordedEvent, error) {
-		return h.store.ReadQuery(r.Context(), query, after, &meowmx.ReadQueryOpts{Limit: limit})
+	h.globalPage(w, r, backward, func(after meowmx.Position, limit int, _ []string) ([]meowmx.RecordedEvent, error) {
+		return h.store.ReadQuery(r.Context(), query, after, &meowmx.ReadQueryOpts{Limit: limit, Backward: backward})
 	})
 }
 

@@ -341,6 +341,16 @@ func testAPI[TTx any](t *testing.T, newStore func(*meowmx.Config) *meowmx.Store[
 	if code := a.do("GET", "/query?query="+q, nil, nil, &qp); code != 200 || len(qp.Events) != 2 || qp.Events[0].Type != "Opened" {
 		t.Fatalf("query of two items: %d %+v", code, qp)
 	}
+	// Backward: the newest first, then before a position.
+	everything := url.QueryEscape(`{"items":[{}]}`)
+	if code := a.do("GET", "/query?backward=true&limit=2&query="+everything, nil, nil, &qp); code != 200 || len(qp.Events) != 2 ||
+		qp.Events[0].Position != log[len(log)-1].Position || qp.Events[1].Position != log[len(log)-2].Position || !qp.More {
+		t.Fatalf("query backward: %d %+v", code, qp)
+	}
+	if code := a.do("GET", "/query?backward=true&limit=1&query="+everything+"&before="+qp.Next, nil, nil, &qp); code != 200 || len(qp.Events) != 1 ||
+		qp.Events[0].Position != log[len(log)-3].Position {
+		t.Fatalf("query backward before %s: %d %+v", log[len(log)-2].Position, code, qp)
+	}
 	var streams struct {
 		Streams []struct {
 			Category string `json:"category"`

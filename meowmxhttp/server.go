@@ -22,7 +22,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	_ "embed"
+	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -192,6 +192,8 @@ func (h *Handler[TTx]) routes() {
 		handle := rt.handle
 		h.mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) { handle(h, w, r) })
 	}
+	h.mux.HandleFunc("GET /{$}", h.console)
+	h.mux.Handle("GET /console/", consoleHeaders(http.FileServerFS(consoleFiles)))
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		var allowed []string
 		for _, method := range []string{http.MethodGet, http.MethodPost} {
@@ -212,6 +214,44 @@ func (h *Handler[TTx]) routes() {
 
 //go:embed openapi.json
 var openAPIDocument []byte
+
+// consoleFiles are the web console's: plain HTML, CSS and JavaScript on
+// the API, served at / and /console/.
+//
+//go:embed console
+var consoleFiles embed.FS
+
+// isConsole says whether r asks for the console's files, which hold no
+// data and are served without a token: the page asks for one.
+func isConsole(r *http.Request) bool {
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+		(r.URL.Path == "/" || strings.HasPrefix(r.URL.Path, "/console/"))
+}
+
+// consoleHeaders keeps the console's pages to their own scripts and out of
+// other sites' frames.
+func consoleHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("X-Frame-Options", "DENY")
+		w.Header().Set("Cache-Control", "no-cache")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// console serves the web console's page: GET /.
+func (h *Handler[TTx]) console(w http.ResponseWriter, r *http.Request) {
+	consoleHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		page, err := consoleFiles.ReadFile("console/index.html")
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write(page)
+	})).ServeHTTP(w, r)
+}
 
 // openAPI serves the OpenAPI 3.1 document of the API: GET /openapi.json.
 func (h *Handler[TTx]) openAPI(w http.ResponseWriter, _ *http.Request) {
@@ -241,7 +281,7 @@ func (h *Handler[TTx]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusForbidden, "forbidden", msg)
 			return
 		}
-	} else if r.URL.Path != "/healthz" {
+	} else if r.URL.Path != "/healthz" && !isConsole(r) {
 		readOnly, ok := h.authorize(r)
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="meowmx"`)
