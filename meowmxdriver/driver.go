@@ -103,8 +103,9 @@ type Executor interface {
 	Streams(ctx context.Context, p *StreamsParams) ([]meowmxtype.StreamInfo, error)
 
 	// Categories returns the categories in order after p.After, at most
-	// p.Limit, with their counts and their last event. Counting reads the
-	// category's entries of an index.
+	// p.Limit, with their counts and their last event. The counts are
+	// stored up to a position and brought up to date by each listing,
+	// which stores them again once it counted many events past it.
 	Categories(ctx context.Context, p *CategoriesParams) ([]meowmxtype.CategoryInfo, error)
 
 	SubscriptionExecutor

@@ -678,3 +678,35 @@ func TestAuth(t *testing.T) {
 		t.Fatalf("CORS header for another origin: %v", resp.Header)
 	}
 }
+
+// TestConsoleFiles: the console's page and files are served without a
+// token (they hold no data), with headers that keep other scripts and
+// frames out; the API behind them still wants the token.
+func TestConsoleFiles(t *testing.T) {
+	t.Parallel()
+	store := liteStore(t, &meowmx.Config{})
+	a := serve(t, store, &meowmxhttp.Config{Tokens: []meowmxhttp.Token{{Value: strings.Repeat("c", 32)}}})
+	for path, want := range map[string]string{
+		"/":                    "text/html",
+		"/console/console.js":  "text/javascript",
+		"/console/console.css": "text/css",
+	} {
+		resp, err := http.Get(a.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), want) || len(data) == 0 {
+			t.Fatalf("GET %s: %d %q, %d bytes", path, resp.StatusCode, resp.Header.Get("Content-Type"), len(data))
+		}
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+			t.Fatalf("GET %s: Content-Security-Policy %q", path, csp)
+		}
+	}
+	if got := a.do("GET", "/console/missing.js", nil, nil, nil); got != 404 {
+		t.Fatalf("GET /console/missing.js: %d", got)
+	}
+	a.wantError("GET", "/events", nil, nil, 401, "unauthorized")
+	a.wantError("POST", "/", "{}", nil, 401, "unauthorized")
+}

@@ -54,6 +54,8 @@ type statements struct {
 	streams         string
 	categoryStreams string
 	categories      string
+	// saveCategoryCounts stores what a listing of categories counted.
+	saveCategoryCounts string
 
 	clusterState  string
 	lockEvents    string
@@ -94,28 +96,54 @@ SELECT s.category, s.stream_id, l.version, l.transaction_id, l.seq, l.recorded_a
  ORDER BY s.n`
 
 // categoriesSQL lists a page of categories after $1, at most $2: a loose
-// index scan finds them; counting reads each one's entries of the
-// (category, stream_id, version) index, where a stream is its version 0.
-// The last event is the first entry of the (category, transaction_id, seq)
-// index below the category's end, a bound no other index can serve: with
-// category = c, the planner may walk the primary key backwards instead,
-// across every later event of other categories.
+// index scan finds them. Their counts are those stored in category_counts
+// up to a position, plus those of the events after it, read from the
+// (category, transaction_id, seq) index: a listing costs what was appended
+// since the counts were last stored, not the category's size. It also
+// returns what to store (see saveCategoryCountsSQL): the category's last
+// event below the visibility horizon, where no later commit can land, and
+// the counts up to it, with how many events that moves on by.
+// The last events are the first entries of the (category, transaction_id,
+// seq) index below a bound in the category, a bound no other index can
+// serve: with category = c, the planner may walk the primary key
+// backwards instead, across every later event of other categories.
 const categoriesSQL = `WITH RECURSIVE c(category) AS (
     SELECT $1::text
     UNION ALL
     SELECT n.category FROM c CROSS JOIN LATERAL (
         SELECT e.category FROM {{schema}}.events e WHERE e.category > c.category
          ORDER BY e.category LIMIT 1) n
-)
-SELECT c.category, n.events, n.streams, l.transaction_id, l.seq, l.recorded_at
+), hz AS (SELECT {{schema}}.visible_horizon() AS horizon)
+SELECT c.category, k.events + n.events, k.streams + n.streams, l.transaction_id, l.seq, l.recorded_at,
+       s.transaction_id, s.seq, k.events + n.settled_events, k.streams + n.settled_streams, n.settled_events
   FROM (SELECT category FROM c OFFSET 1 LIMIT $2) c
+ CROSS JOIN hz
  CROSS JOIN LATERAL (
-    SELECT count(*) AS events, count(*) FILTER (WHERE e.version = 0) AS streams
-      FROM {{schema}}.events e WHERE e.category = c.category) n
+    SELECT coalesce(max(k.transaction_id), '0'::xid8) AS transaction_id, coalesce(max(k.seq), 0) AS seq,
+           coalesce(max(k.events), 0) AS events, coalesce(max(k.streams), 0) AS streams
+      FROM {{schema}}.category_counts k WHERE k.category = c.category) k
+ CROSS JOIN LATERAL (
+    SELECT count(*) AS events, count(*) FILTER (WHERE e.version = 0) AS streams,
+           count(*) FILTER (WHERE e.transaction_id < hz.horizon) AS settled_events,
+           count(*) FILTER (WHERE e.transaction_id < hz.horizon AND e.version = 0) AS settled_streams
+      FROM {{schema}}.events e
+     WHERE e.category = c.category AND (e.transaction_id, e.seq) > (k.transaction_id, k.seq)) n
  CROSS JOIN LATERAL (
     SELECT e.transaction_id, e.seq, e.recorded_at FROM {{schema}}.events e
      WHERE (e.category, e.transaction_id, e.seq) <= (c.category, '18446744073709551615'::xid8, 0)
-     ORDER BY e.category DESC, e.transaction_id DESC, e.seq DESC LIMIT 1) l`
+     ORDER BY e.category DESC, e.transaction_id DESC, e.seq DESC LIMIT 1) l
+  LEFT JOIN LATERAL (
+    SELECT e.transaction_id, e.seq FROM {{schema}}.events e
+     WHERE (e.category, e.transaction_id, e.seq) < (c.category, hz.horizon, 0)
+     ORDER BY e.category DESC, e.transaction_id DESC, e.seq DESC LIMIT 1) s ON true`
+
+// saveCategoryCountsSQL stores a category's counts up to a position, unless
+// counts up to a later one are stored already (by a concurrent listing).
+const saveCategoryCountsSQL = `INSERT INTO {{schema}}.category_counts (category, transaction_id, seq, events, streams)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (category) DO UPDATE
+   SET transaction_id = excluded.transaction_id, seq = excluded.seq, events = excluded.events, streams = excluded.streams
+ WHERE (category_counts.transaction_id, category_counts.seq) < (excluded.transaction_id, excluded.seq)`
 
 // appendSQL records a batch in one statement, with one snapshot:
 // $1 category, $2 stream ID, $3 stream hash, $4 expected version, then the
@@ -414,7 +442,8 @@ SELECT t, e.transaction_id, e.seq FROM {{schema}}.events e CROSS JOIN LATERAL un
 			`(e.category, e.stream_id) > (s.category, s.stream_id)`)),
 		categoryStreams: r(strings.ReplaceAll(streamsSQL, "{{next}}",
 			`e.category = s.category AND e.stream_id > s.stream_id`)),
-		categories: r(categoriesSQL),
+		categories:         r(categoriesSQL),
+		saveCategoryCounts: r(saveCategoryCountsSQL),
 
 		// The cluster now, the one recorded with its offset, the offset
 		// the position functions add, the highest

@@ -162,25 +162,55 @@ func (e *executor) Streams(ctx context.Context, p *meowmxdriver.StreamsParams) (
 	return infos, mapError(rows.Err())
 }
 
+// categoryCountsSaveAfter is how many events a listing of categories
+// counts after a category's stored counts before it stores them again: a
+// listing writes rarely, and counts at most about that many events more
+// than the page holds.
+const categoryCountsSaveAfter = 1000
+
 func (e *executor) Categories(ctx context.Context, p *meowmxdriver.CategoriesParams) ([]meowmxtype.CategoryInfo, error) {
-	rows, err := e.reader().QueryContext(ctx, e.driver.statements(p.Schema).categories, p.After, p.Limit)
+	st := e.driver.statements(p.Schema)
+	rows, err := e.reader().QueryContext(ctx, st.categories, p.After, p.Limit)
 	if err != nil {
 		return nil, mapError(err)
 	}
 	defer rows.Close()
-	var infos []meowmxtype.CategoryInfo
+	var (
+		infos []meowmxtype.CategoryInfo
+		save  []meowmxtype.CategoryInfo
+	)
 	for rows.Next() {
 		var (
 			in         meowmxtype.CategoryInfo
 			recordedAt int64
+			counted    int64
 		)
-		if err := rows.Scan(&in.Category, &in.Events, &in.Streams, &in.LastPosition.Seq, &recordedAt); err != nil {
+		if err := rows.Scan(&in.Category, &in.Events, &in.Streams, &in.LastPosition.Seq, &recordedAt, &counted); err != nil {
 			return nil, mapError(err)
 		}
 		in.LastRecordedAt = time.UnixMicro(recordedAt).UTC()
 		infos = append(infos, in)
+		if counted >= categoryCountsSaveAfter {
+			save = append(save, in)
+		}
 	}
-	return infos, mapError(rows.Err())
+	if err := rows.Err(); err != nil {
+		return nil, mapError(err)
+	}
+	rows.Close()
+	if len(save) == 0 {
+		return infos, nil
+	}
+	// The counts are of the events up to the last one, read in one
+	// snapshot: they hold whatever was appended since.
+	return infos, e.inWriteTx(ctx, func(q querier) error {
+		for _, in := range save {
+			if _, err := q.ExecContext(ctx, st.saveCategories, in.Category, in.LastPosition.Seq, in.Events, in.Streams); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // PositionNumbers returns the sequence numbers: SQLite's positions are

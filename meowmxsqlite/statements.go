@@ -31,6 +31,8 @@ type statements struct {
 	readCategory string
 
 	streams, categoryStreams, categories string
+	// saveCategories stores what a listing of categories counted.
+	saveCategories string
 
 	sub subscriptionStatements
 
@@ -73,23 +75,36 @@ const nextCategory = `(SELECT e.category FROM {{prefix}}events e
      WHERE e.category > s.category ORDER BY e.category LIMIT 1)`
 
 // categoriesSQL lists a page of categories after ?1, at most ?2: a loose
-// index scan finds them; counting reads each one's entries of the
-// (category, stream_id, version) index, where a stream is its version 0.
+// index scan finds them. Their counts are those stored in category_counts
+// up to a sequence number, plus those of the events after it, read from the
+// (category, seq) index: a listing costs what was appended since the counts
+// were last stored, not the category's size. The last column is how many
+// events were counted after the stored counts (see saveCategoryCountsSQL).
 const categoriesSQL = `WITH RECURSIVE c(category, n) AS (
     SELECT ?1, 0
     UNION ALL
     SELECT (SELECT e.category FROM {{prefix}}events e WHERE e.category > c.category
              ORDER BY e.category LIMIT 1), c.n + 1
       FROM c WHERE c.n < ?2 AND c.category IS NOT NULL
+), k AS (
+    SELECT c.n, c.category, coalesce(k.seq, 0) AS seq, coalesce(k.events, 0) AS events, coalesce(k.streams, 0) AS streams
+      FROM c LEFT JOIN {{prefix}}category_counts k ON k.category = c.category
+     WHERE c.n > 0
 )
-SELECT c.category,
-       (SELECT count(*) FROM {{prefix}}events e WHERE e.category = c.category),
-       (SELECT count(*) FROM {{prefix}}events e WHERE e.category = c.category AND e.version = 0),
-       l.seq, l.recorded_at
-  FROM c JOIN {{prefix}}events l
-    ON l.seq = (SELECT max(m.seq) FROM {{prefix}}events m WHERE m.category = c.category)
- WHERE c.n > 0
- ORDER BY c.n`
+SELECT k.category,
+       k.events + (SELECT count(*) FROM {{prefix}}events e WHERE e.category = k.category AND e.seq > k.seq),
+       k.streams + (SELECT count(*) FROM {{prefix}}events e WHERE e.category = k.category AND e.seq > k.seq AND e.version = 0),
+       l.seq, l.recorded_at,
+       (SELECT count(*) FROM {{prefix}}events e WHERE e.category = k.category AND e.seq > k.seq)
+  FROM k JOIN {{prefix}}events l
+    ON l.seq = (SELECT max(m.seq) FROM {{prefix}}events m WHERE m.category = k.category)
+ ORDER BY k.n`
+
+// saveCategoryCountsSQL stores a category's counts up to a sequence
+// number, unless counts up to a later one are stored already.
+const saveCategoryCountsSQL = `INSERT INTO {{prefix}}category_counts (category, seq, events, streams) VALUES (?1, ?2, ?3, ?4)
+ON CONFLICT (category) DO UPDATE SET seq = excluded.seq, events = excluded.events, streams = excluded.streams
+ WHERE excluded.seq > {{prefix}}category_counts.seq`
 
 func newStatements(schema string) *statements {
 	prefix := schema + "_"
@@ -108,6 +123,7 @@ func newStatements(schema string) *statements {
 		streams:         r(strings.ReplaceAll(streamsSQL, "{{next category}}", nextCategory)),
 		categoryStreams: r(strings.ReplaceAll(streamsSQL, "{{next category}}", "NULL")),
 		categories:      r(categoriesSQL),
+		saveCategories:  r(saveCategoryCountsSQL),
 
 		findEventID: r(`SELECT category, stream_id, version FROM {{prefix}}events WHERE event_id = ?`),
 		existingFrom: r(`SELECT ` + eventColumns + ` FROM {{prefix}}events

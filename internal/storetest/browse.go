@@ -2,10 +2,13 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/meowmx/meowmx"
+	"github.com/meowmx/meowmx/internal/testdb"
 )
 
 // testBrowse checks Streams and Categories: every stream and category once
@@ -136,4 +139,79 @@ func testBrowse[TTx any](t *testing.T, h *Harness[TTx]) {
 			t.Errorf("%s: err = %v, want ErrInvalidInput", bad.name, err)
 		}
 	}
+}
+
+// testCategoryCounts: a listing stores a category's counts once it has
+// counted enough events after the stored ones, and later listings add what
+// followed; on PostgreSQL, events of a transaction still open when counts
+// are stored are counted once it commits, though they come before events
+// counted and stored meanwhile.
+func testCategoryCounts[TTx any](t *testing.T, h *Harness[TTx]) {
+	s := h.NewStore(t, nil, true)
+	c := ctx(t)
+	counts := func(want int64, wantStreams int64) {
+		t.Helper()
+		got := must(s.Categories(c, nil))(t)
+		if len(got) != 1 || got[0].Category != "big" || got[0].Events != want || got[0].Streams != wantStreams {
+			t.Fatalf("categories %+v, want big with %d events in %d streams", got, want, wantStreams)
+		}
+	}
+	stored := func() int64 {
+		t.Helper()
+		rows := must(h.QueryPairs(c, s, "SELECT category, CAST(events AS text) FROM "+h.Table(s, "category_counts")))(t)
+		if len(rows) == 0 {
+			return 0
+		}
+		n, err := strconv.ParseInt(rows[0][1], 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	appendMany := func(from, streams, each int) {
+		t.Helper()
+		for i := from; i < from+streams; i++ {
+			events := make([]meowmx.Event, each)
+			for j := range events {
+				events[j] = meowmx.Event{Type: "E", Data: []byte("{}")}
+			}
+			must(s.Append(c, meowmx.NewStream("big", fmt.Sprint(i)), meowmx.Any, events...))(t)
+		}
+	}
+	// Counts are stored once below the horizon, which other transactions
+	// of the cluster may hold for a while.
+	storedAfterListing := func(want int64, wantStreams int64) {
+		t.Helper()
+		testdb.Eventually(t, func() (bool, string) {
+			counts(want, wantStreams)
+			got := stored()
+			return got == want, fmt.Sprintf("stored counts: %d events, want %d", got, want)
+		})
+	}
+	appendMany(0, 110, 10)
+	readAllWait(t, s, "big", meowmx.Start, 1100)
+	storedAfterListing(1100, 110)
+	appendMany(110, 1, 5)
+	readAllWait(t, s, "big", meowmx.Start, 1105)
+	counts(1105, 111)
+	if got := stored(); got != 1100 {
+		t.Fatalf("stored counts after 5 more events: %d, want 1100 still", got)
+	}
+	if !h.ConcurrentWriters {
+		return
+	}
+	// A transaction appends and stays open, holding the horizon; 1200
+	// events commit after it. A listing counts those, and must not store
+	// counts past the open transaction's events.
+	tx := must(h.Begin(c, s))(t)
+	must(s.AppendTx(c, tx, meowmx.NewStream("big", "open"), meowmx.Any,
+		meowmx.Event{Type: "E", Data: []byte("{}")}, meowmx.Event{Type: "E", Data: []byte("{}")}, meowmx.Event{Type: "E", Data: []byte("{}")}))(t)
+	appendMany(200, 120, 10)
+	counts(2305, 231)
+	if err := h.Commit(c, tx); err != nil {
+		t.Fatal(err)
+	}
+	readAllWait(t, s, "big", meowmx.Start, 2308)
+	storedAfterListing(2308, 232)
+	counts(2308, 232)
 }

@@ -67,6 +67,7 @@ func Exercise[TTx any](t *testing.T, h *Harness[TTx]) {
 		"ReadAllPaging":           testReadAllPaging[TTx],
 		"EventsIterator":          testEventsIterator[TTx],
 		"Browse":                  testBrowse[TTx],
+		"CategoryCounts":          testCategoryCounts[TTx],
 		"Tags":                    testTags[TTx],
 		"ReadQuery":               testReadQuery[TTx],
 		"PositionNumbers":         testPositionNumbers[TTx],
