@@ -22,8 +22,10 @@ type SubscriptionStatus struct {
 	Types      []string
 	// Checkpoint is the position of the last event handled.
 	Checkpoint Position
-	// Lag is how many events of the partition are not handled yet.
-	Lag int64
+	// Lag is how many events of the partition are not handled yet: at
+	// least that many when LagCapped (see SubscriptionStatusesLimit).
+	Lag       int64
+	LagCapped bool
 	// TimeBehind is how long ago the oldest of them was recorded (zero
 	// when Lag is 0).
 	TimeBehind time.Duration
@@ -42,8 +44,21 @@ type SubscriptionStatus struct {
 }
 
 // SubscriptionStatuses returns the status of every partition of the
-// subscription name, or of every subscription when name is empty.
+// subscription name, or of every subscription when name is empty. It counts
+// each partition's lag in full, which reads every unhandled event: a page
+// refreshed often (a console) uses SubscriptionStatusesLimit.
 func (s *Store[TTx]) SubscriptionStatuses(ctx context.Context, name string) ([]SubscriptionStatus, error) {
+	return s.SubscriptionStatusesLimit(ctx, name, 0)
+}
+
+// SubscriptionStatusesLimit is SubscriptionStatuses counting each
+// partition's lag up to lagLimit events (0: all of them), as
+// SubscriptionLags does: a partition with at least that many has Lag
+// lagLimit and LagCapped set.
+func (s *Store[TTx]) SubscriptionStatusesLimit(ctx context.Context, name string, lagLimit int64) ([]SubscriptionStatus, error) {
+	if lagLimit < 0 {
+		return nil, invalidf("subscription statuses: negative lag limit %d", lagLimit)
+	}
 	if err := s.checkUsable(ctx); err != nil {
 		return nil, err
 	}
@@ -64,11 +79,12 @@ func (s *Store[TTx]) SubscriptionStatuses(ctx context.Context, name string) ([]S
 	now := time.Now()
 	out := make([]SubscriptionStatus, len(rows))
 	for i, row := range rows {
-		lag, oldest, err := exec.Lag(ctx, s.config.Schema, row, 0)
+		lag, oldest, err := exec.Lag(ctx, s.config.Schema, row, lagLimit)
 		if err != nil {
 			return nil, fmt.Errorf("meowmx: subscription %s lag: %w", row.Name, err)
 		}
 		st := SubscriptionStatus{
+			LagCapped: lagLimit > 0 && lag >= lagLimit,
 			Name: row.Name, Partition: row.Partition, Partitions: row.Partitions,
 			Categories: row.Categories, Types: row.Types,
 			Checkpoint: Position{TransactionID: row.TransactionID, Seq: row.Seq},

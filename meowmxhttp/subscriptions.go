@@ -16,8 +16,10 @@ type partitionStatus struct {
 	Categories []string `json:"categories"`
 	Types      []string `json:"types"`
 	Checkpoint string   `json:"checkpoint"`
-	// Lag is the number of events after the checkpoint.
-	Lag int64 `json:"lag"`
+	// Lag is the number of events after the checkpoint, counted up to
+	// meowmx.LagLimitDefault: at least that many when LagCapped.
+	Lag       int64 `json:"lag"`
+	LagCapped bool  `json:"lag_capped"`
 	// SecondsBehind is how old the oldest unhandled event is.
 	SecondsBehind float64  `json:"seconds_behind"`
 	Owner         string   `json:"owner,omitempty"`
@@ -60,7 +62,7 @@ func statusesOf(sts []meowmx.SubscriptionStatus, withQuery bool) []partitionStat
 		out[i] = partitionStatus{
 			Name: s.Name, Partition: s.Partition, Partitions: s.Partitions,
 			Categories: nonNilStrings(s.Categories), Types: nonNilStrings(s.Types),
-			Checkpoint: s.Checkpoint.String(), Lag: s.Lag, SecondsBehind: s.TimeBehind.Seconds(),
+			Checkpoint: s.Checkpoint.String(), Lag: s.Lag, LagCapped: s.LagCapped, SecondsBehind: s.TimeBehind.Seconds(),
 			Owner: s.Owner, Parked: s.Parked, UpdatedAt: formatTime(s.UpdatedAt),
 			HorizonHeld: s.HorizonHeld, Horizon: horizonOf(s.Horizon, withQuery),
 		}
@@ -82,7 +84,7 @@ func nonNilStrings(s []string) []string {
 // subscriptions lists every subscription's partitions: GET /subscriptions.
 func (h *Handler[TTx]) subscriptions(w http.ResponseWriter, r *http.Request) {
 	h.deadline(w)
-	sts, err := h.store.SubscriptionStatuses(r.Context(), "")
+	sts, err := h.store.SubscriptionStatusesLimit(r.Context(), "", meowmx.LagLimitDefault)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -94,7 +96,7 @@ func (h *Handler[TTx]) subscriptions(w http.ResponseWriter, r *http.Request) {
 func (h *Handler[TTx]) subscription(w http.ResponseWriter, r *http.Request) {
 	h.deadline(w)
 	name := r.PathValue("name")
-	sts, err := h.store.SubscriptionStatuses(r.Context(), name)
+	sts, err := h.store.SubscriptionStatusesLimit(r.Context(), name, meowmx.LagLimitDefault)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -142,7 +144,7 @@ func (h *Handler[TTx]) resetSubscription(w http.ResponseWriter, r *http.Request)
 		h.fail(w, r, err)
 		return
 	}
-	sts, err := h.store.SubscriptionStatuses(r.Context(), name)
+	sts, err := h.store.SubscriptionStatusesLimit(r.Context(), name, meowmx.LagLimitDefault)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -189,7 +191,7 @@ func (h *Handler[TTx]) replay(w http.ResponseWriter, r *http.Request) {
 // exists fails with ErrSubscriptionNotFound for a subscription with no
 // partitions.
 func (h *Handler[TTx]) exists(r *http.Request, name string) error {
-	sts, err := h.store.SubscriptionStatuses(r.Context(), name)
+	sts, err := h.store.SubscriptionStatusesLimit(r.Context(), name, meowmx.LagLimitDefault)
 	if err != nil {
 		return err
 	}

@@ -648,6 +648,19 @@ func testSubStatus[TTx any](t *testing.T, h *Harness[TTx]) {
 	if st.Name != "watched" || st.Lag != 5 || st.TimeBehind <= 0 || st.Owner != "" || st.Partitions != 1 || st.Checkpoint != last {
 		t.Fatalf("status of a stopped subscription 5 events behind: %+v", st)
 	}
+	// A lag counted up to a limit: capped below it, exact at or above.
+	for limit, want := range map[int64]struct {
+		lag    int64
+		capped bool
+	}{2: {2, true}, 5: {5, true}, 6: {5, false}, 0: {5, false}} {
+		got := must(s.SubscriptionStatusesLimit(c, "watched", limit))(t)[0]
+		if got.Lag != want.lag || got.LagCapped != want.capped || got.TimeBehind <= 0 {
+			t.Fatalf("lag counted up to %d: %d (capped %v), want %d (capped %v)", limit, got.Lag, got.LagCapped, want.lag, want.capped)
+		}
+	}
+	if _, err := s.SubscriptionStatusesLimit(c, "watched", -1); !errors.Is(err, meowmx.ErrInvalidInput) {
+		t.Fatalf("negative lag limit: err = %v", err)
+	}
 	if !h.ConcurrentWriters && (st.Horizon != nil || st.HorizonHeld) {
 		t.Fatalf("SQLite reported a horizon: %+v", st.Horizon)
 	}

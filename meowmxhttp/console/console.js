@@ -342,7 +342,7 @@ async function viewSubscriptions(signal) {
       el("td", {}, el("a", { href: "#/subscription/" + encodeURIComponent(p.name) }, p.name)),
       el("td", { class: "num" }, p.partition + " of " + p.partitions),
       el("td", {}, p.checkpoint),
-      el("td", { class: "num", "data-testid": "lag" }, p.lag),
+      el("td", { class: "num", "data-testid": "lag" }, (p.lag_capped ? "≥ " : "") + p.lag),
       el("td", {}, sparkline(recordLag(p))),
       el("td", { class: "num" }, p.seconds_behind.toFixed(1) + " s"),
       el("td", { "data-testid": "owner" }, p.owner || "none"),
