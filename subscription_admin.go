@@ -85,7 +85,7 @@ func (s *Store[TTx]) SubscriptionStatusesLimit(ctx context.Context, name string,
 		}
 		st := SubscriptionStatus{
 			LagCapped: lagLimit > 0 && lag >= lagLimit,
-			Name: row.Name, Partition: row.Partition, Partitions: row.Partitions,
+			Name:      row.Name, Partition: row.Partition, Partitions: row.Partitions,
 			Categories: row.Categories, Types: row.Types,
 			Checkpoint: Position{TransactionID: row.TransactionID, Seq: row.Seq},
 			Lag:        lag, Owner: row.Owner, LeaseUntil: row.LeaseUntil, Parked: row.Parked,
