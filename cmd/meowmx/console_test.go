@@ -62,6 +62,33 @@ func TestConsolePostgres(t *testing.T) {
 	testConsole(t, args, store, "")
 }
 
+// TestConsoleHorizon: a transaction left open holds the horizon, and the
+// console's banner names it.
+func TestConsoleHorizon(t *testing.T) {
+	t.Parallel()
+	schema := testdb.SchemaName(t)
+	args := []string{"--db", testdb.URL(), "--schema", schema}
+	mustRun(t, "", append(args, "migrate")...)
+	base := serveProcess(t, args, "")
+	ctx := browser(t)
+	tx, err := testdb.Pool(t).Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	var xid string
+	if err := tx.QueryRow(t.Context(), "SELECT pg_current_xact_id()::text").Scan(&xid); err != nil {
+		t.Fatal(err)
+	}
+	browse(t, ctx, "the console", chromedp.Navigate(base+"/#/log"))
+	// Transactions of other tests may be older for a while; this one
+	// stays open until it is the oldest.
+	testdb.Eventually(t, func() (bool, string) {
+		banner := text(t, ctx, `[data-testid=horizon]`)
+		return strings.Contains(banner, "Transaction "+xid+" holds the horizon"), "banner: " + banner
+	})
+}
+
 // chromium returns the browser's path: missing, the test skips, or fails
 // under CI=true.
 func chromium(t *testing.T) string {
