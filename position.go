@@ -34,10 +34,10 @@ func ParsePosition(s string) (Position, error) { return meowmxtype.ParsePosition
 // transaction ID times 2^21 plus the distance of the sequence number from
 // the first one of the event's transaction, which costs one primary-key
 // lookup per distinct transaction, in one round trip to the primary. A
-// position that is not an event's has no number, nor, on PostgreSQL, one
-// whose transaction ID is 2^32 or more or that lies 2^21 sequence numbers
-// or more into its transaction (a transaction during which that many were
-// drawn): ErrInvalidInput.
+// position that is not an event's has no number (ErrInvalidInput), nor, on
+// PostgreSQL, one whose transaction ID is 2^32 or more or that lies 2^21
+// sequence numbers or more into its transaction (a transaction during
+// which that many were drawn): an error matching errors.ErrUnsupported.
 func (s *Store[TTx]) PositionNumbers(ctx context.Context, positions ...Position) ([]int64, error) {
 	if err := s.checkUsable(ctx); err != nil {
 		return nil, err

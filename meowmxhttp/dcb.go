@@ -3,6 +3,7 @@ package meowmxhttp
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -89,18 +90,22 @@ func (h *Handler[TTx]) dcbRead(w http.ResponseWriter, r *http.Request) {
 	if opts.Backwards {
 		from = meowmx.End
 	}
-	if opts.From != nil {
-		n := *opts.From
+	if n := opts.From; n != nil && (opts.Backwards || *n > 1) {
+		at := *n
 		if !opts.Backwards {
-			n--
+			at--
 		}
-		p, err := h.store.NumberPosition(ctx, n)
+		p, err := h.store.NumberPosition(ctx, at)
 		if err != nil {
 			h.fail(w, r, err)
 			return
 		}
 		if opts.Backwards {
-			p.Seq++
+			if p.Seq == math.MaxInt64 {
+				p = meowmx.End
+			} else {
+				p.Seq++
+			}
 		}
 		from = p
 	}

@@ -3,6 +3,7 @@ package meowmxhttp_test
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
 	"sync"
@@ -173,6 +174,9 @@ func testDCB[TTx any](t *testing.T, store *meowmx.Store[TTx]) {
 		{"two items", items(tagItem(nil, "student:s2"), tagItem([]string{"Note"})), nil, []dcbEvent{log[5], log[7]}},
 		{"no match", items(tagItem(nil, "course:c9")), nil, nil},
 		{"after the end", items(), map[string]any{"from": log[7].Position + 1}, nil},
+		{"from the lowest number", items(), map[string]any{"from": math.MinInt64}, log},
+		{"backwards from the highest number", items(), map[string]any{"backwards": true, "from": math.MaxInt64}, reversed},
+		{"backwards from before the first", items(), map[string]any{"backwards": true, "from": 0}, nil},
 	}
 	for _, c := range checks {
 		got := a.dcbRead(c.query, c.options)

@@ -314,27 +314,30 @@ func (e *executor) Categories(ctx context.Context, p *meowmxdriver.CategoriesPar
 		err = db.SendBatch(ctx, b).Close()
 	}
 	release()
-	if err != nil || save.Len() == 0 || e.replica != nil {
+	if err != nil || save.Len() == 0 || e.tx != nil {
 		return infos, mapError(err)
 	}
-	return infos, e.saveCategoryCounts(ctx, p.Schema, save)
+	saver := e
+	if e.replica != nil {
+		// Counts made on a standby below its horizon hold on the primary:
+		// those transactions ended there first, the same way.
+		saver = &executor{driver: e.replica.primary}
+	}
+	saver.saveCategoryCounts(ctx, p.Schema, save)
+	return infos, nil
 }
 
-// saveCategoryCounts stores the counts a listing made. A role that may not
-// write, or a read-only transaction, leaves them unstored: the counts
-// returned are right either way.
-func (e *executor) saveCategoryCounts(ctx context.Context, schema string, save *pgx.Batch) error {
+// saveCategoryCounts stores the counts a listing made, if it can: they only
+// spare later listings some counting, and the counts returned are right
+// either way (a role that may not write, a read-only database, a lock
+// timeout leave them unstored).
+func (e *executor) saveCategoryCounts(ctx context.Context, schema string, save *pgx.Batch) {
 	db, release, err := e.acquire(ctx, schema)
 	if err != nil {
-		return err
+		return
 	}
 	defer release()
-	err = db.SendBatch(ctx, save).Close()
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && (pgErr.Code == "25006" || pgErr.Code == "42501") {
-		return nil
-	}
-	return mapError(err)
+	_ = db.SendBatch(ctx, save).Close()
 }
 
 // scanQuery runs a query on db and hands its rows to scan.

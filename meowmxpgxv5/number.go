@@ -2,6 +2,7 @@ package meowmxpgxv5
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -64,7 +65,7 @@ func (e *executor) PositionNumbers(ctx context.Context, schema string, positions
 			continue
 		}
 		if p.TransactionID >= maxNumberTx {
-			return nil, meowmxtype.Invalid("position %s has no number: its transaction ID is beyond 2^%d", p, 53-numberBits)
+			return nil, fmt.Errorf("%w: position %s has no number: its transaction ID is 2^%d or more", errors.ErrUnsupported, p, 53-numberBits)
 		}
 		if _, ok := index[p.TransactionID]; !ok {
 			index[p.TransactionID] = len(txs)
@@ -88,7 +89,7 @@ func (e *executor) PositionNumbers(ctx context.Context, schema string, positions
 			return nil, meowmxtype.Invalid("position %s has no number: it is not an event's", p)
 		}
 		if offset >= 1<<numberBits {
-			return nil, meowmxtype.Invalid("position %s has no number: %d sequence numbers from its transaction's first", p, offset)
+			return nil, fmt.Errorf("%w: position %s has no number: %d sequence numbers from its transaction's first", errors.ErrUnsupported, p, offset)
 		}
 		numbers[i] = int64(p.TransactionID<<numberBits) | offset
 	}

@@ -119,9 +119,9 @@ SELECT c.category, k.events + n.events, k.streams + n.streams, l.transaction_id,
   FROM (SELECT category FROM c OFFSET 1 LIMIT $2) c
  CROSS JOIN hz
  CROSS JOIN LATERAL (
-    SELECT coalesce(max(k.transaction_id), '0'::xid8) AS transaction_id, coalesce(max(k.seq), 0) AS seq,
-           coalesce(max(k.events), 0) AS events, coalesce(max(k.streams), 0) AS streams
-      FROM {{schema}}.category_counts k WHERE k.category = c.category) k
+    SELECT coalesce(k.transaction_id, '0'::xid8) AS transaction_id, coalesce(k.seq, 0) AS seq,
+           coalesce(k.events, 0) AS events, coalesce(k.streams, 0) AS streams
+      FROM (SELECT) one LEFT JOIN {{schema}}.category_counts k ON k.category = c.category) k
  CROSS JOIN LATERAL (
     SELECT count(*) AS events, count(*) FILTER (WHERE e.version = 0) AS streams,
            count(*) FILTER (WHERE e.transaction_id < hz.horizon) AS settled_events,

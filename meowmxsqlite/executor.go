@@ -201,9 +201,14 @@ func (e *executor) Categories(ctx context.Context, p *meowmxdriver.CategoriesPar
 	if len(save) == 0 {
 		return infos, nil
 	}
+	if e.tx != nil {
+		return infos, nil // the caller's transaction is the caller's
+	}
 	// The counts are of the events up to the last one, read in one
-	// snapshot: they hold whatever was appended since.
-	return infos, e.inWriteTx(ctx, func(q querier) error {
+	// snapshot: they hold whatever was appended since. Storing them only
+	// spares later listings some counting: a failure (the database busy
+	// with another process's write) leaves them unstored.
+	_ = e.inWriteTx(ctx, func(q querier) error {
 		for _, in := range save {
 			if _, err := q.ExecContext(ctx, st.saveCategories, in.Category, in.LastPosition.Seq, in.Events, in.Streams); err != nil {
 				return err
@@ -211,6 +216,7 @@ func (e *executor) Categories(ctx context.Context, p *meowmxdriver.CategoriesPar
 		}
 		return nil
 	})
+	return infos, nil
 }
 
 // PositionNumbers returns the sequence numbers: SQLite's positions are
