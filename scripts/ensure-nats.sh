@@ -4,22 +4,13 @@
 # when it is missing. Under CI=true a failure is fatal; otherwise the tests
 # that need it skip.
 set -uo pipefail
+NAME=ensure-nats
+. "$(dirname "$0")/lib.sh"
 
 if command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ]; then
   exit 0
 fi
 
-fail() {
-  echo "ensure-nats: $*" >&2
-  if [ "${CI:-}" = "true" ]; then exit 1; fi
-  exit 0
-}
-
-as_root() {
-  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo -n "$@"; else return 1; fi
-}
-
-echo "ensure-nats: installing Debian's nats-server package" >&2
-as_root apt-get update -qq >/dev/null && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null ||
+apt_install nats-server ||
   fail "cannot install nats-server"
 command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || fail "nats-server is still missing"

@@ -6,28 +6,19 @@
 # points elsewhere. Under CI=true every failure is fatal; otherwise the tests
 # skip what needs PostgreSQL.
 set -uo pipefail
+NAME=ensure-postgres
+. "$(dirname "$0")/lib.sh"
 
 if [ -n "${MEOWMX_TEST_DATABASE_URL:-}" ]; then
   exit 0
 fi
-
-fail() {
-  echo "ensure-postgres: $*" >&2
-  if [ "${CI:-}" = "true" ]; then exit 1; fi
-  exit 0
-}
-
-as_root() {
-  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo -n "$@"; else return 1; fi
-}
 
 pg_bin() {
   ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
 }
 
 if [ -z "$(pg_bin)" ] || ! command -v pg_isready >/dev/null; then
-  echo "ensure-postgres: installing Debian's postgresql package" >&2
-  as_root apt-get update -qq >/dev/null && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null ||
+  apt_install postgresql ||
     fail "could not install postgresql"
   fresh=1
 fi

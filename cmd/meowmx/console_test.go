@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -109,7 +109,7 @@ func chromium(t *testing.T) string {
 // its base URL.
 func serveProcess(t *testing.T, args []string, token string) string {
 	t.Helper()
-	args = append(args, "serve", "--listen", "127.0.0.1:0")
+	args = append(slices.Clone(args), "serve", "--listen", "127.0.0.1:0")
 	if token != "" {
 		file := filepath.Join(t.TempDir(), "tokens")
 		if err := os.WriteFile(file, []byte(token+"\n"), 0o600); err != nil {
@@ -117,40 +117,10 @@ func serveProcess(t *testing.T, args []string, token string) string {
 		}
 		args = append(args, "--token-file", file)
 	}
-	list, err := json.Marshal(args)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "MEOWMX_TEST_COMMAND="+string(list))
-	stderr := &testdb.Buffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var exited atomic.Pointer[string]
-	done := make(chan struct{})
-	go func() {
-		err := cmd.Wait()
-		msg := fmt.Sprintf("meowmx serve exited: %v: %s", err, stderr.String())
-		exited.Store(&msg)
-		close(done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		<-done
-	})
 	serving := regexp.MustCompile(`serving \S+ at (http://\S+)`)
-	var base string
-	testdb.Eventually(t, func() (bool, string) {
-		if msg := exited.Load(); msg != nil {
-			t.Fatal(*msg)
-		}
-		if m := serving.FindStringSubmatch(stderr.String()); m != nil {
-			base = strings.TrimSuffix(m[1], "/")
-		}
-		return base != "", "stderr: " + stderr.String()
-	})
+	p := startProcess(t, args, serving)
+	t.Cleanup(func() { p.stop(t, os.Interrupt) })
+	base := strings.TrimSuffix(serving.FindStringSubmatch(p.stderr.String())[1], "/")
 	return base
 }
 

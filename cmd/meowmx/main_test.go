@@ -9,11 +9,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -711,4 +713,60 @@ func TestServe(t *testing.T) {
 	if r := runCLI(t, "", "--db", db, "serve", "--token-file", bad); r.code != 2 || !strings.Contains(r.stderr, "line 1") || strings.Contains(r.stderr, "a b c") {
 		t.Errorf("bad token file: exit %d, stderr %q", r.code, r.stderr)
 	}
+}
+
+// process is the command run in a process of its own (see TestMain).
+type process struct {
+	cmd    *exec.Cmd
+	stderr *testdb.Buffer
+	// exited holds how the process ended, once it has: "exited: ERR:
+	// STDERR", ERR <nil> for a clean exit.
+	exited atomic.Pointer[string]
+	done   chan struct{}
+}
+
+// startProcess runs the command with args in a process of its own and
+// waits until its stderr matches ready (its signal handlers are in place
+// by then); the test fails if it ends before.
+func startProcess(t *testing.T, args []string, ready *regexp.Regexp) *process {
+	t.Helper()
+	list, err := json.Marshal(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: exec.Command(os.Args[0], "-test.run=^$"), stderr: &testdb.Buffer{}, done: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), "MEOWMX_TEST_COMMAND="+string(list))
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		err := p.cmd.Wait()
+		msg := fmt.Sprintf("exited: %v: %s", err, p.stderr.String())
+		p.exited.Store(&msg)
+		close(p.done)
+	}()
+	testdb.Eventually(t, func() (bool, string) {
+		p.checkRunning(t)
+		return ready.MatchString(p.stderr.String()), "stderr: " + p.stderr.String()
+	})
+	return p
+}
+
+// checkRunning fails the test if the process has ended.
+func (p *process) checkRunning(t *testing.T) {
+	t.Helper()
+	if msg := p.exited.Load(); msg != nil {
+		t.Fatal(*msg)
+	}
+}
+
+// stop signals the process and waits for it to end.
+func (p *process) stop(t *testing.T, sig os.Signal) string {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil && p.exited.Load() == nil {
+		t.Fatal(err)
+	}
+	testdb.Recv(t, (<-chan struct{})(p.done), "the process's end")
+	return *p.exited.Load()
 }

@@ -5,8 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/exec"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -91,71 +90,38 @@ func TestRelayKilled(t *testing.T) {
 		})
 		return n
 	}
-	args, _ := json.Marshal([]string{"--db", testdb.URL(), "--schema", schema, "relay", "--nats", n.URL(), "--lease", "3s", "--batch", "200"})
-	var exited atomic.Pointer[string]
-	// startRelay starts a relay process and waits until it relays (its
-	// signal handlers are in place by then).
-	startRelay := func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "MEOWMX_TEST_COMMAND="+string(args))
-		stderr := &testdb.Buffer{}
-		cmd.Stderr = stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited.Store(nil)
-		go func() {
-			err := cmd.Wait()
-			msg := fmt.Sprintf("relay exited: %v: %s", err, stderr.String())
-			exited.Store(&msg)
-		}()
-		testdb.Eventually(t, func() (bool, string) {
-			if msg := exited.Load(); msg != nil {
-				t.Fatal(*msg)
-			}
-			return strings.Contains(stderr.String(), "meowmx: relaying to"), "stderr: " + stderr.String()
-		})
-		return cmd
-	}
+	args := []string{"--db", testdb.URL(), "--schema", schema, "relay", "--nats", n.URL(), "--lease", "3s", "--batch", "200"}
+	relaying := regexp.MustCompile("meowmx: relaying to")
 	// Let a relay get some way further, then kill it.
-	runFor := func(cmd *exec.Cmd, events uint64) {
+	runFor := func(p *process, events uint64) {
 		from := stored()
 		testdb.Eventually(t, func() (bool, string) {
-			if msg := exited.Load(); msg != nil {
-				t.Fatal(*msg)
-			}
+			p.checkRunning(t)
 			got := stored()
 			return got >= min(from+events, total), fmt.Sprintf("%d stored, %d written", got, written.Load())
 		})
 	}
 	for kill := range 3 {
-		cmd := startRelay()
-		runFor(cmd, 2000)
+		p := startProcess(t, args, relaying)
+		runFor(p, 2000)
 		if kill == 1 {
 			// The NATS server crashes under the running relay, in the
 			// middle of its publishes, and comes back.
 			n.Kill()
 			n.Start()
-			runFor(cmd, 2000)
+			runFor(p, 2000)
 		}
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		testdb.Eventually(t, func() (bool, string) { return exited.Load() != nil, "waiting for the killed relay to end" })
+		p.stop(t, syscall.SIGKILL)
 	}
-	cmd := startRelay()
+	p := startProcess(t, args, relaying)
 	if err := testdb.Recv(t, writerDone, "the writer"); err != nil {
 		t.Fatal(err)
 	}
-	runFor(cmd, total)
+	runFor(p, total)
 	if err := store.WaitCaughtUp(ctx, meowmxnats.SubscriptionDefault); err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	testdb.Eventually(t, func() (bool, string) { return exited.Load() != nil, "waiting for the relay to stop" })
-	if msg := *exited.Load(); !strings.HasPrefix(msg, "relay exited: <nil>: ") {
+	if msg := p.stop(t, syscall.SIGTERM); !strings.HasPrefix(msg, "exited: <nil>: ") {
 		t.Errorf("the last relay did not stop cleanly: %s", msg)
 	}
 
