@@ -90,7 +90,14 @@ func (h *hub) run(ctx context.Context) {
 	}
 	for {
 		err := h.listen(ctx, listening, h.notify)
-		if ctx.Err() != nil || errors.Is(err, meowmxdriver.ErrNoListen) {
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, meowmxdriver.ErrNoListen) {
+			if err != meowmxdriver.ErrNoListen {
+				// A driver that could listen but is configured not to.
+				h.logger.Warn("meowmx: not listening for appends of other processes", slog.String("err", err.Error()))
+			}
 			return
 		}
 		if err == nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -34,16 +35,21 @@ func TestSQLite(t *testing.T) {
 }
 
 func postgresHarness() *storetest.Harness[pgx.Tx] {
+	return postgresHarnessOn(func(t *testing.T) *meowmxpgxv5.Driver { return meowmxpgxv5.New(testdb.Pool(t)) })
+}
+
+// postgresHarnessOn is the PostgreSQL harness on the drivers newDriver
+// makes.
+func postgresHarnessOn(newDriver func(t *testing.T) *meowmxpgxv5.Driver) *storetest.Harness[pgx.Tx] {
 	return &storetest.Harness[pgx.Tx]{
 		NewStore: func(t *testing.T, cfg *meowmx.Config, migrate bool) *meowmx.Store[pgx.Tx] {
-			pool := testdb.Pool(t)
 			c := meowmx.Config{}
 			if cfg != nil {
 				c = *cfg
 			}
 			c.Schema = testdb.SchemaName(t)
 			c.Logger = quietLogger
-			store, err := meowmx.New(meowmxpgxv5.New(pool), &c)
+			store, err := meowmx.New(newDriver(t), &c)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -220,4 +226,112 @@ func dollarPlaceholders(query string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// TestPgBouncer runs the suite through PgBouncer in transaction pooling
+// mode: a pool that names no prepared statement (cache_describe), and
+// notifications listened for on a direct connection. Nothing meowmx does
+// may rely on the state of a pooled session.
+func TestPgBouncer(t *testing.T) {
+	t.Parallel()
+	bouncer := testdb.NewPgBouncer(t)
+	pool, err := testdb.NewPool(bouncer.URL("cache_describe"), 24)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	// Transaction pooling: two clients at once get the same server
+	// session, one after the other, which session pooling never does.
+	ctx := t.Context()
+	c1, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Release()
+	c2, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Release()
+	testdb.Eventually(t, func() (bool, string) {
+		var pid1, pid2 int
+		if err := c1.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid1); err != nil {
+			t.Fatal(err)
+		}
+		if err := c2.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid2); err != nil {
+			t.Fatal(err)
+		}
+		return pid1 == pid2, fmt.Sprintf("two clients on server sessions %d and %d", pid1, pid2)
+	})
+	c1.Release()
+	c2.Release()
+	h := postgresHarnessOn(func(t *testing.T) *meowmxpgxv5.Driver {
+		return meowmxpgxv5.New(pool, meowmxpgxv5.ListenURL(testdb.URL()))
+	})
+	// The cases that append, read and subscribe.
+	h.Only = func(name string) bool {
+		for _, prefix := range []string{"Append", "ExpectedVersions", "ConflictWritesNothing", "IdempotentRetry", "DuplicateEventID",
+			"Read", "EventsIterator", "OutOfOrderCommit", "RaceOnOneStream", "ConcurrentStreamsOrder", "LargeBatch", "Grouped",
+			"Condition/", "Subscription/"} {
+			if strings.HasPrefix(name, prefix) {
+				return true
+			}
+		}
+		return false
+	}
+	storetest.Exercise(t, h)
+}
+
+// TestPgBouncerPolls: behind a pooler in transaction mode with no direct
+// connection to listen on, the store says once why it does not listen, and
+// subscriptions still deliver, by polling.
+func TestPgBouncerPolls(t *testing.T) {
+	t.Parallel()
+	bouncer := testdb.NewPgBouncer(t)
+	pool, err := testdb.NewPool(bouncer.URL("cache_describe"), 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	var log testdb.Buffer
+	store, err := meowmx.New(meowmxpgxv5.New(pool, meowmxpgxv5.TransactionPooled()), &meowmx.Config{
+		Schema: testdb.SchemaName(t), Logger: slog.New(slog.NewTextHandler(&log, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	ctx := t.Context()
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	handled := make(chan meowmx.RecordedEvent, 10)
+	sub, err := store.Subscribe(meowmx.SubscriptionConfig[pgx.Tx]{
+		Name: "polled", PollInterval: 50 * time.Millisecond,
+		Handler: meowmx.HandleEach(func(_ context.Context, _ pgx.Tx, e meowmx.RecordedEvent) error {
+			handled <- e
+			return nil
+		}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop(context.Background())
+	for i := range 3 {
+		if _, err := store.Append(ctx, meowmx.NewStream("polled", fmt.Sprint(i)), meowmx.NoStream, meowmx.Event{Type: "E", Data: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+		if e := testdb.Recv(t, handled, "the event, by polling"); e.Stream.ID != fmt.Sprint(i) {
+			t.Fatalf("handled %s, want stream %d", e.Stream, i)
+		}
+	}
+	if n := strings.Count(log.String(), "not listening for appends of other processes"); n != 1 {
+		t.Fatalf("the warning was logged %d times: %s", n, log.String())
+	}
+	if !strings.Contains(log.String(), "pooler in transaction mode") {
+		t.Fatalf("the warning does not say why: %s", log.String())
+	}
 }

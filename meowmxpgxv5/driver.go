@@ -28,7 +28,12 @@ var migrationFS embed.FS
 
 // Driver is the PostgreSQL driver. Create it with New.
 type Driver struct {
-	pool           *pgxpool.Pool
+	pool *pgxpool.Pool
+	// listenURL, when set, is where Listen connects instead of where the
+	// pool does; pooled says that the pool goes through a pooler in
+	// transaction mode (see the options).
+	listenURL      string
+	pooled         bool
 	stmts          *meowmxdriver.PerSchema[statements]
 	clusters       clusterChecks
 	rebasing       sync.Map // schema -> chan struct{}, one re-base at a time
@@ -40,9 +45,38 @@ type Driver struct {
 
 // New returns a driver that runs on pool. The pool stays the caller's: the
 // driver never closes it.
-func New(pool *pgxpool.Pool) *Driver {
-	return &Driver{pool: pool, stmts: meowmxdriver.NewPerSchema(newStatements)}
+//
+// Nothing the driver does relies on state of the pool's sessions: no
+// session-level SET, no session advisory lock, no prepared statement of
+// its own. Behind PgBouncer in transaction pooling mode, configure the pool
+// not to name prepared statements either (pgx's
+// default_query_exec_mode=cache_describe, or exec or simple_protocol), and
+// give the driver ListenURL, a connection that bypasses the pooler, or
+// TransactionPooled.
+func New(pool *pgxpool.Pool, opts ...Option) *Driver {
+	d := &Driver{pool: pool, stmts: meowmxdriver.NewPerSchema(newStatements)}
+	for _, opt := range opts {
+		opt(d)
+	}
+	return d
 }
+
+// Option configures a Driver.
+type Option func(*Driver)
+
+// ListenURL makes the driver listen for other processes' appends on a
+// connection of its own to url, instead of one made like the pool's: a
+// direct connection to PostgreSQL (or through a pooler in session mode) when
+// the pool goes through a pooler in transaction mode, where a LISTEN does
+// not outlive its transaction.
+func ListenURL(url string) Option { return func(d *Driver) { d.listenURL = url } }
+
+// TransactionPooled says that the pool's connections go through a pooler in
+// transaction pooling mode, such as PgBouncer with pool_mode = transaction.
+// Without ListenURL the driver then does not listen: subscriptions poll
+// (SubscriptionConfig.PollInterval), and the store says why once.
+// Notifications are still sent, for processes that listen directly.
+func TransactionPooled() Option { return func(d *Driver) { d.pooled = true } }
 
 var _ meowmxdriver.Driver[pgx.Tx] = (*Driver)(nil)
 

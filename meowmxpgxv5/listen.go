@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/meowmx/meowmx/meowmxdriver"
 )
 
 // listenKeepalive is how long Listen waits for a notification before it
@@ -17,8 +19,21 @@ const listenKeepalive = 15 * time.Second
 // channel, and calls wake with each notification's category, until ctx ends
 // or the connection fails. An idle connection is pinged every
 // listenKeepalive, so that a dead one is noticed.
+//
+// With ListenURL it connects there; with TransactionPooled and no ListenURL
+// it returns an error matching meowmxdriver.ErrNoListen that says why.
 func (d *Driver) Listen(ctx context.Context, schema string, listening func(), wake func(category string)) error {
-	conn, err := pgx.ConnectConfig(ctx, d.pool.Config().ConnConfig.Copy())
+	config := d.pool.Config().ConnConfig.Copy()
+	switch {
+	case d.listenURL != "":
+		var err error
+		if config, err = pgx.ParseConfig(d.listenURL); err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+	case d.pooled:
+		return fmt.Errorf("%w: the pool goes through a pooler in transaction mode, where a LISTEN does not outlive its transaction, and no ListenURL bypasses it; subscriptions poll", meowmxdriver.ErrNoListen)
+	}
+	conn, err := pgx.ConnectConfig(ctx, config)
 	if err != nil {
 		return ctxOr(ctx, err)
 	}

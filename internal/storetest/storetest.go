@@ -45,6 +45,9 @@ type Harness[TTx any] struct {
 	// transaction that has written is still open (PostgreSQL), false when
 	// writers are serialized (SQLite).
 	ConcurrentWriters bool
+	// Only, when set, keeps the cases it returns true for, by name (such
+	// as "ReadStream" or "Subscription/Partitions").
+	Only func(name string) bool
 }
 
 // Exercise runs the suite.
@@ -98,7 +101,9 @@ func Exercise[TTx any](t *testing.T, h *Harness[TTx]) {
 	}
 	names := make([]string, 0, len(tests))
 	for name := range tests {
-		names = append(names, name)
+		if h.Only == nil || h.Only(name) {
+			names = append(names, name)
+		}
 	}
 	slices.Sort(names)
 	for _, name := range names {
