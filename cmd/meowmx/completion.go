@@ -107,14 +107,14 @@ func (spec *completionSpec) words(cmd, sub string) []string {
 		key += " " + sub
 	}
 	words = append(words, spec.flags[key]...)
-	return append(words, "--db", "--schema", "--replica")
+	return append(words, "--db", "--schema", "--replica", "--listen-db")
 }
 
 // cases writes one shell case per command and subcommand, with line making
 // each case from its pattern and words.
 func (spec *completionSpec) cases(line func(pattern string, words []string) string) string {
 	var b strings.Builder
-	b.WriteString(line("", append(slices.Clone(spec.commands), "--help", "--db", "--schema", "--replica")))
+	b.WriteString(line("", append(slices.Clone(spec.commands), "--help", "--db", "--schema", "--replica", "--listen-db")))
 	for _, cmd := range spec.commands {
 		for _, sub := range spec.subs[cmd] {
 			if cmd == "completion" {

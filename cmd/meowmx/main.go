@@ -6,8 +6,9 @@
 // path without a scheme for SQLite, sqlite:meowmx.db by default; any other
 // scheme is refused. --schema (or $MEOWMX_SCHEMA) chooses the schema.
 // --replica (or $MEOWMX_REPLICA) names a hot standby of a PostgreSQL --db
-// that serves the reads. All three are accepted before and after the
-// command name.
+// that serves the reads, and --listen-db (or $MEOWMX_LISTEN_DB) where to
+// listen for appends when --db goes through a pooler in transaction mode.
+// All four are accepted before and after the command name.
 //
 // Exit codes: 0 success, 1 error, 2 usage error or bad input, 3 version
 // conflict, 130 interrupted.
@@ -56,6 +57,9 @@ type env struct {
 	schema string
 	// replica is the hot standby that serves reads (--replica), or "".
 	replica string
+	// listenDB is where to LISTEN instead of --db (--listen-db), "none"
+	// behind a transaction pooler with no way around it, or "".
+	listenDB string
 	// dbDefault: neither --db nor $MEOWMX_DB was given.
 	dbDefault bool
 	// flags is the flag set the command made last (for completion).
@@ -120,7 +124,7 @@ func printMainUsage(w io.Writer) {
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr,
-		db: os.Getenv("MEOWMX_DB"), schema: os.Getenv("MEOWMX_SCHEMA"), replica: os.Getenv("MEOWMX_REPLICA")}
+		db: os.Getenv("MEOWMX_DB"), schema: os.Getenv("MEOWMX_SCHEMA"), replica: os.Getenv("MEOWMX_REPLICA"), listenDB: os.Getenv("MEOWMX_LISTEN_DB")}
 	rest, err := extractGlobals(args, e)
 	if err != nil {
 		fmt.Fprintln(stderr, "meowmx:", err)
@@ -176,14 +180,14 @@ func exitCode(ctx context.Context, stderr io.Writer, name string, err error) int
 	return exitError
 }
 
-// extractGlobals takes --db, --schema and --replica out of args, wherever
-// they are.
+// extractGlobals takes --db, --schema, --replica and --listen-db out of
+// args, wherever they are.
 func extractGlobals(args []string, e *env) ([]string, error) {
 	var rest []string
 	for i := 0; i < len(args); i++ {
 		arg := args[i]
 		name, value, hasValue := strings.Cut(strings.TrimLeft(arg, "-"), "=")
-		if !strings.HasPrefix(arg, "-") || (name != "db" && name != "schema" && name != "replica") {
+		if !strings.HasPrefix(arg, "-") || (name != "db" && name != "schema" && name != "replica" && name != "listen-db") {
 			rest = append(rest, arg)
 			continue
 		}
@@ -199,6 +203,8 @@ func extractGlobals(args []string, e *env) ([]string, error) {
 			e.db = value
 		case "schema":
 			e.schema = value
+		case "listen-db":
+			e.listenDB = value
 		default:
 			e.replica = value
 		}
@@ -280,4 +286,9 @@ const globalFlags = `  --db DATABASE   PostgreSQL: postgres://..., postgresql://
                   (read, browse, and the reads of work and relay);
                   writes, checkpoints and leases stay on --db
                   (default $MEOWMX_REPLICA)
+  --listen-db DATABASE
+                  when the PostgreSQL --db goes through a pooler in
+                  transaction mode (PgBouncer): a connection that bypasses
+                  it, to listen for other processes' appends, or "none" to
+                  poll instead (default $MEOWMX_LISTEN_DB)
 `

@@ -776,3 +776,25 @@ func (p *process) stop(t *testing.T, sig os.Signal) string {
 	testdb.Recv(t, (<-chan struct{})(p.done), "the process's end")
 	return *p.exited.Load()
 }
+
+// TestListenDBFlag: behind a PgBouncer in transaction mode, --listen-db
+// none makes a worker poll, and say why once; --listen-db with SQLite is a
+// usage error.
+func TestListenDBFlag(t *testing.T) {
+	t.Parallel()
+	bouncer := testdb.NewPgBouncer(t)
+	args := []string{"--db", bouncer.URL("cache_describe"), "--schema", testdb.SchemaName(t), "--listen-db", "none"}
+	mustRun(t, "", append(args, "migrate")...)
+	mustRun(t, "", append(args, "append", "job", "1", "--type", "Queued", "--data", "{}")...)
+	var r result
+	testdb.Eventually(t, func() (bool, string) {
+		r = mustRun(t, "", append(args, "work", "--subscription", "pooled", "--category", "job", "--until-idle", "300ms")...)
+		return len(lines(r.stdout)) == 1, fmt.Sprintf("work printed %q", r.stdout)
+	})
+	if n := strings.Count(r.stderr, "not listening for appends of other processes"); n != 1 {
+		t.Fatalf("work logged the warning %d times: %s", n, r.stderr)
+	}
+	if r := runCLI(t, "", "--db", sqliteDB(t), "--listen-db", testdb.URL(), "migrate"); r.code != 2 || !strings.Contains(r.stderr, "--listen-db needs a PostgreSQL --db") {
+		t.Fatalf("--listen-db with SQLite: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

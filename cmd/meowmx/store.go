@@ -80,6 +80,23 @@ func openDatabase(e *env, d *database) (*backend, error) {
 			return nil, usagef("--replica needs PostgreSQL, for both it and --db")
 		}
 	}
+	var driverOpts []meowmxpgxv5.Option
+	switch {
+	case e.listenDB == "":
+	case !d.postgres:
+		return nil, usagef("--listen-db needs a PostgreSQL --db")
+	case e.listenDB == "none":
+		driverOpts = append(driverOpts, meowmxpgxv5.TransactionPooled())
+	default:
+		listen, err := parseDatabase(e.listenDB)
+		if err != nil {
+			return nil, err
+		}
+		if !listen.postgres {
+			return nil, usagef("--listen-db: want a PostgreSQL database or none")
+		}
+		driverOpts = append(driverOpts, meowmxpgxv5.ListenURL(listen.conn))
+	}
 	if d.postgres {
 		pool, err := connect(e, d)
 		if err != nil {
@@ -98,7 +115,7 @@ func openDatabase(e *env, d *database) (*backend, error) {
 				pool.Close()
 			}
 		}
-		store, err := meowmx.New(meowmxpgxv5.New(pool), cfg)
+		store, err := meowmx.New(meowmxpgxv5.New(pool, driverOpts...), cfg)
 		if err != nil {
 			closeAll()
 			return nil, &usageError{msg: err.Error()}
