@@ -412,13 +412,9 @@ func (h *Handler[TTx]) readCategory(w http.ResponseWriter, r *http.Request) {
 // Query ({"items":[{"types":[...],"tags":[...]}]}), or the parameters
 // types and tags for a query of one item.
 func queryOf(q *query) meowmx.Query {
-	if s := q.values.Get("query"); s != "" {
-		var query meowmx.Query
-		dec := json.NewDecoder(strings.NewReader(s))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&query); err != nil {
-			q.err = badRequest("query: want a JSON object {\"items\":[{\"types\":[...],\"tags\":[...]}]}: %v", err)
-		} else if len(query.Items) == 0 {
+	var query meowmx.Query
+	if decodeParam(q, "query", &query, `{"items":[{"types":[...],"tags":[...]}]}`) {
+		if q.err == nil && len(query.Items) == 0 {
 			q.err = badRequest("query: no items (a query without items matches no event)")
 		}
 		return query

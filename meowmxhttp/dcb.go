@@ -49,7 +49,8 @@ type dcbReadOptions struct {
 	Backwards bool   `json:"backwards"`
 }
 
-// decodeParam decodes the JSON query parameter name into v, strictly.
+// decodeParam decodes the JSON query parameter name into v, strictly,
+// and reports whether the request has it; a bad one sets q.err.
 func decodeParam(q *query, name string, v any, want string) bool {
 	s := q.values.Get(name)
 	if s == "" {
@@ -58,10 +59,12 @@ func decodeParam(q *query, name string, v any, want string) bool {
 	dec := json.NewDecoder(strings.NewReader(s))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		q.err = badRequest("%s: want a JSON object %s: %v", name, want, err)
-		return false
+		if q.err == nil {
+			q.err = badRequest("%s: want a JSON object %s: %v", name, want, err)
+		}
+		return true
 	}
-	if _, err := dec.Token(); err == nil {
+	if _, err := dec.Token(); err == nil && q.err == nil {
 		q.err = badRequest("%s: data after the JSON object", name)
 	}
 	return true
