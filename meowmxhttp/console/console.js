@@ -411,7 +411,13 @@ function route() {
   const signal = current.signal;
   $view.replaceChildren();
   status("");
-  const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  const parts = location.hash.replace(/^#\/?/, "").split("/").map((part) => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      return part; // a malformed escape: the text as typed
+    }
+  });
   const name = parts[0] || "log";
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.nav === name || (a.dataset.nav === "categories" && name.startsWith("stream")) || (a.dataset.nav === "subscriptions" && name === "subscription"));
   const views = {
