@@ -444,29 +444,23 @@ func (h *Handler[TTx]) readQuery(w http.ResponseWriter, r *http.Request) {
 
 // listStreams lists streams: GET /streams?category=&after_category=&after_id=&limit=.
 func (h *Handler[TTx]) listStreams(w http.ResponseWriter, r *http.Request) {
-	h.deadline(w)
-	q := &query{values: r.URL.Query()}
-	limit := h.limit(q)
-	if q.err != nil {
-		h.fail(w, r, q.err)
-		return
-	}
-	infos, err := h.store.Streams(r.Context(), &meowmx.StreamsOpts{
-		Category: q.values.Get("category"), Limit: limit,
-		After: meowmx.NewStream(q.values.Get("after_category"), q.values.Get("after_id")),
+	listing(h, w, r, "streams", func(q *query, limit int) ([]meowmx.StreamInfo, error) {
+		return h.store.Streams(r.Context(), &meowmx.StreamsOpts{
+			Category: q.values.Get("category"), Limit: limit,
+			After: meowmx.NewStream(q.values.Get("after_category"), q.values.Get("after_id")),
+		})
 	})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if infos == nil {
-		infos = []meowmx.StreamInfo{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"streams": infos, "more": len(infos) == limit})
 }
 
 // listCategories lists categories: GET /categories?after=&limit=.
 func (h *Handler[TTx]) listCategories(w http.ResponseWriter, r *http.Request) {
+	listing(h, w, r, "categories", func(q *query, limit int) ([]meowmx.CategoryInfo, error) {
+		return h.store.Categories(r.Context(), &meowmx.CategoriesOpts{After: q.values.Get("after"), Limit: limit})
+	})
+}
+
+// listing writes a page that read returns as {key: [...], "more": bool}.
+func listing[TTx, T any](h *Handler[TTx], w http.ResponseWriter, r *http.Request, key string, read func(q *query, limit int) ([]T, error)) {
 	h.deadline(w)
 	q := &query{values: r.URL.Query()}
 	limit := h.limit(q)
@@ -474,13 +468,13 @@ func (h *Handler[TTx]) listCategories(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, q.err)
 		return
 	}
-	infos, err := h.store.Categories(r.Context(), &meowmx.CategoriesOpts{After: q.values.Get("after"), Limit: limit})
+	items, err := read(q, limit)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	if infos == nil {
-		infos = []meowmx.CategoryInfo{}
+	if items == nil {
+		items = []T{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"categories": infos, "more": len(infos) == limit})
+	writeJSON(w, http.StatusOK, map[string]any{key: items, "more": len(items) == limit})
 }
