@@ -91,7 +91,7 @@ func postgresHarnessOn(newDriver func(t *testing.T) *meowmxpgxv5.Driver) *storet
 			return pgx.Identifier{s.Schema(), name}.Sanitize()
 		},
 		Exec: func(ctx context.Context, tx pgx.Tx, query string, args ...any) (int64, error) {
-			tag, err := tx.Exec(ctx, dollarPlaceholders(query), args...)
+			tag, err := tx.Exec(ctx, testdb.DollarPlaceholders(query), args...)
 			return tag.RowsAffected(), err
 		},
 		ExecDB: func(ctx context.Context, s *meowmx.Store[pgx.Tx], query string) error {
@@ -211,21 +211,6 @@ func sqliteHarness() *storetest.Harness[*sql.Tx] {
 			return put, get
 		},
 	}
-}
-
-// dollarPlaceholders turns ? placeholders into PostgreSQL's $1, $2...
-func dollarPlaceholders(query string) string {
-	var b strings.Builder
-	n := 0
-	for _, r := range query {
-		if r == '?' {
-			n++
-			fmt.Fprintf(&b, "$%d", n)
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 // TestPgBouncer runs the suite through PgBouncer in transaction pooling

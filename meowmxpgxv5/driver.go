@@ -5,42 +5,25 @@
 //
 // A caller's transaction is a pgx.Tx. PostgreSQL 14 or later is required
 // (the global order relies on xid8 and pg_current_snapshot).
+//
+// meowmxdatabasesql runs the same statements on a database/sql pool.
 package meowmxpgxv5
 
 import (
 	"context"
-	"embed"
 	"errors"
-	"strings"
-	"sync"
-	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/meowmx/meowmx/internal/pgdriver"
 	"github.com/meowmx/meowmx/meowmxdriver"
-	"github.com/meowmx/meowmx/meowmxtype"
 )
 
-//go:embed migrations/*.sql
-var migrationFS embed.FS
-
-// Driver is the PostgreSQL driver. Create it with New.
+// Driver is the PostgreSQL driver on a pgx pool. Create it with New.
 type Driver struct {
+	core *pgdriver.Driver
 	pool *pgxpool.Pool
-	// listenURL, when set, is where Listen connects instead of where the
-	// pool does; pooled says that the pool goes through a pooler in
-	// transaction mode (see the options).
-	listenURL      string
-	pooled         bool
-	stmts          *meowmxdriver.PerSchema[statements]
-	clusters       clusterChecks
-	rebasing       sync.Map // schema -> chan struct{}, one re-base at a time
-	clusterReports sync.Map // schema -> *clusterReport
-	// self is the identity of the pool's database, for the replicas
-	// reading for this driver (replica.go).
-	self selfIdentity
 }
 
 // New returns a driver that runs on pool. The pool stays the caller's: the
@@ -50,135 +33,149 @@ type Driver struct {
 // session-level SET, no session advisory lock, no prepared statement of
 // its own. Behind PgBouncer in transaction pooling mode, configure the pool
 // not to name prepared statements either (pgx's
-// default_query_exec_mode=cache_describe, or exec or simple_protocol), and
-// give the driver ListenURL, a connection that bypasses the pooler, or
-// TransactionPooled.
+// default_query_exec_mode=cache_describe), and give the driver ListenURL, a
+// connection that bypasses the pooler, or TransactionPooled.
 func New(pool *pgxpool.Pool, opts ...Option) *Driver {
-	d := &Driver{pool: pool, stmts: meowmxdriver.NewPerSchema(newStatements)}
-	for _, opt := range opts {
-		opt(d)
+	core := make([]pgdriver.Option, len(opts))
+	for i, opt := range opts {
+		core[i] = pgdriver.Option(opt)
 	}
-	return d
+	return &Driver{core: pgdriver.New(pgdriver.PgxPool{Pool: pool}, core...), pool: pool}
 }
 
 // Option configures a Driver.
-type Option func(*Driver)
+type Option pgdriver.Option
 
 // ListenURL makes the driver listen for other processes' appends on a
 // connection of its own to url, instead of one made like the pool's: a
 // direct connection to PostgreSQL (or through a pooler in session mode) when
 // the pool goes through a pooler in transaction mode, where a LISTEN does
 // not outlive its transaction.
-func ListenURL(url string) Option { return func(d *Driver) { d.listenURL = url } }
+func ListenURL(url string) Option { return Option(pgdriver.ListenURL(url)) }
 
 // TransactionPooled says that the pool's connections go through a pooler in
 // transaction pooling mode, such as PgBouncer with pool_mode = transaction.
 // Without ListenURL the driver then does not listen: subscriptions poll
 // (SubscriptionConfig.PollInterval), and the store says why once.
 // Notifications are still sent, for processes that listen directly.
-func TransactionPooled() Option { return func(d *Driver) { d.pooled = true } }
+func TransactionPooled() Option { return Option(pgdriver.TransactionPooled()) }
 
 var _ meowmxdriver.Driver[pgx.Tx] = (*Driver)(nil)
 
 // Name returns "postgres".
-func (d *Driver) Name() string { return "postgres" }
+func (d *Driver) Name() string { return d.core.Name() }
 
 // Pool returns the pool the driver was created with.
 func (d *Driver) Pool() *pgxpool.Pool { return d.pool }
 
 // Executor runs each call on a pooled connection; an append is one statement
 // in a transaction of its own.
-func (d *Driver) Executor() meowmxdriver.Executor { return &executor{driver: d} }
+func (d *Driver) Executor() meowmxdriver.Executor { return d.core.Executor() }
 
 // UnwrapExecutor runs calls inside tx.
 func (d *Driver) UnwrapExecutor(tx pgx.Tx) meowmxdriver.Executor {
-	return &executor{driver: d, tx: tx}
+	return d.core.UnwrapExecutor(pgdriver.PgxTx{Tx: tx})
 }
 
 // Migrate applies the embedded migrations that schema lacks, in one
 // transaction under an advisory lock, so that concurrent calls are safe and
 // an up-to-date schema is left untouched. It then checks, in the same
 // transaction, that new positions will follow the stored ones on this
-// cluster, and re-bases them if not (see cluster.go).
+// cluster, and re-bases them if not.
 func (d *Driver) Migrate(ctx context.Context, schema string) (*meowmxdriver.MigrateResult, error) {
-	st := d.statements(schema)
-	migrations, err := meowmxdriver.LoadMigrations(migrationFS, "migrations", map[string]string{
-		"schema": st.ident,
-	})
-	if err != nil {
-		return nil, err
-	}
-	result := &meowmxdriver.MigrateResult{}
-	var systemID int64
-	// Read committed whatever the server's default: what the cluster check
-	// reads after the lock must be the latest.
-	err = pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, migrateLockSQL, schema); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, st.createMigrations); err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, st.appliedMigrations)
-		if err != nil {
-			return err
-		}
-		applied, err := pgx.CollectRows(rows, pgx.RowTo[int])
-		if err != nil {
-			return err
-		}
-		result.Applied, err = meowmxdriver.ApplyPending(migrations, applied, func(m meowmxdriver.Migration) error {
-			if _, err := tx.Exec(ctx, m.SQL); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, st.recordMigration, pgx.StrictNamedArgs{"version": m.Version, "name": m.Name})
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		result.Cluster, systemID, err = reconcile(ctx, tx, st, false)
-		if err == nil {
-			tx.Conn().PgConn().CustomData()[clusterKey] = clusterSeen{systemID: systemID, at: time.Now()}
-		}
-		return err
-	})
-	if err != nil {
-		return nil, mapError(err)
-	}
-	d.clusters.mark(schema, systemID)
-	return result, nil
+	return d.core.Migrate(ctx, schema)
 }
 
-func (d *Driver) statements(schema string) *statements { return d.stmts.Get(schema) }
+// OnClusterChange has report called with every change of schema's cluster
+// that the driver finds and handles by itself (Migrate returns its own),
+// until the returned function is called. A later call for the same schema
+// takes its place.
+func (d *Driver) OnClusterChange(schema string, report func(*meowmxdriver.ClusterChange)) (stop func()) {
+	return d.core.OnClusterChange(schema, report)
+}
 
-// mapError turns PostgreSQL errors into meowmxtype's errors,
-// keeping the original in the chain.
-func mapError(err error) error {
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		return err
+// Listen holds one connection, outside the pool, listening on the schema's
+// channel, and calls wake with each notification's category, until ctx ends
+// or the connection fails. With ListenURL it connects there; with
+// TransactionPooled and no ListenURL it returns an error matching
+// meowmxdriver.ErrNoListen that says why.
+func (d *Driver) Listen(ctx context.Context, schema string, listening func(), wake func(category string)) error {
+	return d.core.Listen(ctx, schema, listening, wake)
+}
+
+// Notify sends one notification per category on the schema's channel.
+func (d *Driver) Notify(ctx context.Context, schema string, categories []string) error {
+	return d.core.Notify(ctx, schema, categories)
+}
+
+// Begin starts a transaction on the pool. Unless synchronous, its commit
+// does not wait for the WAL flush (synchronous_commit = off): a crash can
+// lose the last such commits, all of whose writes then vanish together.
+func (d *Driver) Begin(ctx context.Context, synchronous bool) (pgx.Tx, error) {
+	tx, err := d.pool.Begin(ctx)
+	if err != nil {
+		return nil, pgdriver.MapError(err)
 	}
-	switch pgErr.Code {
-	case "23505":
-		switch pgErr.ConstraintName {
-		case "events_event_id_key":
-			return meowmxdriver.Classify(meowmxtype.ErrDuplicateEventID, err)
-		case "events_stream_version_key":
-			return meowmxdriver.Classify(meowmxdriver.ErrVersionTaken, err)
+	if !synchronous {
+		if _, err := tx.Exec(ctx, pgdriver.AsynchronousCommitSQL); err != nil {
+			_ = tx.Rollback(ctx)
+			return nil, pgdriver.MapError(err)
 		}
-	case "40001", "40P01":
-		return meowmxdriver.Classify(meowmxtype.ErrSerialization, err)
-	case "55P03": // lock_not_available: a lock timeout
-		return meowmxdriver.Classify(meowmxtype.ErrSerialization, err)
-	case "3F000", "42P01", "42883":
-		return meowmxdriver.Classify(meowmxtype.ErrSchemaMissing, err)
-	case "54000", "54001":
-		// A key too large for an index, a document nested too deeply.
-		return meowmxdriver.Classify(meowmxtype.ErrInvalidInput, err)
 	}
-	if strings.HasPrefix(pgErr.Code, "22") { // data exception
-		return meowmxdriver.Classify(meowmxtype.ErrInvalidInput, err)
+	return tx, nil
+}
+
+// Commit commits tx.
+func (d *Driver) Commit(ctx context.Context, tx pgx.Tx) error {
+	return pgdriver.MapError(tx.Commit(ctx))
+}
+
+// Rollback rolls tx back.
+func (d *Driver) Rollback(ctx context.Context, tx pgx.Tx) error {
+	err := tx.Rollback(ctx)
+	if errors.Is(err, pgx.ErrTxClosed) {
+		return nil
 	}
 	return err
 }
+
+// Channel is the LISTEN/NOTIFY channel of a schema: an append notifies it
+// with the event's category after commit.
+func Channel(schema string) string { return pgdriver.Channel(schema) }
+
+// Replica serves meowmx's reads from a hot standby of the primary (a
+// physical streaming replica, as pg_basebackup -R makes): pass it as
+// meowmx.Config.Replica. Create it with NewReplica.
+//
+// A standby has the primary's system identifier and databases, and replays
+// its transactions, events table and position functions: a position read
+// there is the primary's. Its visibility horizon comes from the
+// transactions the standby knows to be running on the primary, so a global
+// read on it never returns an event while an older transaction of the
+// primary may still commit one before it.
+//
+// Before a standby's connection serves a schema, and again every minute,
+// the replica checks that it reaches the primary's database on a copy of
+// its cluster (the same system identifier and database OID; the primary
+// itself passes too) and that the schema's record there is current.
+// Anything else (a logical replica or a restored copy, with other
+// transaction ids; another database) fails the read with
+// meowmxtype.ErrReplicaMismatch. It reads for the drivers of this package
+// and of meowmxdatabasesql.
+type Replica struct {
+	*pgdriver.Replica
+	pool *pgxpool.Pool
+}
+
+// NewReplica returns a replica that reads through pool, a pool of
+// connections to a hot standby (hot_standby on, the default). The pool stays
+// the caller's: the replica never closes it. Nothing is ever written
+// through it.
+func NewReplica(pool *pgxpool.Pool) *Replica {
+	return &Replica{Replica: pgdriver.NewReplica(pgdriver.PgxPool{Pool: pool}), pool: pool}
+}
+
+var _ meowmxdriver.Replica = (*Replica)(nil)
+
+// Pool returns the pool the replica was created with.
+func (r *Replica) Pool() *pgxpool.Pool { return r.pool }

@@ -1,22 +1,21 @@
 package meowmxpgxv5
 
-import "github.com/meowmx/meowmx/meowmxdriver"
+import (
+	"github.com/meowmx/meowmx/internal/pgdriver"
+	"github.com/meowmx/meowmx/meowmxdriver"
+)
 
 // PositionFunctions lets tests put the position functions out of step with
 // the cluster record.
-var PositionFunctions = positionFunctions
+var PositionFunctions = pgdriver.PositionFunctions
+
+// CopyThreshold is the smallest batch appended with COPY.
+var CopyThreshold = pgdriver.CopyThreshold()
+
+// SetCopyThreshold changes it, for a benchmark, and returns the old value.
+var SetCopyThreshold = pgdriver.SetCopyThreshold
 
 // ReportClusterChange reports change as the driver does when it handles one.
 func (d *Driver) ReportClusterChange(schema string, change *meowmxdriver.ClusterChange) {
-	d.reportClusterChange(schema, change)
-}
-
-// CopyThreshold is the smallest batch appended with COPY.
-var CopyThreshold = copyThreshold
-
-// SetCopyThreshold changes it, for a benchmark, and returns the old value.
-func SetCopyThreshold(n int) int {
-	old := copyThreshold
-	copyThreshold = n
-	return old
+	d.core.ReportClusterChange(schema, change)
 }

@@ -1,4 +1,4 @@
-package meowmxpgxv5
+package pgdriver
 
 import (
 	"context"
@@ -120,7 +120,7 @@ func (e *executor) Append(ctx context.Context, p *meowmxdriver.AppendParams) (*m
 
 // appendVerdict says why an append recorded nothing. AppendRecorded means
 // nothing stands in the way now.
-func appendVerdict(ctx context.Context, db querier, st *statements, p *meowmxdriver.AppendParams, ids [][16]byte, inTx bool) (*meowmxdriver.AppendResult, error) {
+func appendVerdict(ctx context.Context, db Querier, st *statements, p *meowmxdriver.AppendParams, ids [][16]byte, inTx bool) (*meowmxdriver.AppendResult, error) {
 	var status int
 	var current int64
 	tags := []string{}
@@ -146,7 +146,7 @@ func appendVerdict(ctx context.Context, db querier, st *statements, p *meowmxdri
 
 // scanRecorded runs an append statement with args and returns the recorded
 // rows, in the batch's order (checked by their versions).
-func scanRecorded(ctx context.Context, db querier, p *meowmxdriver.AppendParams, ids [][16]byte, query string, args ...any) ([]meowmxtype.RecordedEvent, error) {
+func scanRecorded(ctx context.Context, db Querier, p *meowmxdriver.AppendParams, ids [][16]byte, query string, args ...any) ([]meowmxtype.RecordedEvent, error) {
 	rows, err := db.Query(ctx, query, args...)
 	return scanRows(rows, err, p, ids)
 }
@@ -196,7 +196,7 @@ func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.Append
 		return results, nil
 	}
 	if e.tx != nil {
-		return nil, errors.New("meowmxpgxv5: AppendGroup in the caller's transaction")
+		return nil, errors.New("meowmx: AppendGroup in the caller's transaction")
 	}
 	schema := group[0].Schema
 	db, release, err := e.acquire(ctx, schema)
@@ -232,7 +232,7 @@ func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.Append
 	)
 	for i, p := range group {
 		if p.Schema != schema {
-			return nil, fmt.Errorf("meowmxpgxv5: a group of appends across schemas %s and %s", schema, p.Schema)
+			return nil, fmt.Errorf("meowmx: a group of appends across schemas %s and %s", schema, p.Schema)
 		}
 		// Rows come back by event ID: an append that shares an ID or a
 		// stream with one before it stays out of the statement (nil), to be
@@ -322,7 +322,7 @@ func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.Append
 			}
 			at, ok := places[id]
 			if !ok {
-				return fmt.Errorf("meowmxpgxv5: the group's statement returned event %x, not of the group", id)
+				return fmt.Errorf("meowmx: the group's statement returned event %x, not of the group", id)
 			}
 			if txID == nil || seq == nil || recordedAt == nil {
 				// Its expected version did not match: a conflict.
@@ -352,7 +352,7 @@ func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.Append
 		if refused {
 			return nil, err
 		}
-		return nil, fmt.Errorf("meowmxpgxv5: the group's outcome is unknown, its events may be recorded (retrying with the same event IDs is safe): %w", err)
+		return nil, fmt.Errorf("meowmx: the group's outcome is unknown, its events may be recorded (retrying with the same event IDs is safe): %w", err)
 	}
 	return results, nil
 }
@@ -364,7 +364,7 @@ func (e *executor) AppendGroup(ctx context.Context, group []*meowmxdriver.Append
 // error mapped. refused says the server refused a statement: it skips the
 // rest of the batch, COMMIT included, so nothing was written; any other
 // failure (the connection, the client) can come after the COMMIT ran.
-func finishBatch(ctx context.Context, db querier, br pgx.BatchResults, err error) (refused bool, _ error) {
+func finishBatch(ctx context.Context, db Querier, br pgx.BatchResults, err error) (refused bool, _ error) {
 	if closeErr := br.Close(); err == nil {
 		err = closeErr
 	}
@@ -394,7 +394,7 @@ var copyThreshold = 5000
 // or event IDs meanwhile makes the unique indexes refuse the COPY, exactly
 // as they refuse appendSQL. The transaction takes its id at the COPY, after
 // its check's snapshot, so no event the check saw can have a higher id.
-func appendCopy(ctx context.Context, db querier, st *statements, p *meowmxdriver.AppendParams, ids [][16]byte) (*meowmxdriver.AppendResult, error) {
+func appendCopy(ctx context.Context, db Querier, st *statements, p *meowmxdriver.AppendParams, ids [][16]byte) (*meowmxdriver.AppendResult, error) {
 	var result *meowmxdriver.AppendResult
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		verdict, err := appendVerdict(ctx, tx, st, p, ids, false)
@@ -424,7 +424,7 @@ func appendCopy(ctx context.Context, db querier, st *statements, p *meowmxdriver
 			return mapError(err)
 		}
 		if int(n) != len(p.Events) {
-			return fmt.Errorf("meowmxpgxv5: COPY recorded %d of %d events", n, len(p.Events))
+			return fmt.Errorf("meowmx: COPY recorded %d of %d events", n, len(p.Events))
 		}
 		if slices.ContainsFunc(p.Events, hasTags) {
 			if _, err := tx.Exec(ctx, st.copiedTags, p.Category, p.StreamID, first); err != nil {

@@ -1,4 +1,4 @@
-package meowmxpgxv5
+package pgdriver
 
 import (
 	"context"
@@ -90,9 +90,9 @@ func (d *Driver) reportClusterChange(schema string, change *meowmxdriver.Cluster
 }
 
 // ensureCluster makes sure that positions written and read through conn for
-// schema follow the stored ones. inTx is the caller's transaction on conn,
-// or nil when conn is idle.
-func (d *Driver) ensureCluster(ctx context.Context, conn *pgx.Conn, schema string, inTx pgx.Tx) error {
+// schema follow the stored ones. inTx says that conn is the caller's
+// transaction; otherwise it is an idle PooledConn.
+func (d *Driver) ensureCluster(ctx context.Context, conn Conn, schema string, inTx bool) error {
 	id, err := systemID(ctx, conn)
 	if err != nil {
 		return err
@@ -100,14 +100,14 @@ func (d *Driver) ensureCluster(ctx context.Context, conn *pgx.Conn, schema strin
 	if d.clusters.ok(schema, id) {
 		return nil
 	}
-	if inTx == nil {
-		_, err = d.reconcileOn(ctx, conn, schema)
+	if !inTx {
+		_, err = d.reconcileOn(ctx, conn.(PooledConn), schema)
 		return err
 	}
 	// The check is one read, in the caller's transaction; only a re-base
 	// needs a transaction of its own, on another connection.
 	st := d.statements(schema)
-	s, err := readClusterState(ctx, inTx, st)
+	s, err := readClusterState(ctx, conn, st)
 	if err != nil {
 		return err
 	}
@@ -143,21 +143,21 @@ func (d *Driver) reconcileElsewhere(ctx context.Context, schema string, id int64
 		return fmt.Errorf("%w: the schema's positions must be re-based and no other pool connection came to do it: %w", meowmxtype.ErrClusterMoved, mapError(err))
 	}
 	defer conn.Release()
-	other, err := systemID(ctx, conn.Conn())
+	other, err := systemID(ctx, conn)
 	if err != nil {
 		return err
 	}
 	if other != id {
 		return fmt.Errorf("%w: the pool's connections reach two clusters (system identifiers %d and %d)", meowmxtype.ErrClusterMoved, id, other)
 	}
-	_, err = d.reconcileOn(ctx, conn.Conn(), schema)
+	_, err = d.reconcileOn(ctx, conn, schema)
 	return err
 }
 
 // reconcileOn checks schema's record on conn and re-bases in a transaction of
 // its own if needed. The transaction is read committed whatever the
 // server's default, so that what it reads after its locks is the latest.
-func (d *Driver) reconcileOn(ctx context.Context, conn *pgx.Conn, schema string) (*meowmxdriver.ClusterChange, error) {
+func (d *Driver) reconcileOn(ctx context.Context, conn PooledConn, schema string) (*meowmxdriver.ClusterChange, error) {
 	var change *meowmxdriver.ClusterChange
 	var id int64
 	err := pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
@@ -168,7 +168,7 @@ func (d *Driver) reconcileOn(ctx context.Context, conn *pgx.Conn, schema string)
 	if err != nil {
 		return nil, mapError(err)
 	}
-	conn.PgConn().CustomData()[clusterKey] = clusterSeen{systemID: id, at: time.Now()}
+	conn.Data()[clusterKey] = clusterSeen{systemID: id, at: time.Now()}
 	d.clusters.mark(schema, id)
 	if change != nil {
 		d.reportClusterChange(schema, change)
@@ -192,7 +192,7 @@ func (s *clusterState) current() bool {
 	return s.systemID == s.recordedID && s.effectiveOffset == s.offset && s.xmax+s.offset > s.lastTxID
 }
 
-func readClusterState(ctx context.Context, tx pgx.Tx, st *statements) (*clusterState, error) {
+func readClusterState(ctx context.Context, tx Querier, st *statements) (*clusterState, error) {
 	s := &clusterState{}
 	err := tx.QueryRow(ctx, st.clusterState).Scan(&s.systemID, &s.recordedID, &s.offset, &s.effectiveOffset, &s.lastTxID, &s.xmin, &s.xmax)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -207,7 +207,7 @@ func readClusterState(ctx context.Context, tx pgx.Tx, st *statements) (*clusterS
 // stored one, and records the cluster. It returns nil when the record was
 // already right, and the cluster's system identifier. lock says to take the
 // migration lock first (Migrate holds it already).
-func reconcile(ctx context.Context, tx pgx.Tx, st *statements, lock bool) (*meowmxdriver.ClusterChange, int64, error) {
+func reconcile(ctx context.Context, tx Querier, st *statements, lock bool) (*meowmxdriver.ClusterChange, int64, error) {
 	s, err := readClusterState(ctx, tx, st)
 	if err != nil {
 		return nil, 0, err
@@ -225,7 +225,7 @@ func reconcile(ctx context.Context, tx pgx.Tx, st *statements, lock bool) (*meow
 }
 
 // rebase is reconcile's locked part.
-func rebase(ctx context.Context, tx pgx.Tx, st *statements, lock bool) (*meowmxdriver.ClusterChange, error) {
+func rebase(ctx context.Context, tx Querier, st *statements, lock bool) (*meowmxdriver.ClusterChange, error) {
 	if _, err := tx.Exec(ctx, lockTimeoutSQL); err != nil {
 		return nil, err
 	}
@@ -283,8 +283,8 @@ CREATE OR REPLACE FUNCTION ` + ident + `.visible_horizon() RETURNS xid8
 }
 
 // systemID returns the system identifier of conn's server.
-func systemID(ctx context.Context, conn *pgx.Conn) (int64, error) {
-	data := conn.PgConn().CustomData()
+func systemID(ctx context.Context, conn Conn) (int64, error) {
+	data := conn.Data()
 	if seen, ok := data[clusterKey].(clusterSeen); ok && time.Since(seen.at) < connectionRecheck {
 		return seen.systemID, nil
 	}

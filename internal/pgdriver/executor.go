@@ -1,40 +1,43 @@
-package meowmxpgxv5
+package pgdriver
 
 import (
 	"context"
 	"errors"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/meowmx/meowmx/meowmxdriver"
 	"github.com/meowmx/meowmx/meowmxtype"
 )
 
-// querier is what a pooled connection and a transaction have in common.
-type querier interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-	Begin(ctx context.Context) (pgx.Tx, error)
-	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
-}
-
 type executor struct {
 	driver *Driver
-	tx     pgx.Tx // the caller's transaction; nil to use the pool
+	tx     Conn // the caller's transaction; nil to use the pool
 	// replica, for an executor of a Replica, is what it reads for; its
 	// connections are checked by it instead of ensureCluster.
 	replica *replicaOf
 }
 
+// conn returns what the executor's statements run on, unchecked: the
+// caller's transaction, or a pooled connection to release after use.
+func (e *executor) conn(ctx context.Context) (Querier, func(), error) {
+	if e.tx != nil {
+		return e.tx, func() {}, nil
+	}
+	conn, err := e.driver.pool.Acquire(ctx)
+	if err != nil {
+		return nil, nil, mapError(err)
+	}
+	return conn, conn.Release, nil
+}
+
 // acquire returns what the executor's statements for schema run on: the
 // caller's transaction, or a pooled connection to release after use. Either
 // way its cluster was checked first (see cluster.go).
-func (e *executor) acquire(ctx context.Context, schema string) (querier, func(), error) {
+func (e *executor) acquire(ctx context.Context, schema string) (Querier, func(), error) {
 	if e.tx != nil {
-		if err := e.driver.ensureCluster(ctx, e.tx.Conn(), schema, e.tx); err != nil {
+		if err := e.driver.ensureCluster(ctx, e.tx, schema, true); err != nil {
 			return nil, nil, err
 		}
 		return e.tx, func() {}, nil
@@ -48,7 +51,7 @@ func (e *executor) acquire(ctx context.Context, schema string) (querier, func(),
 		if err != nil {
 			return nil, nil, mapError(err)
 		}
-		if err := e.replica.ensure(ctx, conn.Conn(), schema, primary); err != nil {
+		if err := e.replica.ensure(ctx, conn, schema, primary); err != nil {
 			conn.Release()
 			return nil, nil, err
 		}
@@ -58,7 +61,7 @@ func (e *executor) acquire(ctx context.Context, schema string) (querier, func(),
 	if err != nil {
 		return nil, nil, mapError(err)
 	}
-	if err := e.driver.ensureCluster(ctx, conn.Conn(), schema, nil); err != nil {
+	if err := e.driver.ensureCluster(ctx, conn, schema, false); err != nil {
 		conn.Release()
 		return nil, nil, err
 	}
@@ -110,7 +113,7 @@ func (e *executor) events(ctx context.Context, schema string, limit int, query f
 //
 // limit, when above zero, is the most rows the query returns: the slice is
 // made that large at the first row, and never grown.
-func queryEvents(ctx context.Context, db querier, limit int, query string, args ...any) ([]meowmxtype.RecordedEvent, error) {
+func queryEvents(ctx context.Context, db Querier, limit int, query string, args ...any) ([]meowmxtype.RecordedEvent, error) {
 	rows, err := db.Query(ctx, query, args...)
 	if err != nil {
 		return nil, mapError(err)
@@ -205,11 +208,12 @@ func (e *executor) exec(ctx context.Context, schema string, query func(st *state
 func (e *executor) Horizon(ctx context.Context) (*meowmxtype.Horizon, error) {
 	h := &meowmxtype.Horizon{}
 	var txID int64
-	var db querier = e.driver.pool
-	if e.tx != nil {
-		db = e.tx
+	db, release, err := e.conn(ctx)
+	if err != nil {
+		return nil, err
 	}
-	err := db.QueryRow(ctx, horizonQuery).Scan(&h.PID, &txID, &h.Age, &h.Database, &h.State, &h.Query)
+	defer release()
+	err = db.QueryRow(ctx, horizonQuery).Scan(&h.PID, &txID, &h.Age, &h.Database, &h.State, &h.Query)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -341,7 +345,7 @@ func (e *executor) saveCategoryCounts(ctx context.Context, schema string, save *
 }
 
 // scanQuery runs a query on db and hands its rows to scan.
-func scanQuery(ctx context.Context, db querier, scan func(pgx.Rows) error, sql string, args ...any) error {
+func scanQuery(ctx context.Context, db Querier, scan func(pgx.Rows) error, sql string, args ...any) error {
 	rows, err := db.Query(ctx, sql, args...)
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package meowmxpgxv5
+package pgdriver
 
 import (
 	"regexp"
@@ -184,7 +184,7 @@ const insertTags = `tg AS (
 func withTags(insert string) string {
 	const returning = "RETURNING e.transaction_id, e.seq, e.version, e.recorded_at"
 	if !strings.HasSuffix(insert, returning) {
-		panic("meowmxpgxv5: withTags of a statement that does not end in " + returning)
+		panic("meowmx: withTags of a statement that does not end in " + returning)
 	}
 	return "WITH ins AS (" + tagged(insert) + ", e.tags),\n" + insertTags + `
 SELECT transaction_id, seq, version, recorded_at FROM ins ORDER BY version`

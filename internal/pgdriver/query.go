@@ -1,4 +1,4 @@
-package meowmxpgxv5
+package pgdriver
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package meowmxpgxv5
+package pgdriver
 
 import (
 	"context"
@@ -215,7 +215,7 @@ func conditionalAppendSQL(st *statements, c *meowmxtype.AppendCondition, inTx, e
 	}
 	sql, built := buildConditionalAppendSQL(st, c, inTx, exact)
 	if len(built) != len(list.args) {
-		panic(fmt.Sprintf("meowmxpgxv5: a condition's statement takes %d arguments, queryUnionArgs gives %d", len(built), len(list.args)))
+		panic(fmt.Sprintf("meowmx: a condition's statement takes %d arguments, queryUnionArgs gives %d", len(built), len(list.args)))
 	}
 	st.conditional.Store(key, sql)
 	return sql, list.args
@@ -247,7 +247,7 @@ func buildConditionalAppendSQL(st *statements, c *meowmxtype.AppendCondition, in
 		const order = "\n ORDER BY i.ord\n"
 		at := strings.Index(appendAtSQL, order)
 		if at < 0 {
-			panic("meowmxpgxv5: appendAtSQL without " + order)
+			panic("meowmx: appendAtSQL without " + order)
 		}
 		insert, tail = appendAtSQL[:at], appendAtSQL[at:]
 	}
@@ -265,7 +265,7 @@ func buildConditionalAppendSQL(st *statements, c *meowmxtype.AppendCondition, in
 
 // firstMatch returns the first committed event matching c after its
 // position, or nil.
-func firstMatch(ctx context.Context, db querier, st *statements, c *meowmxtype.AppendCondition) (*meowmxtype.RecordedEvent, error) {
+func firstMatch(ctx context.Context, db Querier, st *statements, c *meowmxtype.AppendCondition) (*meowmxtype.RecordedEvent, error) {
 	sql, args := readQuerySQL(st.ident, &meowmxdriver.ReadQueryParams{
 		Query: c.FailIfEventsMatch, AfterTxID: c.After.TransactionID, AfterSeq: c.After.Seq, Limit: 1,
 	}, false)
@@ -280,7 +280,7 @@ func firstMatch(ctx context.Context, db querier, st *statements, c *meowmxtype.A
 // a transaction of its own, one round trip of BEGIN, the locks, the
 // conditional insert and COMMIT; in the caller's transaction, the locks,
 // then the insert. When it records nothing, the verdict says why.
-func (e *executor) appendConditional(ctx context.Context, db querier, st *statements, p *meowmxdriver.AppendParams, ids [][16]byte, types []string, data, metadata [][]byte) (*meowmxdriver.AppendResult, error) {
+func (e *executor) appendConditional(ctx context.Context, db Querier, st *statements, p *meowmxdriver.AppendParams, ids [][16]byte, types []string, data, metadata [][]byte) (*meowmxdriver.AppendResult, error) {
 	n := len(p.Events)
 	tags := make([][]byte, n)
 	for i, ev := range p.Events {
@@ -354,7 +354,7 @@ var errTooOld = errors.New("transaction too old for the condition")
 
 // conditionalAlone runs a conditional append in a transaction of its own:
 // one batch.
-func conditionalAlone(ctx context.Context, db querier, st *statements, p *meowmxdriver.AppendParams, ids [][16]byte, locks appendLocks, sql string, args []any) ([]meowmxtype.RecordedEvent, error) {
+func conditionalAlone(ctx context.Context, db Querier, st *statements, p *meowmxdriver.AppendParams, ids [][16]byte, locks appendLocks, sql string, args []any) ([]meowmxtype.RecordedEvent, error) {
 	// BEGIN, the locks (the table's and the fence, or the tags'), the insert,
 	// COMMIT.
 	batch := &pgx.Batch{}
@@ -385,7 +385,7 @@ func conditionalAlone(ctx context.Context, db querier, st *statements, p *meowmx
 	}()
 	if refused, err := finishBatch(ctx, db, br, err); err != nil {
 		if !refused && !errors.Is(err, meowmxdriver.ErrVersionTaken) && !errors.Is(err, meowmxtype.ErrDuplicateEventID) {
-			return nil, fmt.Errorf("meowmxpgxv5: the conditional append's outcome is unknown, its events may be recorded (retrying with the same event IDs is safe): %w", err)
+			return nil, fmt.Errorf("meowmx: the conditional append's outcome is unknown, its events may be recorded (retrying with the same event IDs is safe): %w", err)
 		}
 		return nil, err
 	}
@@ -396,7 +396,7 @@ func conditionalAlone(ctx context.Context, db querier, st *statements, p *meowmx
 // which must be READ COMMITTED: at a higher isolation level, the check's
 // snapshot would be the transaction's first one, blind to what committed
 // since.
-func (e *executor) conditionalInTx(ctx context.Context, db querier, st *statements, p *meowmxdriver.AppendParams, ids [][16]byte, locks appendLocks, sql string, args []any) ([]meowmxtype.RecordedEvent, error) {
+func (e *executor) conditionalInTx(ctx context.Context, db Querier, st *statements, p *meowmxdriver.AppendParams, ids [][16]byte, locks appendLocks, sql string, args []any) ([]meowmxtype.RecordedEvent, error) {
 	if locks.table {
 		for _, sql := range []string{st.lockEventsShared, st.raiseFence} {
 			if _, err := db.Exec(ctx, sql); err != nil {

@@ -1,4 +1,4 @@
-package meowmxpgxv5
+package pgdriver
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/meowmx/meowmx/meowmxdriver"
 	"github.com/meowmx/meowmx/meowmxtype"
@@ -46,7 +45,7 @@ type Replica struct {
 // connections to a hot standby (hot_standby on, the default). The pool stays
 // the caller's: the replica never closes it. Nothing is ever written
 // through it.
-func NewReplica(pool *pgxpool.Pool) *Replica {
+func NewReplica(pool Pool) *Replica {
 	return &Replica{driver: New(pool)}
 }
 
@@ -55,15 +54,12 @@ var _ meowmxdriver.Replica = (*Replica)(nil)
 // Name returns "postgres".
 func (r *Replica) Name() string { return r.driver.Name() }
 
-// Pool returns the pool the replica was created with.
-func (r *Replica) Pool() *pgxpool.Pool { return r.driver.pool }
-
 // ReplicaExecutor returns the executor of reads on the standby for primary,
 // an executor of this package's Driver.
 func (r *Replica) ReplicaExecutor(primary meowmxdriver.Executor) (meowmxdriver.Executor, error) {
 	p, ok := primary.(*executor)
 	if !ok || p.tx != nil || p.replica != nil {
-		return nil, fmt.Errorf("a meowmxpgxv5 replica reads for a meowmxpgxv5 driver, got %T", primary)
+		return nil, fmt.Errorf("a PostgreSQL replica reads for a PostgreSQL driver, got %T", primary)
 	}
 	return &executor{driver: r.driver, replica: &replicaOf{replica: r, primary: p.driver}}, nil
 }
@@ -110,7 +106,9 @@ func (d *Driver) identity(ctx context.Context) (dbIdentity, error) {
 	acquireCtx, cancel := context.WithTimeout(ctx, rebaseAcquireTimeout)
 	defer cancel()
 	var id dbIdentity
-	err := d.pool.QueryRow(acquireCtx, identitySQL).Scan(&id.systemID, &id.database)
+	err := d.withConn(acquireCtx, func(conn PooledConn) error {
+		return conn.QueryRow(acquireCtx, identitySQL).Scan(&id.systemID, &id.database)
+	})
 	if err != nil {
 		if s.known {
 			return s.id, nil
@@ -132,7 +130,7 @@ func (r *replicaOf) prepare(ctx context.Context) (dbIdentity, error) {
 // database on a copy of its cluster and that schema's record there names
 // it with the offset its position functions add. It never re-bases: that
 // is the primary's to do, and the standby replays it.
-func (r *replicaOf) ensure(ctx context.Context, conn *pgx.Conn, schema string, primary dbIdentity) error {
+func (r *replicaOf) ensure(ctx context.Context, conn PooledConn, schema string, primary dbIdentity) error {
 	standby, err := connIdentity(ctx, conn)
 	if err != nil {
 		return err
@@ -166,8 +164,8 @@ func (r *replicaOf) ensure(ctx context.Context, conn *pgx.Conn, schema string, p
 
 // connIdentity returns the identity of conn's database, cached on the
 // connection like systemID.
-func connIdentity(ctx context.Context, conn *pgx.Conn) (dbIdentity, error) {
-	data := conn.PgConn().CustomData()
+func connIdentity(ctx context.Context, conn Conn) (dbIdentity, error) {
+	data := conn.Data()
 	if seen, ok := data[identityKey].(identitySeen); ok && time.Since(seen.at) < connectionRecheck {
 		return seen.id, nil
 	}

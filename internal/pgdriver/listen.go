@@ -1,4 +1,4 @@
-package meowmxpgxv5
+package pgdriver
 
 import (
 	"context"
@@ -23,15 +23,22 @@ const listenKeepalive = 15 * time.Second
 // With ListenURL it connects there; with TransactionPooled and no ListenURL
 // it returns an error matching meowmxdriver.ErrNoListen that says why.
 func (d *Driver) Listen(ctx context.Context, schema string, listening func(), wake func(category string)) error {
-	config := d.pool.Config().ConnConfig.Copy()
+	var config *pgx.ConnConfig
+	var err error
 	switch {
 	case d.listenURL != "":
-		var err error
 		if config, err = pgx.ParseConfig(d.listenURL); err != nil {
 			return fmt.Errorf("listen: %w", err)
 		}
 	case d.pooled:
 		return fmt.Errorf("%w: the pool goes through a pooler in transaction mode, where a LISTEN does not outlive its transaction, and no ListenURL bypasses it; subscriptions poll", meowmxdriver.ErrNoListen)
+	default:
+		if config, err = d.pool.ListenConfig(ctx); err != nil {
+			return ctxOr(ctx, fmt.Errorf("listen: %w", err))
+		}
+		if config == nil {
+			return fmt.Errorf("%w: the pool's driver does not tell how it connects, and no ListenURL says where to listen; subscriptions poll", meowmxdriver.ErrNoListen)
+		}
 	}
 	conn, err := pgx.ConnectConfig(ctx, config)
 	if err != nil {
@@ -78,6 +85,8 @@ func (d *Driver) Notify(ctx context.Context, schema string, categories []string)
 	if len(categories) == 0 {
 		return nil
 	}
-	_, err := d.pool.Exec(ctx, notifySQL, Channel(schema), categories)
-	return mapError(err)
+	return mapError(d.withConn(ctx, func(conn PooledConn) error {
+		_, err := conn.Exec(ctx, notifySQL, Channel(schema), categories)
+		return err
+	}))
 }

@@ -1,0 +1,167 @@
+package meowmxdatabasesql_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
+	_ "github.com/lib/pq"              // the "postgres" database/sql driver
+
+	"github.com/meowmx/meowmx"
+	"github.com/meowmx/meowmx/internal/storetest"
+	"github.com/meowmx/meowmx/internal/testdb"
+	"github.com/meowmx/meowmx/meowmxdatabasesql"
+	"github.com/meowmx/meowmx/meowmxdriver"
+)
+
+func TestMain(m *testing.M) { testdb.Main(m) }
+
+// sqlDrivers are the database/sql drivers the suite runs on.
+var sqlDrivers = []string{"pgx", "postgres"}
+
+// TestConformance runs the whole suite on the driver, through pgx's stdlib
+// driver and through lib/pq (which listens only on ListenURL).
+func TestConformance(t *testing.T) {
+	for _, name := range sqlDrivers {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var opts []meowmxdatabasesql.Option
+			if name == "postgres" {
+				opts = append(opts, meowmxdatabasesql.ListenURL(testdb.URL()))
+			}
+			storetest.Exercise(t, harness(openDB(t, name, testdb.URL()), opts))
+		})
+	}
+}
+
+// TestListenNeedsURLThroughLibPQ: through lib/pq, without ListenURL, the
+// driver says it cannot listen, and why; through pgx's stdlib driver it
+// listens like the pool's connections.
+func TestListenNeedsURLThroughLibPQ(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	err := meowmxdatabasesql.New(openDB(t, "postgres", testdb.URL())).Listen(ctx, "s", func() {}, func(string) {})
+	if !errors.Is(err, meowmxdriver.ErrNoListen) || !strings.Contains(err.Error(), "ListenURL") {
+		t.Fatalf("Listen through lib/pq without ListenURL: %v, want ErrNoListen naming ListenURL", err)
+	}
+	listening := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- meowmxdatabasesql.New(openDB(t, "pgx", testdb.URL())).Listen(ctx, "s", func() { close(listening) }, func(string) {})
+	}()
+	select {
+	case <-listening:
+	case err := <-done:
+		t.Fatalf("Listen through pgx's stdlib driver: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Listen after its context ended: %v", err)
+	}
+}
+
+// openDB opens a database/sql pool through the named driver, closed when
+// the test ends.
+func openDB(t *testing.T, driverName, url string) *sql.DB {
+	t.Helper()
+	testdb.Pool(t) // fails (or skips) the test when PostgreSQL is unreachable
+	db, err := sql.Open(driverName, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(24)
+	db.SetMaxIdleConns(24)
+	t.Cleanup(func() { db.Close() })
+	if err := db.PingContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// harness is the suite's harness on db, with the driver made with opts.
+func harness(db *sql.DB, opts []meowmxdatabasesql.Option) *storetest.Harness[*sql.Tx] {
+	pool := func(s *meowmx.Store[*sql.Tx]) *sql.DB { return s.Driver().(*meowmxdatabasesql.Driver).DB() }
+	return &storetest.Harness[*sql.Tx]{
+		NewStore: func(t *testing.T, cfg *meowmx.Config, migrate bool) *meowmx.Store[*sql.Tx] {
+			c := meowmx.Config{}
+			if cfg != nil {
+				c = *cfg
+			}
+			c.Schema = testdb.SchemaName(t)
+			c.Logger = slog.New(slog.DiscardHandler)
+			store, err := meowmx.New(meowmxdatabasesql.New(db, opts...), &c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { store.Close() })
+			if migrate {
+				if err := store.Migrate(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return store
+		},
+		Begin: func(ctx context.Context, s *meowmx.Store[*sql.Tx]) (*sql.Tx, error) {
+			return pool(s).BeginTx(ctx, nil)
+		},
+		Commit:   func(ctx context.Context, tx *sql.Tx) error { return tx.Commit() },
+		Rollback: func(ctx context.Context, tx *sql.Tx) error { return tx.Rollback() },
+		ReadModel: func(t *testing.T, s *meowmx.Store[*sql.Tx]) (func(context.Context, *sql.Tx, string, int) error, func(context.Context, string) (int, bool, error)) {
+			db := pool(s)
+			table := pgx.Identifier{s.Schema(), "read_model"}.Sanitize()
+			if _, err := db.Exec(`CREATE TABLE ` + table + ` (key text PRIMARY KEY, value int NOT NULL)`); err != nil {
+				t.Fatal(err)
+			}
+			put := func(ctx context.Context, tx *sql.Tx, key string, value int) error {
+				_, err := tx.ExecContext(ctx, `INSERT INTO `+table+` (key, value) VALUES ($1, $2)
+					ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
+				return err
+			}
+			get := func(ctx context.Context, key string) (int, bool, error) {
+				var value int
+				err := db.QueryRowContext(ctx, `SELECT value FROM `+table+` WHERE key = $1`, key).Scan(&value)
+				if errors.Is(err, sql.ErrNoRows) {
+					return 0, false, nil
+				}
+				return value, err == nil, err
+			}
+			return put, get
+		},
+		Table: func(s *meowmx.Store[*sql.Tx], name string) string {
+			return pgx.Identifier{s.Schema(), name}.Sanitize()
+		},
+		Exec: func(ctx context.Context, tx *sql.Tx, query string, args ...any) (int64, error) {
+			res, err := tx.ExecContext(ctx, testdb.DollarPlaceholders(query), args...)
+			if err != nil {
+				return 0, err
+			}
+			return res.RowsAffected()
+		},
+		ExecDB: func(ctx context.Context, s *meowmx.Store[*sql.Tx], query string) error {
+			_, err := pool(s).ExecContext(ctx, query)
+			return err
+		},
+		QueryPairs: func(ctx context.Context, s *meowmx.Store[*sql.Tx], query string) ([][2]string, error) {
+			rows, err := pool(s).QueryContext(ctx, query)
+			if err != nil {
+				return nil, err
+			}
+			defer rows.Close()
+			var out [][2]string
+			for rows.Next() {
+				var pair [2]string
+				if err := rows.Scan(&pair[0], &pair[1]); err != nil {
+					return nil, err
+				}
+				out = append(out, pair)
+			}
+			return out, rows.Err()
+		},
+		ConcurrentWriters: true,
+	}
+}
