@@ -253,17 +253,7 @@ func TestPgBouncer(t *testing.T) {
 	h := postgresHarnessOn(func(t *testing.T) *meowmxpgxv5.Driver {
 		return meowmxpgxv5.New(pool, meowmxpgxv5.ListenURL(testdb.URL()))
 	})
-	// The cases that append, read and subscribe.
-	h.Only = func(name string) bool {
-		for _, prefix := range []string{"Append", "ExpectedVersions", "ConflictWritesNothing", "IdempotentRetry", "DuplicateEventID",
-			"Read", "EventsIterator", "OutOfOrderCommit", "RaceOnOneStream", "ConcurrentStreamsOrder", "LargeBatch", "Grouped",
-			"Condition/", "Subscription/"} {
-			if strings.HasPrefix(name, prefix) {
-				return true
-			}
-		}
-		return false
-	}
+	h.Only = storetest.AppendReadSubscribe
 	storetest.Exercise(t, h)
 }
 

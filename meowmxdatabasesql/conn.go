@@ -416,6 +416,23 @@ type batch struct {
 	next   int
 	err    error
 	track  func(query string, err error)
+	// ran is how many statements after next ran already, with an earlier
+	// one (see Exec).
+	ran int
+}
+
+// control says that a statement only controls the transaction or the
+// session, returning no rows: BEGIN, SET, COMMIT and the like.
+func control(qq *pgx.QueuedQuery) bool {
+	if len(qq.Arguments) > 0 || qq.Fn != nil {
+		return false
+	}
+	word, _, _ := strings.Cut(strings.TrimSpace(qq.SQL), " ")
+	switch strings.ToUpper(word) {
+	case "BEGIN", "START", "SET", "COMMIT", "ROLLBACK", "END", "SAVEPOINT", "RELEASE":
+		return true
+	}
+	return false
 }
 
 // take returns the next statement, or the error that ended the batch.
@@ -441,16 +458,41 @@ func (b *batch) fail(query string, err error) error {
 	return err
 }
 
+// Exec runs the next statement. Control statements in a row (BEGIN and a
+// SET, say) go together in one round trip, as one string of statements
+// without arguments, which runs as one; a failure is each one's.
 func (b *batch) Exec() (pgconn.CommandTag, error) {
+	if b.ran > 0 && b.err == nil {
+		b.ran--
+		b.next++
+		return pgconn.CommandTag{}, nil
+	}
 	qq, err := b.take()
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
-	tag, err := b.q.Exec(b.ctx, qq.SQL, qq.Arguments...)
-	return tag, b.fail(qq.SQL, err)
+	if !control(qq) {
+		tag, err := b.q.Exec(b.ctx, qq.SQL, qq.Arguments...)
+		return tag, b.fail(qq.SQL, err)
+	}
+	query := qq.SQL
+	end := b.next
+	for end < len(b.queued) && control(b.queued[end]) {
+		query += ";\n" + b.queued[end].SQL
+		end++
+	}
+	tag, err := b.q.Exec(b.ctx, query)
+	for _, q := range b.queued[b.next-1 : end] {
+		b.fail(q.SQL, err)
+	}
+	b.ran = end - b.next
+	return tag, err
 }
 
 func (b *batch) Query() (pgx.Rows, error) {
+	if b.ran > 0 && b.err == nil {
+		return nil, errors.New("meowmxdatabasesql: Query of a statement the batch ran with the one before")
+	}
 	qq, err := b.take()
 	if err != nil {
 		return nil, err

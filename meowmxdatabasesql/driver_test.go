@@ -165,3 +165,26 @@ func harness(db *sql.DB, opts []meowmxdatabasesql.Option) *storetest.Harness[*sq
 		ConcurrentWriters: true,
 	}
 }
+
+// TestPgBouncer runs the append, read and subscription cases through
+// PgBouncer in transaction pooling mode, on both database/sql drivers:
+// pgx's stdlib with statements described but not named (cache_describe),
+// lib/pq with binary_parameters=yes (without it, lib/pq parses a statement
+// and runs it in two round trips, which the pooler may send to two server
+// sessions); each listens on a direct connection.
+func TestPgBouncer(t *testing.T) {
+	t.Parallel()
+	bouncer := testdb.NewPgBouncer(t)
+	urls := map[string]string{
+		"pgx":      bouncer.URL("cache_describe"),
+		"postgres": bouncer.URL("") + "&binary_parameters=yes",
+	}
+	for name, url := range urls {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			h := harness(openDB(t, name, url), []meowmxdatabasesql.Option{meowmxdatabasesql.ListenURL(testdb.URL())})
+			h.Only = storetest.AppendReadSubscribe
+			storetest.Exercise(t, h)
+		})
+	}
+}

@@ -495,6 +495,9 @@ func parseArray(s string) ([]*string, error) {
 				if body[i] == '{' {
 					return nil, fmt.Errorf("%q: arrays of more than one dimension are not supported", s)
 				}
+				if body[i] == '\\' && i+1 < len(body) {
+					i++
+				}
 				b.WriteByte(body[i])
 				i++
 			}

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // --sql-driver pgx
+	_ "github.com/lib/pq"              // --sql-driver postgres
+
 	"github.com/meowmx/meowmx/internal/bench"
 )
 
@@ -54,7 +57,11 @@ to.
 
 The database is --db or $MEOWMX_DB (default: the local test PostgreSQL,
 postgres://postgres@127.0.0.1:5432/test?sslmode=disable);
-SQLite runs every scenario but latency's baseline. The benchmark drops and
+SQLite runs every scenario but latency's baseline. With --sql-driver pgx
+(pgx's stdlib) or --sql-driver postgres (lib/pq), PostgreSQL is reached
+through database/sql: meowmx through meowmxdatabasesql, the baselines
+through the same *sql.DB (latency's baseline and --replica need pgx). The
+benchmark drops and
 recreates its schema (--schema, default meowmx_bench; the name must contain
 "bench"), so never point it at data you keep.
 
@@ -64,6 +71,7 @@ Examples:
   meowmx bench --scenario all --json results.json --chart results.svg
   meowmx bench --db sqlite:bench.db --scenario append-1,read-stream
   meowmx bench --otel --scenario append-1,catch-up --writers 1,8
+  meowmx bench --sql-driver postgres --scenario append-1,catch-up
   meowmx bench --db postgres://primary/app --replica postgres://standby/app --scenario catch-up`)
 	scenario := fs.String("scenario", "all", "scenarios to run, comma-separated, or all")
 	duration := fs.Duration("duration", 10*time.Second, "measuring time per setting and side")
@@ -76,6 +84,7 @@ Examples:
 	rate := fs.Int("rate", 1000, "latency's events per second")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	otelCost := fs.Bool("otel", false, "measure append-1 and catch-up with meowmxotel on against off")
+	sqlDriver := fs.String("sql-driver", "", "reach PostgreSQL through database/sql with this driver: pgx or postgres (lib/pq)")
 	args, err := parse(fs, e.args)
 	if err != nil {
 		return err
@@ -127,14 +136,24 @@ Examples:
 		return err
 	}
 	var db *bench.Database
-	if target.postgres {
+	switch {
+	case *sqlDriver != "" && *sqlDriver != "pgx" && *sqlDriver != "postgres":
+		return usagef("--sql-driver is pgx or postgres, got %q", *sqlDriver)
+	case *sqlDriver != "" && !target.postgres:
+		return usagef("--sql-driver needs PostgreSQL")
+	case *sqlDriver != "":
+		db, err = bench.OpenPostgresSQL(e.ctx, *sqlDriver, target.conn, schema, opts.MaxWriters()+4)
+		if err != nil {
+			return fmt.Errorf("cannot connect to %s: %s", target.label, target.mask(err.Error()))
+		}
+	case target.postgres:
 		// Every writer has its connection, plus the subscriptions' and
 		// the notifications'.
 		db, err = bench.OpenPostgres(e.ctx, target.conn, schema, opts.MaxWriters()+4)
 		if err != nil {
 			return fmt.Errorf("cannot connect to %s: %s", target.label, target.mask(err.Error()))
 		}
-	} else {
+	default:
 		db, err = bench.OpenSQLite(e.ctx, target.conn, schema)
 		if err != nil {
 			return fmt.Errorf("cannot open %s: %w", target.label, err)

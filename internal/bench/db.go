@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/meowmx/meowmx"
+	"github.com/meowmx/meowmx/meowmxdatabasesql"
 	"github.com/meowmx/meowmx/meowmxpgxv5"
 	"github.com/meowmx/meowmx/meowmxsqlite"
 )
@@ -175,11 +177,30 @@ func insertArgs(stream string, version int64, typ string, data any, n int) []any
 
 // isUniqueViolation reports a duplicate (stream, version) in the plain table.
 func isUniqueViolation(err error) bool {
+	return sqlState(err) == "23505" || err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+// sqlState is a PostgreSQL error's SQLSTATE, through pgx or lib/pq; "" for
+// any other error.
+func sqlState(err error) string {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		return pgErr.Code == "23505"
+		return pgErr.Code
 	}
-	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+	var fields interface{ Get(byte) string } // lib/pq's *pq.Error
+	if errors.As(err, &fields) {
+		return fields.Get('C')
+	}
+	return ""
+}
+
+// newPGRaw is the baselines of schema, run by q.
+func newPGRaw(q pgSQL, schema string) *pgRaw {
+	p := &pgRaw{sql: q, schema: schema,
+		table:  pgx.Identifier{schema, "baseline"}.Sanitize(),
+		events: pgx.Identifier{schema, "events"}.Sanitize()}
+	p.inserts = newInserts(p.table, '$')
+	return p
 }
 
 // OpenPostgres connects to url with a pool of maxConns connections shared by
@@ -195,45 +216,75 @@ func OpenPostgres(ctx context.Context, url, schema string, maxConns int) (*Datab
 	if err != nil {
 		return nil, err
 	}
-	var version string
-	if err := pool.QueryRow(ctx, `SELECT current_setting('server_version')`).Scan(&version); err != nil {
-		pool.Close()
-		return nil, err
-	}
-	var syncCommit string
-	if err := pool.QueryRow(ctx, `SELECT current_setting('synchronous_commit')`).Scan(&syncCommit); err != nil {
-		pool.Close()
-		return nil, err
-	}
-	p := &pgRaw{pool: pool, schema: schema,
-		table:  pgx.Identifier{schema, "baseline"}.Sanitize(),
-		events: pgx.Identifier{schema, "events"}.Sanitize()}
-	p.inserts = newInserts(p.table, '$')
-	observed := func(obs meowmx.Observer) (*side, error) {
-		s, err := meowmx.New(meowmxpgxv5.New(pool), &meowmx.Config{Schema: schema, Logger: slog.New(slog.DiscardHandler), Observer: obs})
+	p := newPGRaw(pgxSQL{pool}, schema)
+	p.pool = pool
+	newStore := func(cfg *meowmx.Config) (*side, func(context.Context) error, error) {
+		s, err := meowmx.New(meowmxpgxv5.New(pool), cfg)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return sideOf(s), nil
+		return sideOf(s), s.Migrate, nil
+	}
+	return openPostgres(ctx, p, fmt.Sprintf("%d connections", maxConns), newStore, pool.Close)
+}
+
+// OpenPostgresSQL is OpenPostgres through database/sql and the named driver
+// ("pgx" for pgx's stdlib, "postgres" for lib/pq): meowmx through
+// meowmxdatabasesql, the baselines through the same *sql.DB.
+func OpenPostgresSQL(ctx context.Context, driverName, url, schema string, maxConns int) (*Database, error) {
+	db, err := sql.Open(driverName, url)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
+	p := newPGRaw(stdSQL{db}, schema)
+	var opts []meowmxdatabasesql.Option
+	if driverName != "pgx" {
+		// Its own connection for LISTEN, as the notify scenario needs.
+		opts = append(opts, meowmxdatabasesql.ListenURL(url))
+	}
+	newStore := func(cfg *meowmx.Config) (*side, func(context.Context) error, error) {
+		s, err := meowmx.New(meowmxdatabasesql.New(db, opts...), cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		return sideOf(s), s.Migrate, nil
+	}
+	return openPostgres(ctx, p, fmt.Sprintf("database/sql with driver %q, %d connections", driverName, maxConns), newStore, func() { db.Close() })
+}
+
+// openPostgres makes the Database of p, whose stores newStore makes.
+func openPostgres(ctx context.Context, p *pgRaw, how string, newStore func(*meowmx.Config) (*side, func(context.Context) error, error), closeDB func()) (*Database, error) {
+	var version, syncCommit string
+	err := p.sql.queryRow(ctx, `SELECT current_setting('server_version'), current_setting('synchronous_commit')`).Scan(&version, &syncCommit)
+	if err != nil {
+		closeDB()
+		return nil, err
+	}
+	observed := func(obs meowmx.Observer) (*side, error) {
+		s, _, err := newStore(&meowmx.Config{Schema: p.schema, Logger: slog.New(slog.DiscardHandler), Observer: obs})
+		return s, err
 	}
 	return &Database{
-		name:     fmt.Sprintf("PostgreSQL %s (synchronous_commit=%s, %d connections)", version, syncCommit, maxConns),
+		name:     fmt.Sprintf("PostgreSQL %s (synchronous_commit=%s, %s)", version, syncCommit, how),
 		driver:   "postgres",
 		store:    func() (*side, error) { return observed(nil) },
 		observed: observed,
 		raw:      p,
 		reset: func(ctx context.Context) error {
-			if _, err := pool.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`); err != nil {
+			if err := p.sql.exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{p.schema}.Sanitize()+` CASCADE`); err != nil {
 				return err
 			}
-			s, err := meowmx.New(meowmxpgxv5.New(pool), &meowmx.Config{Schema: schema, Logger: slog.New(slog.DiscardHandler)})
+			s, migrate, err := newStore(&meowmx.Config{Schema: p.schema, Logger: slog.New(slog.DiscardHandler)})
 			if err != nil {
 				return err
 			}
-			if err := s.Migrate(ctx); err != nil {
+			defer s.close()
+			if err := migrate(ctx); err != nil {
 				return err
 			}
-			_, err = pool.Exec(ctx, `CREATE TABLE `+p.table+` (
+			return p.sql.exec(ctx, `CREATE TABLE `+p.table+` (
     id      bigserial PRIMARY KEY,
     stream  text   NOT NULL,
     version bigint NOT NULL,
@@ -241,10 +292,60 @@ func OpenPostgres(ctx context.Context, url, schema string, maxConns int) (*Datab
     data    jsonb  NOT NULL,
     UNIQUE (stream, version)
 )`)
-			return err
 		},
-		close: pool.Close,
+		close: closeDB,
 	}, nil
+}
+
+// pgSQL runs the baselines' SQL, through pgx or through database/sql.
+type pgSQL interface {
+	exec(ctx context.Context, query string, args ...any) error
+	queryRow(ctx context.Context, query string, args ...any) interface{ Scan(...any) error }
+	// query runs a query of eventColumns and scans each row into r.
+	query(ctx context.Context, r *pgRow, each func(), query string, args ...any) (int, error)
+}
+
+type pgxSQL struct{ pool *pgxpool.Pool }
+
+func (q pgxSQL) exec(ctx context.Context, query string, args ...any) error {
+	_, err := q.pool.Exec(ctx, query, args...)
+	return err
+}
+
+func (q pgxSQL) queryRow(ctx context.Context, query string, args ...any) interface{ Scan(...any) error } {
+	return q.pool.QueryRow(ctx, query, args...)
+}
+
+func (q pgxSQL) query(ctx context.Context, r *pgRow, each func(), query string, args ...any) (int, error) {
+	rows, err := q.pool.Query(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	return count(rows, r.destination, each)
+}
+
+type stdSQL struct{ db *sql.DB }
+
+func (q stdSQL) exec(ctx context.Context, query string, args ...any) error {
+	_, err := q.db.ExecContext(ctx, query, args...)
+	return err
+}
+
+func (q stdSQL) queryRow(ctx context.Context, query string, args ...any) interface{ Scan(...any) error } {
+	return q.db.QueryRowContext(ctx, query, args...)
+}
+
+func (q stdSQL) query(ctx context.Context, r *pgRow, each func(), query string, args ...any) (int, error) {
+	rows, err := q.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	// database/sql scans a UUID as its text.
+	dest := slices.Clone(r.destination)
+	dest[5] = &r.idText
+	return count(rows, dest, each)
 }
 
 // AddReplica makes catch-up measure a store that reads from the hot
@@ -252,8 +353,8 @@ func OpenPostgres(ctx context.Context, url, schema string, maxConns int) (*Datab
 // connected to) against the same store reading from the primary.
 func (d *Database) AddReplica(ctx context.Context, url string) error {
 	p, ok := d.raw.(*pgRaw)
-	if !ok {
-		return fmt.Errorf("a replica needs PostgreSQL")
+	if !ok || p.pool == nil {
+		return fmt.Errorf("a replica needs PostgreSQL through pgx")
 	}
 	standby, err := pgxpool.New(ctx, url)
 	if err != nil {
@@ -303,21 +404,31 @@ func (d *Database) AddReplica(ctx context.Context, url string) error {
 }
 
 type pgRaw struct {
-	pool          *pgxpool.Pool
+	sql           pgSQL
+	pool          *pgxpool.Pool // nil through database/sql
 	schema, table string
 	events        string
 	inserts       *inserts
 }
 
 func (p *pgRaw) insert(ctx context.Context, stream string, version int64, typ string, data []byte, n int) error {
-	_, err := p.pool.Exec(ctx, p.inserts.sql(n), insertArgs(stream, version, typ, data, n)...)
-	return err
+	return p.sql.exec(ctx, p.inserts.sql(n), insertArgs(stream, version, typ, p.jsonArg(data), n)...)
 }
 
 func (p *pgRaw) lastVersion(ctx context.Context, stream string) (int64, error) {
 	var v int64
-	err := p.pool.QueryRow(ctx, `SELECT coalesce(max(version), -1) FROM `+p.table+` WHERE stream = $1`, stream).Scan(&v)
+	err := p.sql.queryRow(ctx, `SELECT coalesce(max(version), -1) FROM `+p.table+` WHERE stream = $1`, stream).Scan(&v)
 	return v, err
+}
+
+// jsonArg is a JSON document as an argument of the baselines' statements:
+// text through database/sql, where lib/pq with binary_parameters=yes sends
+// a []byte as bytea.
+func (p *pgRaw) jsonArg(data []byte) any {
+	if p.pool == nil {
+		return string(data)
+	}
+	return data
 }
 
 // pgRow holds the columns meowmx reads of an event.
@@ -327,6 +438,7 @@ type pgRow struct {
 	cat, sid    string
 	version     int64
 	id          [16]byte
+	idText      string
 	typ         string
 	data, meta  []byte
 	recordedAt  time.Time
@@ -359,17 +471,12 @@ func (p *pgRaw) scan(ctx context.Context, pageSize int) (int, error) {
 // rows runs query and counts its rows, calling each (if not nil) on every
 // one.
 func (p *pgRaw) rows(ctx context.Context, each func(*pgRow), query string, args ...any) (int, error) {
-	rows, err := p.pool.Query(ctx, query, args...)
-	if err != nil {
-		return 0, err
-	}
-	defer rows.Close()
 	r := newPGRow()
-	return count(rows, r.destination, func() {
+	return p.sql.query(ctx, r, func() {
 		if each != nil {
 			each(r)
 		}
-	})
+	}, query, args...)
 }
 
 // scanner is what pgx.Rows and *sql.Rows have in common.
@@ -408,15 +515,15 @@ func pages(pageSize int, page func() (int, error)) (int, error) {
 func (p *pgRaw) fill(ctx context.Context, rows int, typ string, data []byte, progress func(int)) error {
 	const chunk = 100_000
 	var start int64
-	if err := p.pool.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM `+p.table).Scan(&start); err != nil {
+	if err := p.sql.queryRow(ctx, `SELECT coalesce(max(id), 0) FROM `+p.table).Scan(&start); err != nil {
 		return err
 	}
 	for done := 0; done < rows; {
 		n := min(chunk, rows-done)
 		// Streams of 1,000 rows, as meowmx's store is loaded.
-		_, err := p.pool.Exec(ctx, `INSERT INTO `+p.table+` (stream, version, type, data)
+		err := p.sql.exec(ctx, `INSERT INTO `+p.table+` (stream, version, type, data)
 SELECT 'fill-' || (g / 1000), g % 1000, $3, $4 FROM generate_series($1::bigint, $2::bigint) AS g`,
-			start+int64(done), start+int64(done+n-1), typ, data)
+			start+int64(done), start+int64(done+n-1), typ, p.jsonArg(data))
 		if err != nil {
 			return err
 		}
@@ -427,22 +534,26 @@ SELECT 'fill-' || (g / 1000), g % 1000, $3, $4 FROM generate_series($1::bigint, 
 }
 
 func (p *pgRaw) analyze(ctx context.Context) error {
-	if _, err := p.pool.Exec(ctx, `VACUUM ANALYZE `+p.table+`, `+p.events); err != nil {
+	if err := p.sql.exec(ctx, `VACUUM ANALYZE `+p.table+`, `+p.events); err != nil {
 		return err
 	}
 	// Start the measurement on a fresh checkpoint, for both sides alike:
 	// else the checkpoint a large load triggers runs during it, and every
 	// page first written after it costs a full-page image in the WAL.
 	// Without the privilege (superuser or pg_checkpoint), go on without.
-	_, err := p.pool.Exec(ctx, `CHECKPOINT`)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "42501" {
+	err := p.sql.exec(ctx, `CHECKPOINT`)
+	if sqlState(err) == "42501" {
 		return nil
 	}
 	return err
 }
 
 func (p *pgRaw) notifyLatency(ctx context.Context, perSecond int, warmUp, d time.Duration) ([]time.Duration, error) {
+	if p.pool == nil {
+		// The baseline's LISTEN takes a pgx connection: measured through
+		// pgx only.
+		return nil, errNoNotify
+	}
 	channel := pgx.Identifier{p.schema + "_raw"}.Sanitize()
 	conn, err := pgx.ConnectConfig(ctx, p.pool.Config().ConnConfig.Copy())
 	if err != nil {

@@ -50,6 +50,19 @@ type Harness[TTx any] struct {
 	Only func(name string) bool
 }
 
+// AppendReadSubscribe keeps the cases that append, read and subscribe, for
+// Harness.Only: those a pooler in front of the database must pass.
+func AppendReadSubscribe(name string) bool {
+	for _, prefix := range []string{"Append", "ExpectedVersions", "ConflictWritesNothing", "IdempotentRetry", "DuplicateEventID",
+		"Read", "EventsIterator", "OutOfOrderCommit", "RaceOnOneStream", "ConcurrentStreamsOrder", "LargeBatch", "Grouped",
+		"Condition/", "Subscription/"} {
+		if strings.HasPrefix(name, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
 // Exercise runs the suite.
 func Exercise[TTx any](t *testing.T, h *Harness[TTx]) {
 	t.Helper()

@@ -31,10 +31,15 @@ type PgBouncer struct {
 // URL is the test database's URL through the pooler, with pgx's
 // default_query_exec_mode set to mode (cache_describe, exec or
 // simple_protocol: a pooler in transaction mode cannot keep the named
-// prepared statements of pgx's default mode).
+// prepared statements of pgx's default mode), or without it when mode is
+// empty (for lib/pq, whose statements are unnamed).
 func (b *PgBouncer) URL(mode string) string {
-	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable&default_query_exec_mode=%s",
-		url.PathEscape(b.target.User), b.Port, url.PathEscape(b.target.Database), mode)
+	u := fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable",
+		url.PathEscape(b.target.User), b.Port, url.PathEscape(b.target.Database))
+	if mode != "" {
+		u += "&default_query_exec_mode=" + mode
+	}
+	return u
 }
 
 // NewPgBouncer starts a PgBouncer. Where pgbouncer is not installed the
