@@ -127,11 +127,11 @@ func (q querier) Exec(ctx context.Context, query string, args ...any) (pgconn.Co
 	}
 	res, err := q.db.ExecContext(ctx, query, args...)
 	if err != nil {
-		return pgconn.CommandTag{}, pgError(err)
+		return pgconn.CommandTag{}, ctxError(ctx, err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return pgconn.CommandTag{}, pgError(err)
+		return pgconn.CommandTag{}, ctxError(ctx, err)
 	}
 	// RowsAffected reads the number after the command's last space.
 	return pgconn.NewCommandTag("EXEC " + strconv.FormatInt(n, 10)), nil
@@ -140,11 +140,12 @@ func (q querier) Exec(ctx context.Context, query string, args ...any) (pgconn.Co
 func (q querier) Query(ctx context.Context, query string, args ...any) (pgx.Rows, error) {
 	query, args, err := q.args(ctx, query, args)
 	if err != nil {
-		return nil, err
+		return errRows{err}, err
 	}
 	r, err := q.db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, pgError(err)
+		err = ctxError(ctx, err)
+		return errRows{err}, err
 	}
 	return newRows(r), nil
 }
@@ -185,17 +186,18 @@ func (c *conn) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	return &batch{ctx: ctx, q: c.q, queued: b.QueuedQueries, track: c.track}
 }
 
-// track notes the transactions that statements begin and end.
+// track notes the transactions that statements begin and end. A BEGIN
+// that failed may still have begun one (in a string of statements whose
+// later one failed): Release's ROLLBACK then costs a warning at most.
 func (c *conn) track(query string, err error) {
-	if err != nil {
-		return
-	}
 	word, _, _ := strings.Cut(strings.TrimSpace(query), " ")
 	switch strings.ToUpper(word) {
 	case "BEGIN", "START":
 		c.open = true
 	case "COMMIT", "ROLLBACK", "END":
-		c.open = false
+		if err == nil {
+			c.open = false
+		}
 	}
 }
 
@@ -491,15 +493,16 @@ func (b *batch) Exec() (pgconn.CommandTag, error) {
 
 func (b *batch) Query() (pgx.Rows, error) {
 	if b.ran > 0 && b.err == nil {
-		return nil, errors.New("meowmxdatabasesql: Query of a statement the batch ran with the one before")
+		err := errors.New("meowmxdatabasesql: Query of a statement the batch ran with the one before")
+		return errRows{err}, err
 	}
 	qq, err := b.take()
 	if err != nil {
-		return nil, err
+		return errRows{err}, err
 	}
 	r, err := b.q.Query(b.ctx, qq.SQL, qq.Arguments...)
 	if err != nil {
-		return nil, b.fail(qq.SQL, err)
+		return r, b.fail(qq.SQL, err)
 	}
 	return &batchRows{rows: r.(*rows), b: b}, nil
 }
@@ -551,6 +554,23 @@ func (r *batchRows) Close() {
 // rollbackTimeout bounds the ROLLBACK of a transaction a failed batch left
 // open.
 const rollbackTimeout = 5 * time.Second
+
+// ctxError is err of a statement run under ctx: once ctx has ended, an
+// error that matches its error too (lib/pq reports a cancelled statement
+// as the server's error only), and a server's error as pgError makes it.
+func ctxError(ctx context.Context, err error) error {
+	err = pgError(err)
+	if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		return &ctxEnded{ctx: ctx.Err(), err: err}
+	}
+	return err
+}
+
+// ctxEnded is a statement's error after its context ended.
+type ctxEnded struct{ ctx, err error }
+
+func (e *ctxEnded) Error() string   { return e.ctx.Error() + ": " + e.err.Error() }
+func (e *ctxEnded) Unwrap() []error { return []error{e.ctx, e.err} }
 
 // pgError turns another driver's server error into a *pgconn.PgError,
 // which the driver's errors are classified by; the original stays in the

@@ -33,6 +33,7 @@ func textValue(a any) (driver.Value, error) {
 		}
 		return string(v), nil
 	case time.Duration:
+		// An interval, as pgx sends a duration.
 		return strconv.FormatInt(v.Microseconds(), 10) + " microseconds", nil
 	case driver.Valuer:
 		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && rv.IsNil() {
@@ -271,21 +272,14 @@ func assign(dest, src any) error {
 		b, err := bytesOf(src)
 		*d = b
 		return err
-	case *time.Duration:
-		switch s := src.(type) {
-		case int64:
-			*d = time.Duration(s) * time.Microsecond
-			return nil
-		case string, []byte:
-			var err error
-			*d, err = parseInterval(text(s))
-			return err
-		}
 	case *time.Time:
-		if t, ok := src.(time.Time); ok {
-			*d = t
-			return nil
+		t, ok := src.(time.Time)
+		if !ok {
+			// 'infinity', say, which pgx refuses too.
+			return fmt.Errorf("cannot scan %v (a %T) into a time.Time", src, src)
 		}
+		*d = t
+		return nil
 	}
 	rv := reflect.ValueOf(dest)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
@@ -332,7 +326,7 @@ func assignValue(v reflect.Value, src any) error {
 			return assign(v.Addr().Interface(), src)
 		}
 		switch v.Addr().Interface().(type) {
-		case *time.Duration, *time.Time, *pgtype.DriverBytes:
+		case *time.Time, *pgtype.DriverBytes:
 			return assign(v.Addr().Interface(), src)
 		}
 	}
@@ -516,55 +510,20 @@ func parseArray(s string) ([]*string, error) {
 	return out, nil
 }
 
-// parseInterval parses an interval in PostgreSQL's default output style
-// ("1 year 2 mons 3 days 04:05:06.789"), with months of 30 days and years
-// of 12 months, as pgx converts intervals to durations.
-func parseInterval(s string) (time.Duration, error) {
-	fields := strings.Fields(s)
-	var us int64
-	for i := 0; i < len(fields); i++ {
-		f := fields[i]
-		if strings.Contains(f, ":") {
-			neg := strings.HasPrefix(f, "-")
-			parts := strings.Split(strings.TrimLeft(f, "+-"), ":")
-			if len(parts) != 3 {
-				return 0, fmt.Errorf("%q is not an interval", s)
-			}
-			h, err1 := strconv.ParseInt(parts[0], 10, 64)
-			m, err2 := strconv.ParseInt(parts[1], 10, 64)
-			sec, err3 := strconv.ParseFloat(parts[2], 64)
-			if err := errors.Join(err1, err2, err3); err != nil {
-				return 0, fmt.Errorf("%q is not an interval: %w", s, err)
-			}
-			t := (h*3600+m*60)*1e6 + int64(math.Round(sec*1e6))
-			if neg {
-				t = -t
-			}
-			us += t
-			continue
-		}
-		if i+1 >= len(fields) {
-			return 0, fmt.Errorf("%q is not an interval", s)
-		}
-		n, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("%q is not an interval: %w", s, err)
-		}
-		i++
-		unit := strings.TrimSuffix(fields[i], "s")
-		switch unit {
-		case "year":
-			us += n * 12 * 30 * 24 * 3600 * 1e6
-		case "mon":
-			us += n * 30 * 24 * 3600 * 1e6
-		case "day":
-			us += n * 24 * 3600 * 1e6
-		default:
-			return 0, fmt.Errorf("%q is not an interval: unit %q", s, fields[i])
-		}
-	}
-	return time.Duration(us) * time.Microsecond, nil
-}
+// errRows is the rows of a query that failed, as pgx returns them: never
+// nil, so that a callback can defer their Close.
+type errRows struct{ err error }
+
+func (r errRows) Close()                                       {}
+func (r errRows) Err() error                                   { return r.err }
+func (r errRows) CommandTag() pgconn.CommandTag                { return pgconn.CommandTag{} }
+func (r errRows) FieldDescriptions() []pgconn.FieldDescription { return nil }
+func (r errRows) Next() bool                                   { return false }
+func (r errRows) Scan(...any) error                            { return r.err }
+func (r errRows) Values() ([]any, error)                       { return nil, r.err }
+func (r errRows) RawValues() [][]byte                          { return nil }
+func (r errRows) Conn() *pgx.Conn                              { return nil }
+func (r errRows) TypeMap() *pgtype.Map                         { return pgtype.NewMap() }
 
 // TypeMap is pgx's default map: nothing is decoded through it here.
 func (r *rows) TypeMap() *pgtype.Map { return pgtype.NewMap() }

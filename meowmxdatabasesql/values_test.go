@@ -90,28 +90,6 @@ func TestTextValues(t *testing.T) {
 	}
 }
 
-func TestParseInterval(t *testing.T) {
-	for in, want := range map[string]time.Duration{
-		"00:00:00":                              0,
-		"00:00:01.5":                            1500 * time.Millisecond,
-		"-00:00:02":                             -2 * time.Second,
-		"1 day 02:03:04":                        26*time.Hour + 3*time.Minute + 4*time.Second,
-		"3 days":                                72 * time.Hour,
-		"1 mon":                                 30 * 24 * time.Hour,
-		"1 year 2 mons -1 days 00:00:00.000001": (14*30-1)*24*time.Hour + time.Microsecond,
-	} {
-		got, err := parseInterval(in)
-		if err != nil || got != want {
-			t.Errorf("parseInterval(%q) = %v, %v; want %v", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"1", "1 fortnight", "1:2", "x:00:00"} {
-		if _, err := parseInterval(bad); err == nil {
-			t.Errorf("parseInterval(%q) did not fail", bad)
-		}
-	}
-}
-
 func TestAssignUUID(t *testing.T) {
 	var id [16]byte
 	if err := assign(&id, "018f2c3d-4e5f-7081-92a3-b4c5d6e7f809"); err != nil {

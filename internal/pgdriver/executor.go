@@ -3,6 +3,7 @@ package pgdriver
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -213,7 +214,8 @@ func (e *executor) Horizon(ctx context.Context) (*meowmxtype.Horizon, error) {
 		return nil, err
 	}
 	defer release()
-	err = db.QueryRow(ctx, horizonQuery).Scan(&h.PID, &txID, &h.Age, &h.Database, &h.State, &h.Query)
+	var ageMicros int64 // a number, whatever the session's IntervalStyle
+	err = db.QueryRow(ctx, horizonQuery).Scan(&h.PID, &txID, &ageMicros, &h.Database, &h.State, &h.Query)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -221,6 +223,7 @@ func (e *executor) Horizon(ctx context.Context) (*meowmxtype.Horizon, error) {
 		return nil, mapError(err)
 	}
 	h.TransactionID = uint64(txID)
+	h.Age = time.Duration(ageMicros) * time.Microsecond
 	return h, nil
 }
 

@@ -475,7 +475,7 @@ VALUES (@category, @stream_id, @version, @schema_version, @state) ON CONFLICT DO
 // horizonQuery finds the oldest transaction holding an id, running or
 // prepared: it is what pg_snapshot_xmin, and so every global reader, waits
 // for. The transaction id is the 32-bit xid that pg_stat_activity shows.
-const horizonQuery = `SELECT pid, xid::text::bigint, age, coalesce(datname, ''), coalesce(state, ''), coalesce(query, '')
+const horizonQuery = `SELECT pid, xid::text::bigint, (extract(epoch FROM age) * 1000000)::bigint, coalesce(datname, ''), coalesce(state, ''), coalesce(query, '')
   FROM (
     SELECT pid, backend_xid AS xid, now() - xact_start AS age, datname, state, left(query, 200) AS query
       FROM pg_stat_activity
