@@ -121,7 +121,8 @@ func sqliteHarness() *storetest.Harness[*sql.Tx] {
 		dbs = map[*testing.T]*sql.DB{}
 		n   int
 	)
-	return &storetest.Harness[*sql.Tx]{
+	sqliteDB := func(s *meowmx.Store[*sql.Tx]) *sql.DB { return s.Driver().(*meowmxsqlite.Driver).DB() }
+	return storetest.SQLTx(&storetest.Harness[*sql.Tx]{
 		NewStore: func(t *testing.T, cfg *meowmx.Config, migrate bool) *meowmx.Store[*sql.Tx] {
 			mu.Lock()
 			db, ok := dbs[t]
@@ -157,40 +158,8 @@ func sqliteHarness() *storetest.Harness[*sql.Tx] {
 			return store
 		},
 		Table: func(s *meowmx.Store[*sql.Tx], name string) string { return s.Schema() + "_" + name },
-		Exec: func(ctx context.Context, tx *sql.Tx, query string, args ...any) (int64, error) {
-			res, err := tx.ExecContext(ctx, query, args...)
-			if err != nil {
-				return 0, err
-			}
-			return res.RowsAffected()
-		},
-		ExecDB: func(ctx context.Context, s *meowmx.Store[*sql.Tx], query string) error {
-			_, err := s.Driver().(*meowmxsqlite.Driver).DB().ExecContext(ctx, query)
-			return err
-		},
-		QueryPairs: func(ctx context.Context, s *meowmx.Store[*sql.Tx], query string) ([][2]string, error) {
-			rows, err := s.Driver().(*meowmxsqlite.Driver).DB().QueryContext(ctx, query)
-			if err != nil {
-				return nil, err
-			}
-			defer rows.Close()
-			var out [][2]string
-			for rows.Next() {
-				var pair [2]string
-				if err := rows.Scan(&pair[0], &pair[1]); err != nil {
-					return nil, err
-				}
-				out = append(out, pair)
-			}
-			return out, rows.Err()
-		},
-		Begin: func(ctx context.Context, s *meowmx.Store[*sql.Tx]) (*sql.Tx, error) {
-			return s.Driver().(*meowmxsqlite.Driver).DB().BeginTx(ctx, nil)
-		},
-		Commit:   func(ctx context.Context, tx *sql.Tx) error { return tx.Commit() },
-		Rollback: func(ctx context.Context, tx *sql.Tx) error { return tx.Rollback() },
 		ReadModel: func(t *testing.T, s *meowmx.Store[*sql.Tx]) (func(context.Context, *sql.Tx, string, int) error, func(context.Context, string) (int, bool, error)) {
-			db := s.Driver().(*meowmxsqlite.Driver).DB()
+			db := sqliteDB(s)
 			table := s.Schema() + "_read_model"
 			if _, err := db.Exec(`CREATE TABLE ` + table + ` (key TEXT PRIMARY KEY, value INTEGER NOT NULL)`); err != nil {
 				t.Fatal(err)
@@ -210,7 +179,7 @@ func sqliteHarness() *storetest.Harness[*sql.Tx] {
 			}
 			return put, get
 		},
-	}
+	}, sqliteDB, nil)
 }
 
 // TestPgBouncer runs the suite through PgBouncer in transaction pooling

@@ -331,21 +331,19 @@ type savepoint struct {
 	ended bool
 }
 
-func (s *savepoint) Commit(ctx context.Context) error {
-	if s.ended {
-		return pgx.ErrTxClosed
-	}
-	s.ended = true
-	_, err := s.tx.Exec(ctx, "RELEASE SAVEPOINT "+s.name)
-	return err
-}
+func (s *savepoint) Commit(ctx context.Context) error { return s.end(ctx, "RELEASE SAVEPOINT ") }
 
 func (s *savepoint) Rollback(ctx context.Context) error {
+	return s.end(ctx, "ROLLBACK TO SAVEPOINT ")
+}
+
+// end runs the statement that ends the savepoint, once.
+func (s *savepoint) end(ctx context.Context, statement string) error {
 	if s.ended {
 		return pgx.ErrTxClosed
 	}
 	s.ended = true
-	_, err := s.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT "+s.name)
+	_, err := s.tx.Exec(ctx, statement+s.name)
 	return err
 }
 

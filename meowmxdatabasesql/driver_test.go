@@ -86,7 +86,7 @@ func openDB(t *testing.T, driverName, url string) *sql.DB {
 // harness is the suite's harness on db, with the driver made with opts.
 func harness(db *sql.DB, opts []meowmxdatabasesql.Option) *storetest.Harness[*sql.Tx] {
 	pool := func(s *meowmx.Store[*sql.Tx]) *sql.DB { return s.Driver().(*meowmxdatabasesql.Driver).DB() }
-	return &storetest.Harness[*sql.Tx]{
+	return storetest.SQLTx(&storetest.Harness[*sql.Tx]{
 		NewStore: func(t *testing.T, cfg *meowmx.Config, migrate bool) *meowmx.Store[*sql.Tx] {
 			c := meowmx.Config{}
 			if cfg != nil {
@@ -106,11 +106,6 @@ func harness(db *sql.DB, opts []meowmxdatabasesql.Option) *storetest.Harness[*sq
 			}
 			return store
 		},
-		Begin: func(ctx context.Context, s *meowmx.Store[*sql.Tx]) (*sql.Tx, error) {
-			return pool(s).BeginTx(ctx, nil)
-		},
-		Commit:   func(ctx context.Context, tx *sql.Tx) error { return tx.Commit() },
-		Rollback: func(ctx context.Context, tx *sql.Tx) error { return tx.Rollback() },
 		ReadModel: func(t *testing.T, s *meowmx.Store[*sql.Tx]) (func(context.Context, *sql.Tx, string, int) error, func(context.Context, string) (int, bool, error)) {
 			db := pool(s)
 			table := pgx.Identifier{s.Schema(), "read_model"}.Sanitize()
@@ -135,35 +130,8 @@ func harness(db *sql.DB, opts []meowmxdatabasesql.Option) *storetest.Harness[*sq
 		Table: func(s *meowmx.Store[*sql.Tx], name string) string {
 			return pgx.Identifier{s.Schema(), name}.Sanitize()
 		},
-		Exec: func(ctx context.Context, tx *sql.Tx, query string, args ...any) (int64, error) {
-			res, err := tx.ExecContext(ctx, testdb.DollarPlaceholders(query), args...)
-			if err != nil {
-				return 0, err
-			}
-			return res.RowsAffected()
-		},
-		ExecDB: func(ctx context.Context, s *meowmx.Store[*sql.Tx], query string) error {
-			_, err := pool(s).ExecContext(ctx, query)
-			return err
-		},
-		QueryPairs: func(ctx context.Context, s *meowmx.Store[*sql.Tx], query string) ([][2]string, error) {
-			rows, err := pool(s).QueryContext(ctx, query)
-			if err != nil {
-				return nil, err
-			}
-			defer rows.Close()
-			var out [][2]string
-			for rows.Next() {
-				var pair [2]string
-				if err := rows.Scan(&pair[0], &pair[1]); err != nil {
-					return nil, err
-				}
-				out = append(out, pair)
-			}
-			return out, rows.Err()
-		},
 		ConcurrentWriters: true,
-	}
+	}, pool, testdb.DollarPlaceholders)
 }
 
 // TestPgBouncer runs the append, read and subscription cases through
