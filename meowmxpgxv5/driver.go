@@ -111,19 +111,24 @@ func (d *Driver) Notify(ctx context.Context, schema string, categories []string)
 // Begin starts a transaction on the pool. Unless synchronous, its commit
 // does not wait for the WAL flush (synchronous_commit = off): a crash can
 // lose the last such commits, all of whose writes then vanish together.
+//
+// Either way it takes one round trip: the SET goes with the BEGIN, as one
+// string of statements.
 func (d *Driver) Begin(ctx context.Context, synchronous bool) (pgx.Tx, error) {
-	tx, err := d.pool.Begin(ctx)
+	var opts pgx.TxOptions
+	if !synchronous {
+		opts.BeginQuery = asynchronousBegin
+	}
+	tx, err := d.pool.BeginTx(ctx, opts)
 	if err != nil {
 		return nil, pgdriver.MapError(err)
 	}
-	if !synchronous {
-		if _, err := tx.Exec(ctx, pgdriver.AsynchronousCommitSQL); err != nil {
-			_ = tx.Rollback(ctx)
-			return nil, pgdriver.MapError(err)
-		}
-	}
 	return tx, nil
 }
+
+// asynchronousBegin begins a transaction whose commit does not wait for the
+// WAL flush.
+const asynchronousBegin = "BEGIN; " + pgdriver.AsynchronousCommitSQL
 
 // Commit commits tx.
 func (d *Driver) Commit(ctx context.Context, tx pgx.Tx) error {

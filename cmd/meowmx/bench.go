@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -84,6 +85,7 @@ Examples:
 	rate := fs.Int("rate", 1000, "latency's events per second")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	otelCost := fs.Bool("otel", false, "measure append-1 and catch-up with meowmxotel on against off")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the command (meowmx's client side and the baselines') to FILE")
 	sqlDriver := fs.String("sql-driver", "", "reach PostgreSQL through database/sql with this driver: pgx or postgres (lib/pq)")
 	args, err := parse(fs, e.args)
 	if err != nil {
@@ -173,6 +175,17 @@ Examples:
 		}
 	}
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	report, err := bench.Run(e.ctx, db, opts)
 	if report != nil && *jsonFile != "" {
 		if werr := writeFile(*jsonFile, report.WriteJSON); werr != nil && err == nil {
