@@ -41,6 +41,7 @@ type Driver struct {
 	core    *pgdriver.Driver
 	db      *sql.DB
 	dialect *dialect
+	options []pgdriver.Option
 }
 
 // New returns a driver that runs on db, a pool of connections to
@@ -51,29 +52,33 @@ type Driver struct {
 // pool's sessions, so db may go through PgBouncer in transaction pooling
 // mode (see TransactionPooled).
 func New(db *sql.DB, opts ...Option) *Driver {
-	core := make([]pgdriver.Option, len(opts))
-	for i, opt := range opts {
-		core[i] = pgdriver.Option(opt)
+	d := &Driver{db: db, dialect: newDialect(db)}
+	for _, opt := range opts {
+		opt(d)
 	}
-	d := newDialect(db)
-	return &Driver{core: pgdriver.New(&pool{db: db, d: d}, core...), db: db, dialect: d}
+	d.core = pgdriver.New(&pool{db: db, d: d.dialect}, d.options...)
+	return d
 }
 
 // Option configures a Driver.
-type Option pgdriver.Option
+type Option func(*Driver)
 
 // ListenURL makes the driver listen for other processes' appends on a
 // connection of its own to url (a PostgreSQL URL or keyword/value string),
 // instead of one made like the pool's: the only way to listen through
 // lib/pq, and a direct connection to PostgreSQL when the pool goes through
 // a pooler in transaction mode.
-func ListenURL(url string) Option { return Option(pgdriver.ListenURL(url)) }
+func ListenURL(url string) Option {
+	return func(d *Driver) { d.options = append(d.options, pgdriver.ListenURL(url)) }
+}
 
 // TransactionPooled says that the pool's connections go through a pooler in
 // transaction pooling mode, such as PgBouncer with pool_mode = transaction.
 // Without ListenURL the driver then does not listen: subscriptions poll
 // (SubscriptionConfig.PollInterval), and the store says why once.
-func TransactionPooled() Option { return Option(pgdriver.TransactionPooled()) }
+func TransactionPooled() Option {
+	return func(d *Driver) { d.options = append(d.options, pgdriver.TransactionPooled()) }
+}
 
 var _ meowmxdriver.Driver[*sql.Tx] = (*Driver)(nil)
 

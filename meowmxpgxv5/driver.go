@@ -22,8 +22,9 @@ import (
 
 // Driver is the PostgreSQL driver on a pgx pool. Create it with New.
 type Driver struct {
-	core *pgdriver.Driver
-	pool *pgxpool.Pool
+	core    *pgdriver.Driver
+	pool    *pgxpool.Pool
+	options []pgdriver.Option
 }
 
 // New returns a driver that runs on pool. The pool stays the caller's: the
@@ -36,29 +37,34 @@ type Driver struct {
 // default_query_exec_mode=cache_describe), and give the driver ListenURL, a
 // connection that bypasses the pooler, or TransactionPooled.
 func New(pool *pgxpool.Pool, opts ...Option) *Driver {
-	core := make([]pgdriver.Option, len(opts))
-	for i, opt := range opts {
-		core[i] = pgdriver.Option(opt)
+	d := &Driver{pool: pool}
+	for _, opt := range opts {
+		opt(d)
 	}
-	return &Driver{core: pgdriver.New(pgdriver.PgxPool{Pool: pool}, core...), pool: pool}
+	d.core = pgdriver.New(pgdriver.PgxPool{Pool: pool}, d.options...)
+	return d
 }
 
 // Option configures a Driver.
-type Option pgdriver.Option
+type Option func(*Driver)
 
 // ListenURL makes the driver listen for other processes' appends on a
 // connection of its own to url, instead of one made like the pool's: a
 // direct connection to PostgreSQL (or through a pooler in session mode) when
 // the pool goes through a pooler in transaction mode, where a LISTEN does
 // not outlive its transaction.
-func ListenURL(url string) Option { return Option(pgdriver.ListenURL(url)) }
+func ListenURL(url string) Option {
+	return func(d *Driver) { d.options = append(d.options, pgdriver.ListenURL(url)) }
+}
 
 // TransactionPooled says that the pool's connections go through a pooler in
 // transaction pooling mode, such as PgBouncer with pool_mode = transaction.
 // Without ListenURL the driver then does not listen: subscriptions poll
 // (SubscriptionConfig.PollInterval), and the store says why once.
 // Notifications are still sent, for processes that listen directly.
-func TransactionPooled() Option { return Option(pgdriver.TransactionPooled()) }
+func TransactionPooled() Option {
+	return func(d *Driver) { d.options = append(d.options, pgdriver.TransactionPooled()) }
+}
 
 var _ meowmxdriver.Driver[pgx.Tx] = (*Driver)(nil)
 
@@ -168,8 +174,8 @@ func Channel(schema string) string { return pgdriver.Channel(schema) }
 // meowmxtype.ErrReplicaMismatch. It reads for the drivers of this package
 // and of meowmxdatabasesql.
 type Replica struct {
-	*pgdriver.Replica
-	pool *pgxpool.Pool
+	replica *pgdriver.Replica
+	pool    *pgxpool.Pool
 }
 
 // NewReplica returns a replica that reads through pool, a pool of
@@ -177,7 +183,16 @@ type Replica struct {
 // the caller's: the replica never closes it. Nothing is ever written
 // through it.
 func NewReplica(pool *pgxpool.Pool) *Replica {
-	return &Replica{Replica: pgdriver.NewReplica(pgdriver.PgxPool{Pool: pool}), pool: pool}
+	return &Replica{replica: pgdriver.NewReplica(pgdriver.PgxPool{Pool: pool}), pool: pool}
+}
+
+// Name returns "postgres".
+func (r *Replica) Name() string { return r.replica.Name() }
+
+// ReplicaExecutor returns the executor of reads on the standby for primary,
+// an executor of this package's Driver or of meowmxdatabasesql's.
+func (r *Replica) ReplicaExecutor(primary meowmxdriver.Executor) (meowmxdriver.Executor, error) {
+	return r.replica.ReplicaExecutor(primary)
 }
 
 var _ meowmxdriver.Replica = (*Replica)(nil)

@@ -58,7 +58,10 @@ func (p PgxPool) Acquire(ctx context.Context) (PooledConn, error) {
 }
 
 func (p PgxPool) ListenConfig(context.Context) (*pgx.ConnConfig, error) {
-	return p.Config().ConnConfig.Copy(), nil
+	config := p.Config().ConnConfig.Copy()
+	// pgx's own, which buffers the notifications Listen waits for.
+	config.OnNotification = nil
+	return config, nil
 }
 
 type pgxConn struct{ *pgxpool.Conn }

@@ -54,8 +54,10 @@ func (d *Driver) Listen(ctx context.Context, schema string, listening func(), wa
 		n, err := conn.WaitForNotification(waitCtx)
 		cancel()
 		switch {
-		case err == nil:
+		case err == nil && n != nil:
 			wake(n.Payload)
+		case err == nil:
+			return errors.New("listen: the connection's notifications go elsewhere (its configuration's OnNotification)")
 		case ctx.Err() != nil:
 			return nil
 		case errors.Is(err, context.DeadlineExceeded):
