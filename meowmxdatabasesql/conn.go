@@ -224,16 +224,19 @@ func (c *conn) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) 
 	return newTx(t, c.q.d), nil
 }
 
-// Data is the connection's CustomData through pgx's stdlib driver, and
-// the dialect's entry for the driver's connection otherwise.
-func (c *conn) Data() map[string]any {
+// Data is the connection's memo (see dialect.connData).
+func (c *conn) Data() map[string]any { return c.q.d.connData(c.conn) }
+
+// connData is what the driver remembers of c: its CustomData through pgx's
+// stdlib driver, the dialect's entry for the driver's connection
+// otherwise.
+func (d *dialect) connData(c *sql.Conn) map[string]any {
 	var data map[string]any
-	_ = c.conn.Raw(func(dc any) error {
+	_ = c.Raw(func(dc any) error {
 		if sc, ok := dc.(*stdlib.Conn); ok {
 			data = sc.Conn().PgConn().CustomData()
 			return nil
 		}
-		d := c.q.d
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		if data = d.data[dc]; data == nil {
@@ -279,8 +282,9 @@ func newTx(t *sql.Tx, d *dialect) *tx {
 	return &tx{querier: querier{db: t, d: d}, tx: t, savepoints: new(atomic.Int64)}
 }
 
-// Data is a map of the transaction's own: database/sql does not say which
-// connection a transaction runs on.
+// Data is the memo of the transaction's connection where the driver began
+// it (Driver.Begin), and a map of the transaction's own otherwise:
+// database/sql does not say which connection a transaction runs on.
 func (t *tx) Data() map[string]any {
 	if t.data == nil {
 		t.data = map[string]any{}

@@ -21,15 +21,18 @@
 // statement sequence that meowmxpgxv5 sends in one round trip (a grouped
 // append: BEGIN, the statement, COMMIT) takes one round trip per statement;
 // and no COPY, so large batches are inserted with INSERT statements of many
-// rows. In a caller's transaction the driver checks the cluster with one
-// query per call: database/sql does not say which connection a transaction
-// runs on, where meowmxpgxv5 remembers it per connection.
+// rows. In a transaction of the application's the driver checks the
+// cluster with one query per call: database/sql does not say which
+// connection a transaction runs on, where meowmxpgxv5 remembers it per
+// connection (as this driver does for the transactions it begins itself,
+// those of subscription batches).
 package meowmxdatabasesql
 
 import (
 	"context"
 	"database/sql"
 	"errors"
+	"sync"
 
 	"github.com/meowmx/meowmx/internal/pgdriver"
 	"github.com/meowmx/meowmx/meowmxdriver"
@@ -42,6 +45,7 @@ type Driver struct {
 	db      *sql.DB
 	dialect *dialect
 	options []pgdriver.Option
+	begun   sync.Map // *sql.Tx -> *begun
 }
 
 // New returns a driver that runs on db, a pool of connections to
@@ -93,7 +97,11 @@ func (d *Driver) Executor() meowmxdriver.Executor { return d.core.Executor() }
 
 // UnwrapExecutor runs calls inside tx.
 func (d *Driver) UnwrapExecutor(tx *sql.Tx) meowmxdriver.Executor {
-	return d.core.UnwrapExecutor(newTx(tx, d.dialect))
+	t := newTx(tx, d.dialect)
+	if b, ok := d.begun.Load(tx); ok {
+		t.data = b.(*begun).data
+	}
+	return d.core.UnwrapExecutor(t)
 }
 
 // Migrate applies the embedded migrations that schema lacks, as
@@ -125,28 +133,57 @@ func (d *Driver) Notify(ctx context.Context, schema string, categories []string)
 // Begin starts a transaction on the pool. Unless synchronous, its commit
 // does not wait for the WAL flush (synchronous_commit = off): a crash can
 // lose the last such commits, all of whose writes then vanish together.
+//
+// It begins on a connection it takes from the pool itself, until Commit
+// or Rollback, so that calls in the transaction find what the driver
+// remembers of that connection (its cluster, checked once) as on
+// meowmxpgxv5, instead of asking the server again.
 func (d *Driver) Begin(ctx context.Context, synchronous bool) (*sql.Tx, error) {
-	tx, err := d.db.BeginTx(ctx, nil)
+	c, err := d.db.Conn(ctx)
 	if err != nil {
+		return nil, pgdriver.MapError(pgError(err))
+	}
+	data := d.dialect.connData(c)
+	tx, err := c.BeginTx(ctx, nil)
+	if err != nil {
+		c.Close()
 		return nil, pgdriver.MapError(pgError(err))
 	}
 	if !synchronous {
 		if _, err := tx.ExecContext(ctx, pgdriver.AsynchronousCommitSQL); err != nil {
 			_ = tx.Rollback()
+			c.Close()
 			return nil, pgdriver.MapError(pgError(err))
 		}
 	}
+	d.begun.Store(tx, &begun{conn: c, data: data})
 	return tx, nil
+}
+
+// begun is the connection of a transaction Begin began.
+type begun struct {
+	conn *sql.Conn
+	data map[string]any
+}
+
+// end gives back the connection of tx, if Begin took one.
+func (d *Driver) end(tx *sql.Tx) {
+	if b, ok := d.begun.LoadAndDelete(tx); ok {
+		b.(*begun).conn.Close()
+	}
 }
 
 // Commit commits tx.
 func (d *Driver) Commit(ctx context.Context, tx *sql.Tx) error {
-	return pgdriver.MapError(pgError(tx.Commit()))
+	err := tx.Commit()
+	d.end(tx)
+	return pgdriver.MapError(pgError(err))
 }
 
 // Rollback rolls tx back.
 func (d *Driver) Rollback(ctx context.Context, tx *sql.Tx) error {
 	err := tx.Rollback()
+	d.end(tx)
 	if errors.Is(err, sql.ErrTxDone) {
 		return nil
 	}

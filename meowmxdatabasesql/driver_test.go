@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
@@ -154,5 +155,46 @@ func TestPgBouncer(t *testing.T) {
 			h.Only = storetest.AppendReadSubscribe
 			storetest.Exercise(t, h)
 		})
+	}
+}
+
+// TestBeginGivesBackConnections: the connection Begin takes goes back to the
+// pool at Commit or Rollback (a pool of one would wait forever otherwise),
+// once, even when Rollback follows a Commit.
+func TestBeginGivesBackConnections(t *testing.T) {
+	db := openDB(t, "postgres", testdb.URL())
+	db.SetMaxOpenConns(1)
+	d := meowmxdatabasesql.New(db)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i := range 4 {
+		tx, err := d.Begin(ctx, i%2 == 0)
+		if err != nil {
+			t.Fatalf("Begin %d: %v", i, err)
+		}
+		end := d.Rollback
+		if i%2 == 0 {
+			end = d.Commit
+		}
+		if err := end(ctx, tx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// As a batch that failed to commit is rolled back.
+	tx, err := d.Begin(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Commit(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Rollback(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.Stats().InUse; n != 0 {
+		t.Errorf("%d connections in use after every transaction ended", n)
 	}
 }
