@@ -89,25 +89,24 @@ func (d *Driver) reportClusterChange(schema string, change *meowmxdriver.Cluster
 	}
 }
 
-// ensureCluster makes sure that positions written and read through conn for
-// schema follow the stored ones. inTx says that conn is the caller's
-// transaction; otherwise it is an idle PooledConn.
-func (d *Driver) ensureCluster(ctx context.Context, conn Conn, schema string, inTx bool) error {
-	id, err := systemID(ctx, conn)
-	if err != nil {
+// ensureCluster makes sure that positions written and read through conn, an
+// idle pooled connection, for schema follow the stored ones.
+func (d *Driver) ensureCluster(ctx context.Context, conn PooledConn, schema string) error {
+	if known, err := d.clusterKnown(ctx, conn, schema); known || err != nil {
 		return err
 	}
-	if d.clusters.ok(schema, id) {
-		return nil
-	}
-	if !inTx {
-		_, err = d.reconcileOn(ctx, conn.(PooledConn), schema)
+	_, err := d.reconcileOn(ctx, conn, schema)
+	return err
+}
+
+// ensureClusterInTx is ensureCluster for the caller's transaction tx. The
+// check is one read, in tx; only a re-base needs a transaction of its own,
+// on another connection.
+func (d *Driver) ensureClusterInTx(ctx context.Context, tx Conn, schema string) error {
+	if known, err := d.clusterKnown(ctx, tx, schema); known || err != nil {
 		return err
 	}
-	// The check is one read, in the caller's transaction; only a re-base
-	// needs a transaction of its own, on another connection.
-	st := d.statements(schema)
-	s, err := readClusterState(ctx, conn, st)
+	s, err := readClusterState(ctx, tx, d.statements(schema))
 	if err != nil {
 		return err
 	}
@@ -116,6 +115,16 @@ func (d *Driver) ensureCluster(ctx context.Context, conn Conn, schema string, in
 		return nil
 	}
 	return d.reconcileElsewhere(ctx, schema, s.systemID)
+}
+
+// clusterKnown reports whether conn's cluster was verified for schema
+// lately.
+func (d *Driver) clusterKnown(ctx context.Context, conn Conn, schema string) (bool, error) {
+	id, err := systemID(ctx, conn)
+	if err != nil {
+		return false, err
+	}
+	return d.clusters.ok(schema, id), nil
 }
 
 // rebaseAcquireTimeout bounds the wait for a pool connection to re-base on

@@ -38,31 +38,24 @@ func (e *executor) conn(ctx context.Context) (Querier, func(), error) {
 // way its cluster was checked first (see cluster.go).
 func (e *executor) acquire(ctx context.Context, schema string) (Querier, func(), error) {
 	if e.tx != nil {
-		if err := e.driver.ensureCluster(ctx, e.tx, schema, true); err != nil {
+		if err := e.driver.ensureClusterInTx(ctx, e.tx, schema); err != nil {
 			return nil, nil, err
 		}
 		return e.tx, func() {}, nil
 	}
+	check := func(conn PooledConn) error { return e.driver.ensureCluster(ctx, conn, schema) }
 	if e.replica != nil {
 		primary, err := e.replica.prepare(ctx)
 		if err != nil {
 			return nil, nil, err
 		}
-		conn, err := e.driver.pool.Acquire(ctx)
-		if err != nil {
-			return nil, nil, mapError(err)
-		}
-		if err := e.replica.ensure(ctx, conn, schema, primary); err != nil {
-			conn.Release()
-			return nil, nil, err
-		}
-		return conn, conn.Release, nil
+		check = func(conn PooledConn) error { return e.replica.ensure(ctx, conn, schema, primary) }
 	}
 	conn, err := e.driver.pool.Acquire(ctx)
 	if err != nil {
 		return nil, nil, mapError(err)
 	}
-	if err := e.driver.ensureCluster(ctx, conn, schema, false); err != nil {
+	if err := check(conn); err != nil {
 		conn.Release()
 		return nil, nil, err
 	}
