@@ -158,27 +158,6 @@ func sqliteHarness() *storetest.Harness[*sql.Tx] {
 			return store
 		},
 		Table: func(s *meowmx.Store[*sql.Tx], name string) string { return s.Schema() + "_" + name },
-		ReadModel: func(t *testing.T, s *meowmx.Store[*sql.Tx]) (func(context.Context, *sql.Tx, string, int) error, func(context.Context, string) (int, bool, error)) {
-			db := sqliteDB(s)
-			table := s.Schema() + "_read_model"
-			if _, err := db.Exec(`CREATE TABLE ` + table + ` (key TEXT PRIMARY KEY, value INTEGER NOT NULL)`); err != nil {
-				t.Fatal(err)
-			}
-			put := func(ctx context.Context, tx *sql.Tx, key string, value int) error {
-				_, err := tx.ExecContext(ctx, `INSERT INTO `+table+` (key, value) VALUES (?, ?)
-					ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
-				return err
-			}
-			get := func(ctx context.Context, key string) (int, bool, error) {
-				var value int
-				err := db.QueryRowContext(ctx, `SELECT value FROM `+table+` WHERE key = ?`, key).Scan(&value)
-				if errors.Is(err, sql.ErrNoRows) {
-					return 0, false, nil
-				}
-				return value, err == nil, err
-			}
-			return put, get
-		},
 	}, sqliteDB, nil)
 }
 

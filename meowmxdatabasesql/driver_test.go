@@ -107,27 +107,6 @@ func harness(db *sql.DB, opts []meowmxdatabasesql.Option) *storetest.Harness[*sq
 			}
 			return store
 		},
-		ReadModel: func(t *testing.T, s *meowmx.Store[*sql.Tx]) (func(context.Context, *sql.Tx, string, int) error, func(context.Context, string) (int, bool, error)) {
-			db := pool(s)
-			table := pgx.Identifier{s.Schema(), "read_model"}.Sanitize()
-			if _, err := db.Exec(`CREATE TABLE ` + table + ` (key text PRIMARY KEY, value int NOT NULL)`); err != nil {
-				t.Fatal(err)
-			}
-			put := func(ctx context.Context, tx *sql.Tx, key string, value int) error {
-				_, err := tx.ExecContext(ctx, `INSERT INTO `+table+` (key, value) VALUES ($1, $2)
-					ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
-				return err
-			}
-			get := func(ctx context.Context, key string) (int, bool, error) {
-				var value int
-				err := db.QueryRowContext(ctx, `SELECT value FROM `+table+` WHERE key = $1`, key).Scan(&value)
-				if errors.Is(err, sql.ErrNoRows) {
-					return 0, false, nil
-				}
-				return value, err == nil, err
-			}
-			return put, get
-		},
 		Table: func(s *meowmx.Store[*sql.Tx], name string) string {
 			return pgx.Identifier{s.Schema(), name}.Sanitize()
 		},
