@@ -22,8 +22,6 @@ import (
 
 func TestMain(m *testing.M) { testdb.Main(m) }
 
-var quietLogger = slog.New(slog.DiscardHandler)
-
 func TestPostgres(t *testing.T) {
 	t.Parallel()
 	storetest.Exercise(t, postgresHarness())
@@ -43,23 +41,7 @@ func postgresHarness() *storetest.Harness[pgx.Tx] {
 func postgresHarnessOn(newDriver func(t *testing.T) *meowmxpgxv5.Driver) *storetest.Harness[pgx.Tx] {
 	return &storetest.Harness[pgx.Tx]{
 		NewStore: func(t *testing.T, cfg *meowmx.Config, migrate bool) *meowmx.Store[pgx.Tx] {
-			c := meowmx.Config{}
-			if cfg != nil {
-				c = *cfg
-			}
-			c.Schema = testdb.SchemaName(t)
-			c.Logger = quietLogger
-			store, err := meowmx.New(newDriver(t), &c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { store.Close() })
-			if migrate {
-				if err := store.Migrate(context.Background()); err != nil {
-					t.Fatal(err)
-				}
-			}
-			return store
+			return storetest.OpenStore(t, newDriver(t), cfg, testdb.SchemaName(t), migrate)
 		},
 		Begin: func(ctx context.Context, s *meowmx.Store[pgx.Tx]) (pgx.Tx, error) {
 			return s.Driver().(*meowmxpgxv5.Driver).Pool().Begin(ctx)
@@ -138,24 +120,7 @@ func sqliteHarness() *storetest.Harness[*sql.Tx] {
 			n++
 			schema := fmt.Sprintf("store%d", n)
 			mu.Unlock()
-			c := meowmx.Config{}
-			if cfg != nil {
-				c = *cfg
-			}
-			c.Schema = schema
-			c.Logger = quietLogger
-			store, err := meowmx.New(meowmxsqlite.New(db), &c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			// Closed before its database: nothing of it runs on a closed one.
-			t.Cleanup(func() { store.Close() })
-			if migrate {
-				if err := store.Migrate(context.Background()); err != nil {
-					t.Fatal(err)
-				}
-			}
-			return store
+			return storetest.OpenStore(t, meowmxsqlite.New(db), cfg, schema, migrate)
 		},
 		Table: func(s *meowmx.Store[*sql.Tx], name string) string { return s.Schema() + "_" + name },
 	}, sqliteDB, nil)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -89,23 +88,7 @@ func harness(db *sql.DB, opts []meowmxdatabasesql.Option) *storetest.Harness[*sq
 	pool := func(s *meowmx.Store[*sql.Tx]) *sql.DB { return s.Driver().(*meowmxdatabasesql.Driver).DB() }
 	return storetest.SQLTx(&storetest.Harness[*sql.Tx]{
 		NewStore: func(t *testing.T, cfg *meowmx.Config, migrate bool) *meowmx.Store[*sql.Tx] {
-			c := meowmx.Config{}
-			if cfg != nil {
-				c = *cfg
-			}
-			c.Schema = testdb.SchemaName(t)
-			c.Logger = slog.New(slog.DiscardHandler)
-			store, err := meowmx.New(meowmxdatabasesql.New(db, opts...), &c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { store.Close() })
-			if migrate {
-				if err := store.Migrate(context.Background()); err != nil {
-					t.Fatal(err)
-				}
-			}
-			return store
+			return storetest.OpenStore(t, meowmxdatabasesql.New(db, opts...), cfg, testdb.SchemaName(t), migrate)
 		},
 		Table: func(s *meowmx.Store[*sql.Tx], name string) string {
 			return pgx.Identifier{s.Schema(), name}.Sanitize()

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"slices"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/meowmx/meowmx"
 	"github.com/meowmx/meowmx/internal/testdb"
+	"github.com/meowmx/meowmx/meowmxdriver"
 )
 
 // Harness adapts the suite to one driver.
@@ -1214,4 +1216,30 @@ func testPositionsIncrease[TTx any](t *testing.T, h *Harness[TTx]) {
 			last = e.Position
 		}
 	}
+}
+
+// OpenStore is what Harness.NewStore does on every driver: a quiet store of
+// driver with cfg (nil for the defaults) in schema, closed when the test
+// ends, migrated if migrate.
+func OpenStore[TTx any](t *testing.T, driver meowmxdriver.Driver[TTx], cfg *meowmx.Config, schema string, migrate bool) *meowmx.Store[TTx] {
+	t.Helper()
+	c := meowmx.Config{}
+	if cfg != nil {
+		c = *cfg
+	}
+	c.Schema = schema
+	c.Logger = slog.New(slog.DiscardHandler)
+	store, err := meowmx.New(driver, &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Closed before what the test opened before it: nothing of it runs on
+	// a closed database.
+	t.Cleanup(func() { store.Close() })
+	if migrate {
+		if err := store.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return store
 }
