@@ -190,8 +190,7 @@ func (c *conn) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 // that failed may still have begun one (in a string of statements whose
 // later one failed): Release's ROLLBACK then costs a warning at most.
 func (c *conn) track(query string, err error) {
-	word, _, _ := strings.Cut(strings.TrimSpace(query), " ")
-	switch strings.ToUpper(word) {
+	switch firstWord(query) {
 	case "BEGIN", "START":
 		c.open = true
 	case "COMMIT", "ROLLBACK", "END":
@@ -425,14 +424,19 @@ type batch struct {
 	ran int
 }
 
+// firstWord is a statement's first word, in upper case.
+func firstWord(query string) string {
+	word, _, _ := strings.Cut(strings.TrimSpace(query), " ")
+	return strings.ToUpper(word)
+}
+
 // control says that a statement only controls the transaction or the
 // session, returning no rows: BEGIN, SET, COMMIT and the like.
 func control(qq *pgx.QueuedQuery) bool {
 	if len(qq.Arguments) > 0 || qq.Fn != nil {
 		return false
 	}
-	word, _, _ := strings.Cut(strings.TrimSpace(qq.SQL), " ")
-	switch strings.ToUpper(word) {
+	switch firstWord(qq.SQL) {
 	case "BEGIN", "START", "SET", "COMMIT", "ROLLBACK", "END", "SAVEPOINT", "RELEASE":
 		return true
 	}
