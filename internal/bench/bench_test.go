@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -240,6 +241,36 @@ func TestPercentileAndFormat(t *testing.T) {
 		if got := niceCeil(v); got != want {
 			t.Errorf("niceCeil(%v) = %v, want %v", v, got, want)
 		}
+	}
+}
+
+// TestCompareRoundsAlternates: the side that goes first alternates from
+// round to round (baseline, meowmx, meowmx, baseline...), after a warm-up
+// of each.
+func TestCompareRoundsAlternates(t *testing.T) {
+	var mu sync.Mutex
+	var order []string
+	var last context.Context // each run gives its ops a context of its own
+	side := func(name string) []op {
+		return []op{func(ctx context.Context) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if ctx != last {
+				order, last = append(order, name), ctx
+			}
+			return 1, nil
+		}}
+	}
+	m, b, err := compareRounds(context.Background(), 4*time.Millisecond, 4, side("m"), side("b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The warm-up's baseline and meowmx, then four rounds.
+	if got, want := strings.Join(order, " "), "b m b m m b b m m b"; got != want {
+		t.Errorf("order of the sides: %q, want %q", got, want)
+	}
+	if m.events == 0 || b.events == 0 {
+		t.Errorf("events counted: meowmx %d, baseline %d", m.events, b.events)
 	}
 }
 
