@@ -232,13 +232,16 @@ func (o *Observer) attrs(k1 attribute.Key, v1 string, k2 attribute.Key, v2 strin
 // ends, all at once: one allocation instead of three.
 func (o *Observer) AppendStart(ctx context.Context, data *meowmx.AppendStartData) context.Context {
 	root := !trace.SpanContextFromContext(ctx).IsValid()
-	ctx, _ = o.tracer.Start(ctx, o.name("append ", data.Stream.Category), trace.WithSpanKind(trace.SpanKindProducer))
+	ctx, _ = o.tracer.Start(ctx, o.name("append ", data.Stream.Category), producerKind)
 	if root && o.inject {
 		// No caller's span: MetadataEntries stores no trace context.
 		ctx = context.WithValue(ctx, rootAppend{}, true)
 	}
 	return ctx
 }
+
+// producerKind is an append span's kind, made once.
+var producerKind = trace.WithSpanKind(trace.SpanKindProducer)
 
 // rootAppend marks the context of an append made without a caller's span.
 type rootAppend struct{}
@@ -282,17 +285,20 @@ func (c *appendCarrier) Keys() []string        { return nil }
 func (o *Observer) AppendEnd(ctx context.Context, data *meowmx.AppendEndData) {
 	outcome := string(data.Outcome)
 	opt := o.attrs(keyCategory, data.Stream.Category, keyOutcome, outcome)
-	o.m.eventsAppended.Add(ctx, int64(data.Events), opt)
+	// The duration's exemplars point at the append's span; the counters'
+	// would point at arbitrary appends and cost as much to take.
+	o.m.eventsAppended.Add(context.Background(), int64(data.Events), opt)
 	o.m.appendDuration.Record(ctx, data.Duration.Seconds(), opt)
 	if data.Retries > 0 {
-		o.m.appendRetries.Add(ctx, int64(data.Retries), o.attrs(keyCategory, data.Stream.Category, "", ""))
+		o.m.appendRetries.Add(context.Background(), int64(data.Retries), o.attrs(keyCategory, data.Stream.Category, "", ""))
 	}
 	span := trace.SpanFromContext(ctx)
 	if !span.IsRecording() {
 		return
 	}
-	attrs := make([]attribute.KeyValue, 0, 10)
-	attrs = append(attrs,
+	buf := appendAttrs.Get().(*[]attribute.KeyValue)
+	defer appendAttrs.Put(buf)
+	attrs := append((*buf)[:0],
 		keyCategory.String(data.Stream.Category),
 		keyStreamID.String(data.Stream.ID),
 		keyEvents.Int(data.Events),
@@ -309,9 +315,15 @@ func (o *Observer) AppendEnd(ctx context.Context, data *meowmx.AppendEndData) {
 	if len(data.Recorded) > 0 {
 		attrs = append(attrs, keyPosition.String(data.Recorded[0].Position.String()), keyVersion.Int64(data.Recorded[0].Version))
 	}
-	span.SetAttributes(attrs...)
+	span.SetAttributes(attrs...) // copied by the span
+	*buf = attrs
 	endSpan(span, outcome, data.Err)
 }
+
+// appendAttrs holds the slices AppendEnd gathers a span's attributes in
+// before setting them: the span copies them, and the slice serves the
+// next append.
+var appendAttrs = sync.Pool{New: func() any { s := make([]attribute.KeyValue, 0, 10); return &s }}
 
 // endSpan marks a span failed when err is set, and ends it.
 func endSpan(span trace.Span, errType string, err error) {
@@ -562,10 +574,14 @@ func (o *Observer) BatchEnd(ctx context.Context, data *meowmx.BatchEndData) {
 }
 
 // AppendGroupDone records the size of a group commit.
-func (o *Observer) AppendGroupDone(ctx context.Context, data *meowmx.AppendGroupData) {
+func (o *Observer) AppendGroupDone(_ context.Context, data *meowmx.AppendGroupData) {
 	if data.Appends == 0 {
 		return
 	}
+	// A group's sizes are the group's, not its leader's: recorded without
+	// the leader's span, so with no exemplar pointing at it (and none of
+	// the cost of taking one).
+	ctx := context.Background()
 	o.m.groupAppends.Record(ctx, int64(data.Appends))
 	o.m.groupEvents.Record(ctx, int64(data.Events))
 }
