@@ -302,7 +302,10 @@ SELECT id, NULL, NULL, current, NULL FROM i WHERE NOT matches AND ord = 1` + not
 // (the transaction id as text), $17 its other tags and $18 its types (JSON
 // arrays, or NULL for none). Each item reads event_tags from its position
 // on (a LATERAL ... LIMIT 1: as an EXISTS, the generic plan hashed the whole
-// table). Items without tags are never grouped (see
+// table), and checks the other tags and the types of each event found on
+// the event's row, read by its position: a scalar subquery, which the
+// planner cannot turn into a hash of every event of the types, as it did
+// with an EXISTS when the table was small and the plan was made. Items without tags are never grouped (see
 // locksOf). The statement runs after lockSQL, with a snapshot taken after
 // the locks, and reads every committed event, as the check of a lone
 // conditional append does. An append whose condition fails records nothing
@@ -313,12 +316,10 @@ const groupConditionsFailed = `failed AS MATERIALIZED (
      CROSS JOIN LATERAL (
         SELECT FROM {{schema}}.event_tags t
          WHERE t.tag = c.tag AND (t.transaction_id, t.seq) > (c.after_tx::xid8, c.after_seq)
-           AND (c.rest IS NULL OR (SELECT count(*) FROM {{schema}}.event_tags u
-                                    WHERE u.tag IN (SELECT jsonb_array_elements_text(c.rest))
-                                      AND u.transaction_id = t.transaction_id AND u.seq = t.seq) = jsonb_array_length(c.rest))
-           AND (c.types IS NULL OR EXISTS (SELECT FROM {{schema}}.events x
-                                            WHERE x.transaction_id = t.transaction_id AND x.seq = t.seq
-                                              AND x.type IN (SELECT jsonb_array_elements_text(c.types))))
+           AND (c.rest IS NULL AND c.types IS NULL
+                OR (SELECT (c.rest IS NULL OR to_jsonb(x.tags) @> c.rest) AND (c.types IS NULL OR c.types ? x.type)
+                      FROM {{schema}}.events x
+                     WHERE x.transaction_id = t.transaction_id AND x.seq = t.seq))
          LIMIT 1) hit
 )`
 

@@ -28,6 +28,7 @@ func conditionTests[TTx any]() map[string]func(t *testing.T, h *Harness[TTx]) {
 		"LateCommit":     testLateCommit[TTx],
 		"WithWriters":    testConditionWithWriters[TTx],
 		"TaglessItems":   testTaglessItems[TTx],
+		"Grouped":        testGroupedConditions[TTx],
 	}
 }
 
@@ -636,5 +637,58 @@ func testTaglessItems[TTx any](t *testing.T, h *Harness[TTx]) {
 	}
 	if log := checkLog(t, s, tagless, &made); len(log) != 6*rounds {
 		t.Fatalf("%d events in the log, want %d", len(log), 6*rounds)
+	}
+}
+
+// testGroupedConditions: conditional appends recorded in one group check
+// their conditions as they would alone. An item matches an event that has
+// one of its types and all of its tags: an event with one of two tags (either
+// one), or with both tags and another type, does not fail it; one with both tags and
+// the type does, and that append alone fails, naming the event.
+func testGroupedConditions[TTx any](t *testing.T, h *Harness[TTx]) {
+	s := h.NewStore(t, nil, true)
+	c := ctx(t)
+	tagged := func(typ string, tags ...string) meowmx.Event {
+		e := ev(typ, `{}`)
+		e.Tags = tags
+		return e
+	}
+	oneTag := must(s.Append(c, meowmx.NewStream("course", "c1"), meowmx.NoStream, tagged("Enrolled", "course:c1")))(t)[0]
+	otherCourse := must(s.Append(c, meowmx.NewStream("course", "c3"), meowmx.NoStream, tagged("Enrolled", "student:s1", "course:c3")))(t)[0]
+	otherType := must(s.Append(c, meowmx.NewStream("course", "c2"), meowmx.NoStream, tagged("Dropped", "course:c2", "student:s1")))(t)[0]
+	cond := func(typ, course string) *meowmx.AppendCondition {
+		return &meowmx.AppendCondition{FailIfEventsMatch: tagQuery([]string{typ}, course, "student:s1")}
+	}
+	appends := []*GroupedAppend{
+		// Neither course:c1 without student:s1, nor student:s1 with
+		// another course, is both tags, whichever tag the check starts from.
+		{Stream: meowmx.NewStream("enrol", "1"), Expected: meowmx.NoStream, Condition: cond("Enrolled", "course:c1"), Events: []meowmx.Event{tagged("Enrolled", "seat:1")}},
+		// Both tags, of another type.
+		{Stream: meowmx.NewStream("enrol", "2"), Expected: meowmx.NoStream, Condition: cond("Enrolled", "course:c2"), Events: []meowmx.Event{tagged("Enrolled", "seat:2")}},
+		// Both tags and the type: fails.
+		{Stream: meowmx.NewStream("enrol", "3"), Expected: meowmx.NoStream, Condition: cond("Dropped", "course:c2"), Events: []meowmx.Event{tagged("Enrolled", "seat:3")}},
+		{Stream: meowmx.NewStream("enrol", "4"), Expected: meowmx.NoStream, Events: []meowmx.Event{tagged("Enrolled", "seat:4")}},
+	}
+	AppendAsGroup(t, s, appends, nil)
+	for i, a := range appends {
+		if i == 2 {
+			var failed *meowmx.AppendConditionFailedError
+			if !errors.As(a.Err, &failed) {
+				t.Fatalf("append to %s on a condition that an event matches: %v, want an *AppendConditionFailedError", a.Stream, a.Err)
+			}
+			if failed.Event.ID != otherType.ID {
+				t.Fatalf("the failed condition names event %s, want %s", failed.Event.ID, otherType.ID)
+			}
+			if got := must(s.ReadStream(c, a.Stream, nil))(t); len(got) != 0 {
+				t.Fatalf("a failed condition recorded %d events", len(got))
+			}
+			continue
+		}
+		if a.Err != nil {
+			t.Fatalf("append to %s in a group (the events before: %s, %s, %s): %v", a.Stream, oneTag.ID, otherCourse.ID, otherType.ID, a.Err)
+		}
+		if len(a.Recorded) != 1 {
+			t.Fatalf("append to %s recorded %d events", a.Stream, len(a.Recorded))
+		}
 	}
 }

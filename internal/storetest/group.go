@@ -100,9 +100,11 @@ func (e *gatedExecutor[TTx]) AppendGroup(ctx context.Context, group []*meowmxdri
 type GroupedAppend struct {
 	Stream   meowmx.Stream
 	Expected meowmx.ExpectedVersion
-	Events   []meowmx.Event
-	Recorded []meowmx.RecordedEvent
-	Err      error
+	// Condition, when set, makes the append an AppendIf.
+	Condition *meowmx.AppendCondition
+	Events    []meowmx.Event
+	Recorded  []meowmx.RecordedEvent
+	Err       error
 }
 
 // AppendAsGroup makes appends in one group: two appends to other streams
@@ -139,7 +141,13 @@ func AppendAsGroup[TTx any](t *testing.T, s *meowmx.Store[TTx], appends []*Group
 	}
 	// One at a time, so that the queue, and the group, is in their order.
 	for _, a := range appends {
-		members.Go(func() { a.Recorded, a.Err = gs.Append(c, a.Stream, a.Expected, a.Events...) })
+		members.Go(func() {
+			if a.Condition != nil {
+				a.Recorded, a.Err = gs.AppendIf(c, a.Stream, a.Expected, *a.Condition, a.Events...)
+				return
+			}
+			a.Recorded, a.Err = gs.Append(c, a.Stream, a.Expected, a.Events...)
+		})
 		testdb.Recv(t, queued, "an append queued behind the held ones")
 	}
 	d.Release()
