@@ -22,8 +22,8 @@ import (
 // SQLite. Nothing waits on a timer: a lone writer's append goes at once,
 // alone, as it would without grouping, and the more writers wait, the
 // larger the groups. An append that finds a place free while another is in
-// flight yields the processor once (runtime.Gosched) before it takes its
-// group: the appenders that are ready to run queue behind it in that time.
+// flight, or after a group of several returned, yields the processor once
+// (runtime.Gosched) before it takes its group: the appenders that are ready to run queue behind it in that time.
 // Without the yield, the first member of a returning group to append again
 // went alone, and the others queued for the next trip: at 8 writers 21% of
 // the appends went alone and the groups held about 3 (see BENCHMARKS.md).
@@ -36,7 +36,8 @@ import (
 
 const (
 	// groupsInFlight is how many appends or groups of a store run at once:
-	// one being recorded while the next forms.
+	// one being recorded while the next forms. A database that writes one
+	// transaction at a time (meowmxdriver.SingleWriter) gets one.
 	groupsInFlight = 2
 	// groupableEvents is the largest append that is grouped. A larger
 	// batch already spreads a statement's cost over its events, and the
@@ -54,10 +55,14 @@ type appendGroups struct {
 	exec meowmxdriver.Executor
 	obs  Observer // nil: none
 
+	limit int // groupsInFlight, or 1
+
 	mu       sync.Mutex
 	inFlight int
 	queue    []*groupMember
 	streams  map[Stream]int // streams of the appends in flight
+	// lastSize is the number of appends of the group that returned last.
+	lastSize int
 }
 
 // groupMember is one append waiting in the queue, or in flight.
@@ -79,7 +84,11 @@ type groupTurn struct {
 }
 
 func newAppendGroups(exec meowmxdriver.Executor, obs Observer) *appendGroups {
-	return &appendGroups{exec: exec, obs: obs, streams: map[Stream]int{}}
+	limit := groupsInFlight
+	if w, ok := exec.(meowmxdriver.SingleWriter); ok && w.SingleWriter() {
+		limit = 1
+	}
+	return &appendGroups{exec: exec, obs: obs, limit: limit, streams: map[Stream]int{}}
 }
 
 func appendSize(p *meowmxdriver.AppendParams) int {
@@ -102,16 +111,17 @@ func (g *appendGroups) append(ctx context.Context, params *meowmxdriver.AppendPa
 		size: appendSize(params), ctx: ctx, done: make(chan groupTurn, 1),
 	}
 	g.mu.Lock()
-	if g.inFlight < groupsInFlight && g.streams[me.stream] == 0 {
+	if g.inFlight < g.limit && g.streams[me.stream] == 0 {
 		g.inFlight++
 		g.streams[me.stream]++
-		concurrent := g.inFlight > 1
+		concurrent := g.inFlight > 1 || g.lastSize > 1
 		g.mu.Unlock()
 		if concurrent {
-			// Another append is in flight, so writers are concurrent: let
-			// the goroutines ready to run (the members of a group that just
-			// returned, appending again) queue behind this append before it
-			// takes its group, rather than behind it in the next one.
+			// Another append is in flight, or the last group held several:
+			// writers are concurrent. Let the goroutines ready to run (the
+			// members of a group that just returned, appending again) queue
+			// behind this append before it takes its group, rather than
+			// behind it in the next one.
 			runtime.Gosched()
 		}
 		return g.lead(me)
@@ -261,6 +271,7 @@ func (g *appendGroups) take(leader *groupMember) []*groupMember {
 func (g *appendGroups) finish(members ...*groupMember) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.lastSize = len(members)
 	for _, m := range members {
 		if g.streams[m.stream]--; g.streams[m.stream] == 0 {
 			delete(g.streams, m.stream)

@@ -56,6 +56,15 @@ type Replica interface {
 	ReplicaExecutor(primary Executor) (Executor, error)
 }
 
+// SingleWriter is implemented by the Executor of a database that runs one
+// write transaction at a time (SQLite). A store then has one append or
+// group of appends in flight at a time, rather than two: a second would
+// only wait for the database, while the appends queued behind it would not
+// join it.
+type SingleWriter interface {
+	SingleWriter() bool
+}
+
 // Executor runs meowmx's statements.
 type Executor interface {
 	// Append records events in a stream. See AppendParams and AppendResult.

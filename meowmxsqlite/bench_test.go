@@ -3,7 +3,10 @@ package meowmxsqlite_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
+	"runtime"
+	"sync/atomic"
 	"testing"
 
 	"github.com/meowmx/meowmx"
@@ -35,6 +38,37 @@ func BenchmarkAppend1(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkAppend1Concurrent: single-event appends to new streams from 8
+// goroutines through one store (grouped), on a file opened with Open.
+func BenchmarkAppend1Concurrent(b *testing.B) {
+	db, err := meowmxsqlite.Open(filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	store, err := meowmx.New(meowmxsqlite.New(db), &meowmx.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	ctx := context.Background()
+	if err := store.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(8 / max(runtime.GOMAXPROCS(0), 1))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add(1)
+			if _, err := store.Append(ctx, meowmx.NewStream("bench", fmt.Sprint(i)), meowmx.NoStream, meowmx.Event{Type: "Benched", Data: benchData}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
 
 // BenchmarkBaselineInsert1: the bare autocommit INSERT into a table with a

@@ -26,6 +26,9 @@ type executor struct {
 	tx     *sql.Tx // nil: the executor works on the database itself
 }
 
+// SingleWriter: SQLite writes one transaction at a time.
+func (e *executor) SingleWriter() bool { return true }
+
 func (e *executor) reader() querier {
 	if e.tx != nil {
 		return e.tx
