@@ -2,6 +2,7 @@ package meowmxsqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -15,23 +16,30 @@ import (
 
 var benchData = []byte(`{"amount":42,"currency":"EUR","note":"bench"}`)
 
-// BenchmarkAppend1: single-event appends to new streams, one writer, on a
-// file opened with Open (WAL, synchronous=FULL).
-func BenchmarkAppend1(b *testing.B) {
+// benchStore is a migrated store on a new file opened with Open (WAL,
+// synchronous=FULL), closed with the benchmark.
+func benchStore(b *testing.B) *meowmx.Store[*sql.Tx] {
 	db, err := meowmxsqlite.Open(filepath.Join(b.TempDir(), "bench.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer db.Close()
-	store, err := meowmx.New(meowmxsqlite.New(db), nil)
+	b.Cleanup(func() { _ = db.Close() })
+	store, err := meowmx.New(meowmxsqlite.New(db), &meowmx.Config{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer store.Close()
-	ctx := context.Background()
-	if err := store.Migrate(ctx); err != nil {
+	b.Cleanup(func() { _ = store.Close() })
+	if err := store.Migrate(context.Background()); err != nil {
 		b.Fatal(err)
 	}
+	return store
+}
+
+// BenchmarkAppend1: single-event appends to new streams, one writer, on a
+// file opened with Open (WAL, synchronous=FULL).
+func BenchmarkAppend1(b *testing.B) {
+	store := benchStore(b)
+	ctx := context.Background()
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		if _, err := store.Append(ctx, meowmx.NewStream("bench", fmt.Sprint(i)), meowmx.NoStream, meowmx.Event{Type: "Benched", Data: benchData}); err != nil {
@@ -43,20 +51,8 @@ func BenchmarkAppend1(b *testing.B) {
 // BenchmarkAppend1Concurrent: single-event appends to new streams from 8
 // goroutines through one store (grouped), on a file opened with Open.
 func BenchmarkAppend1Concurrent(b *testing.B) {
-	db, err := meowmxsqlite.Open(filepath.Join(b.TempDir(), "bench.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	store, err := meowmx.New(meowmxsqlite.New(db), &meowmx.Config{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
+	store := benchStore(b)
 	ctx := context.Background()
-	if err := store.Migrate(ctx); err != nil {
-		b.Fatal(err)
-	}
 	var next atomic.Int64
 	b.ReportAllocs()
 	b.SetParallelism(8 / max(runtime.GOMAXPROCS(0), 1))
