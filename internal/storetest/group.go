@@ -37,6 +37,7 @@ type GatedDriver[TTx any] struct {
 	held    chan struct{} // one per held Append as it is held
 	release chan struct{} // a value lets one go
 	groups  []int         // sizes of the groups recorded
+	alone   int           // Append calls not held: appends made alone
 }
 
 // NewGatedDriver returns inner, gated.
@@ -60,6 +61,14 @@ func (d *GatedDriver[TTx]) Hold(n int) <-chan struct{} {
 
 // Release lets one held call go on, waiting until one takes it.
 func (d *GatedDriver[TTx]) Release() { d.release <- struct{}{} }
+
+// Alone returns how many appends were made alone (with Append) so far,
+// besides the held ones.
+func (d *GatedDriver[TTx]) Alone() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.alone
+}
 
 // Groups returns the sizes of the groups recorded so far.
 func (d *GatedDriver[TTx]) Groups() []int {
@@ -88,6 +97,8 @@ func (e *gatedExecutor[TTx]) Append(ctx context.Context, p *meowmxdriver.AppendP
 	if hold {
 		e.d.holding--
 		held, release = e.d.held, e.d.release
+	} else {
+		e.d.alone++
 	}
 	e.d.mu.Unlock()
 	if hold {
@@ -121,10 +132,12 @@ type GroupedAppend struct {
 // behind them in their order, and once all have queued one held append goes
 // and hands its place to the first of the queue, which takes the others
 // with it; the second held append, if any, goes once they have returned. It
-// fails the test unless the appends went to the database as one group.
+// fails the test unless the appends went to the database as one group. It
+// returns how many of the appends were then made alone (an append the group
+// recorded nothing of is made alone by its caller, to learn why).
 //
 // during, unless nil, runs while the group is in flight.
-func AppendAsGroup[TTx any](t *testing.T, s *meowmx.Store[TTx], appends []*GroupedAppend, during func()) {
+func AppendAsGroup[TTx any](t *testing.T, s *meowmx.Store[TTx], appends []*GroupedAppend, during func()) (alone int) {
 	t.Helper()
 	d := NewGatedDriver(s.Driver())
 	gs, err := meowmx.New(d, &meowmx.Config{Schema: s.Schema()})
@@ -179,6 +192,7 @@ func AppendAsGroup[TTx any](t *testing.T, s *meowmx.Store[TTx], appends []*Group
 	if groups := d.Groups(); len(groups) != 1 || groups[0] != len(appends) {
 		t.Fatalf("the store recorded groups of %v appends, want one of %d", groups, len(appends))
 	}
+	return d.Alone()
 }
 
 func one(typ string) []meowmx.Event { return []meowmx.Event{ev(typ, `{"n":1}`)} }
