@@ -23,15 +23,28 @@ type statementRecorder struct {
 	sqls map[string]bool
 }
 
-func (r *statementRecorder) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
-	if strings.Contains(data.SQL, ".events") && !strings.HasPrefix(data.SQL, "EXPLAIN") && !strings.HasPrefix(data.SQL, "PREPARE") {
+func (r *statementRecorder) record(sql string) {
+	if strings.Contains(sql, ".events") && !strings.HasPrefix(sql, "EXPLAIN") && !strings.HasPrefix(sql, "PREPARE") {
 		r.mu.Lock()
-		r.sqls[data.SQL] = true
+		r.sqls[sql] = true
 		r.mu.Unlock()
 	}
+}
+
+func (r *statementRecorder) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	r.record(data.SQL)
 	return ctx
 }
 func (r *statementRecorder) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// The statements of batches (a group's) too.
+func (r *statementRecorder) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return ctx
+}
+func (r *statementRecorder) TraceBatchQuery(_ context.Context, _ *pgx.Conn, data pgx.TraceBatchQueryData) {
+	r.record(data.SQL)
+}
+func (r *statementRecorder) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
 
 var paramPattern = regexp.MustCompile(`\$(\d+)`)
 
@@ -156,4 +169,53 @@ func genericPlan(ctx context.Context, pool *pgxpool.Pool, sql string, params int
 	}
 	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	return strings.Join(lines, "\n"), err
+}
+
+// TestGroupConditionPlanProbesEvents: on a new events table, the generic
+// plan of a group's statement with conditions reads each event a condition
+// finds by its position, never a hash of the whole events table (which an
+// EXISTS on the events of the types became, planned while the table was
+// small, and kept as it grows).
+func TestGroupConditionPlanProbesEvents(t *testing.T) {
+	t.Parallel()
+	recorder := &statementRecorder{sqls: map[string]bool{}}
+	pool := configuredPool(t, func(cfg *pgxpool.Config) { cfg.ConnConfig.Tracer = recorder })
+	store := newStore(t, pool)
+	ctx := context.Background()
+	cond := &meowmx.AppendCondition{FailIfEventsMatch: meowmx.Query{Items: []meowmx.QueryItem{{Types: []string{"T"}, Tags: []string{"course:c1", "student:s1"}}}}}
+	group := make([]*meowmxdriver.AppendParams, 2)
+	for i := range group {
+		group[i] = &meowmxdriver.AppendParams{Schema: store.Schema(), Category: "plan", StreamID: fmt.Sprint(i), Expected: meowmx.Any,
+			Condition: cond, Events: []meowmxdriver.EventInsert{{ID: newID(t), Type: "T", Data: data, Tags: []string{fmt.Sprint("seat:", i)}}}}
+	}
+	if _, err := store.Driver().Executor().AppendGroup(ctx, group); err != nil {
+		t.Fatal(err)
+	}
+	recorder.mu.Lock()
+	sqls := recorder.sqls
+	recorder.sqls = map[string]bool{}
+	recorder.mu.Unlock()
+	checked := 0
+	for sql := range sqls {
+		if !strings.Contains(sql, "failed AS MATERIALIZED") {
+			continue
+		}
+		params := 0
+		for _, m := range paramPattern.FindAllStringSubmatch(sql, -1) {
+			var n int
+			fmt.Sscan(m[1], &n)
+			params = max(params, n)
+		}
+		plan, err := genericPlan(ctx, pool, sql, params)
+		if err != nil {
+			t.Fatalf("plan of\n%s\n%v", sql, err)
+		}
+		if strings.Contains(plan, "hashed SubPlan") || strings.Contains(plan, "Seq Scan on events") {
+			t.Errorf("the generic plan of\n%s\nhashes or scans the events table:\n%s", sql, plan)
+		}
+		checked++
+	}
+	if checked == 0 {
+		t.Fatal("no group statement with conditions ran")
+	}
 }
