@@ -116,16 +116,7 @@ func TestAppendPlansUseStreamIndex(t *testing.T) {
 		if !strings.Contains(sql, "stream_id = ") {
 			continue
 		}
-		params := 0
-		for _, m := range paramPattern.FindAllStringSubmatch(sql, -1) {
-			var n int
-			fmt.Sscan(m[1], &n)
-			params = max(params, n)
-		}
-		plan, err := genericPlan(ctx, pool, sql, params)
-		if err != nil {
-			t.Fatalf("plan of\n%s\n%v", sql, err)
-		}
+		plan := genericPlanOf(t, pool, sql)
 		if strings.Contains(plan, "events_category_position_idx") {
 			t.Errorf("the generic plan of\n%s\nreads the category index:\n%s", sql, plan)
 		}
@@ -143,6 +134,23 @@ func newID(t *testing.T) [16]byte {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// genericPlanOf returns the generic plan of sql, as EXPLAIN prints it, or
+// fails the test.
+func genericPlanOf(t *testing.T, pool *pgxpool.Pool, sql string) string {
+	t.Helper()
+	params := 0
+	for _, m := range paramPattern.FindAllStringSubmatch(sql, -1) {
+		var n int
+		fmt.Sscan(m[1], &n)
+		params = max(params, n)
+	}
+	plan, err := genericPlan(context.Background(), pool, sql, params)
+	if err != nil {
+		t.Fatalf("plan of\n%s\n%v", sql, err)
+	}
+	return plan
 }
 
 // genericPlan returns the generic plan of sql, a statement of params
@@ -200,16 +208,7 @@ func TestGroupConditionPlanProbesEvents(t *testing.T) {
 		if !strings.Contains(sql, "failed AS MATERIALIZED") {
 			continue
 		}
-		params := 0
-		for _, m := range paramPattern.FindAllStringSubmatch(sql, -1) {
-			var n int
-			fmt.Sscan(m[1], &n)
-			params = max(params, n)
-		}
-		plan, err := genericPlan(ctx, pool, sql, params)
-		if err != nil {
-			t.Fatalf("plan of\n%s\n%v", sql, err)
-		}
+		plan := genericPlanOf(t, pool, sql)
 		if strings.Contains(plan, "hashed SubPlan") || strings.Contains(plan, "Seq Scan on events") {
 			t.Errorf("the generic plan of\n%s\nhashes or scans the events table:\n%s", sql, plan)
 		}
