@@ -23,10 +23,11 @@ import (
 // alone, as it would without grouping, and the more writers wait, the
 // larger the groups. An append that finds a place free while another is in
 // flight, or after a group of several returned, yields the processor once
-// (runtime.Gosched) before it takes its group: the appenders that are ready to run queue behind it in that time.
-// Without the yield, the first member of a returning group to append again
-// went alone, and the others queued for the next trip: at 8 writers 21% of
-// the appends went alone and the groups held about 3 (see BENCHMARKS.md).
+// (runtime.Gosched) before it takes its group: the appenders that are ready
+// to run queue behind it in that time. Without the yield, the first member
+// of a returning group to append again went alone, and the others queued
+// for the next trip: at 8 writers 21% of the appends went alone and the
+// groups held about 3 (see BENCHMARKS.md).
 //
 // Each append stays all or nothing on its own. One that the group recorded
 // nothing of (a conflict, a recorded event ID, a lost race) is made again

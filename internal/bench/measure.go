@@ -86,9 +86,9 @@ func run(ctx context.Context, ops []op, d time.Duration) (tally, error) {
 
 // compare measures meowmx and the baseline with the same number of
 // concurrent ops, in alternating rounds (baseline, meowmx, meowmx,
-// baseline) so that a drift of the machine during the run, and whatever
-// the side that goes second in a round pays for the first (autovacuum of
-// its rows, dirty pages written back), falls on both. A short warm-up of
+// baseline) so that a drift of the machine during the run, and anything
+// the side that goes second in a round would pay for the first, falls on
+// both. A short warm-up of
 // each side (connections, prepared statements) is not counted.
 func compare(ctx context.Context, d time.Duration, meowmxOps, baselineOps []op) (m, b tally, err error) {
 	return compareRounds(ctx, d, 2, meowmxOps, baselineOps)
