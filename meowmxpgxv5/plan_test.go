@@ -107,22 +107,13 @@ func TestAppendPlansUseStreamIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	recorder.mu.Lock()
-	sqls := recorder.sqls
-	recorder.sqls = map[string]bool{} // the checks below run statements too
-	recorder.mu.Unlock()
-	checked := 0
-	for sql := range sqls {
-		if !strings.Contains(sql, "stream_id = ") {
-			continue
-		}
-		plan := genericPlanOf(t, pool, sql)
+	plans := recorder.plans(t, pool, "stream_id = ")
+	for sql, plan := range plans {
 		if strings.Contains(plan, "events_category_position_idx") {
 			t.Errorf("the generic plan of\n%s\nreads the category index:\n%s", sql, plan)
 		}
-		checked++
 	}
-	if checked < 6 {
+	if checked := len(plans); checked < 6 {
 		t.Fatalf("checked the plans of %d statements, want the 6 kinds of append at least", checked)
 	}
 }
@@ -134,6 +125,24 @@ func newID(t *testing.T) [16]byte {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// plans returns the generic plans of the statements recorded so far whose
+// text contains part, by statement, and forgets what it recorded (the
+// plans are made with statements too).
+func (r *statementRecorder) plans(t *testing.T, pool *pgxpool.Pool, part string) map[string]string {
+	t.Helper()
+	r.mu.Lock()
+	sqls := r.sqls
+	r.sqls = map[string]bool{}
+	r.mu.Unlock()
+	plans := map[string]string{}
+	for sql := range sqls {
+		if strings.Contains(sql, part) {
+			plans[sql] = genericPlanOf(t, pool, sql)
+		}
+	}
+	return plans
 }
 
 // genericPlanOf returns the generic plan of sql, as EXPLAIN prints it, or
@@ -199,22 +208,13 @@ func TestGroupConditionPlanProbesEvents(t *testing.T) {
 	if _, err := store.Driver().Executor().AppendGroup(ctx, group); err != nil {
 		t.Fatal(err)
 	}
-	recorder.mu.Lock()
-	sqls := recorder.sqls
-	recorder.sqls = map[string]bool{}
-	recorder.mu.Unlock()
-	checked := 0
-	for sql := range sqls {
-		if !strings.Contains(sql, "failed AS MATERIALIZED") {
-			continue
-		}
-		plan := genericPlanOf(t, pool, sql)
+	plans := recorder.plans(t, pool, "failed AS MATERIALIZED")
+	for sql, plan := range plans {
 		if strings.Contains(plan, "hashed SubPlan") || strings.Contains(plan, "Seq Scan on events") {
 			t.Errorf("the generic plan of\n%s\nhashes or scans the events table:\n%s", sql, plan)
 		}
-		checked++
 	}
-	if checked == 0 {
+	if len(plans) == 0 {
 		t.Fatal("no group statement with conditions ran")
 	}
 }
