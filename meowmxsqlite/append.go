@@ -17,6 +17,14 @@ import (
 func (e *executor) Append(ctx context.Context, p *meowmxdriver.AppendParams) (result *meowmxdriver.AppendResult, err error) {
 	st := e.driver.statements(p.Schema)
 	if e.tx == nil {
+		if e.driver.immediate && guardable(p) {
+			result, err = e.driver.appendGuarded(ctx, st, p)
+			if !errors.Is(err, errGuardRefused) {
+				return result, mapError(err)
+			}
+			// Refused: the transaction below finds out why (a conflict, an
+			// idempotent retry, a duplicate event ID), as for any append.
+		}
 		err = e.driver.writeTx(ctx, func(q querier) error {
 			result, err = appendEvents(ctx, q, st, p)
 			return err
@@ -81,7 +89,44 @@ func appendEvents(ctx context.Context, q querier, st *statements, p *meowmxdrive
 		return &meowmxdriver.AppendResult{Status: meowmxdriver.AppendConflict, CurrentVersion: current}, nil
 	}
 
-	results, err := recordAppends(ctx, q, st, []*meowmxdriver.AppendParams{p}, []int64{current})
+	results, err := recordAppends(ctx, q, st, []*meowmxdriver.AppendParams{p}, []int64{current}, false)
+	if err != nil {
+		return nil, err
+	}
+	return results[0], nil
+}
+
+// guardable reports whether an append in a transaction of its own can be
+// one guarded INSERT (appendGuarded): an exact expected version (or
+// NoStream), no condition, at most one statement's events.
+func guardable(p *meowmxdriver.AppendParams) bool {
+	return p.Condition == nil && p.Expected >= meowmxtype.NoStream && len(p.Events) <= insertChunk
+}
+
+// errGuardRefused: the guarded INSERT of appendGuarded recorded nothing.
+var errGuardRefused = errors.New("meowmxsqlite: the guarded insert recorded nothing")
+
+// appendGuarded makes an append with an exact expected version as one
+// autocommit statement in the process's write turn: an INSERT that records
+// the events only if the stream's last version is the expected one. SQLite
+// runs a writing statement under the write lock from its first read, so
+// the check and the insert are one atomic step, and the statement is all or
+// nothing. One statement instead of five (BEGIN, the event ID's and the
+// stream's look-ups, the INSERT, COMMIT): an append that would be recorded
+// costs the INSERT alone. Anything the statement refuses (the version
+// moved, an event ID recorded already) returns errGuardRefused, having
+// written nothing, and the caller makes the append in a transaction, which
+// tells a conflict from an idempotent retry or a duplicate.
+func (d *Driver) appendGuarded(ctx context.Context, st *statements, p *meowmxdriver.AppendParams) (*meowmxdriver.AppendResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := d.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer d.unlock()
+	d.cache.prepareWanted(ctx)
+	results, err := recordAppends(ctx, poolQuerier{db: d.db, cache: d.cache}, st, []*meowmxdriver.AppendParams{p}, []int64{int64(p.Expected)}, true)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +138,11 @@ func appendEvents(ctx context.Context, q querier, st *statements, p *meowmxdrive
 // up to insertChunk events: one statement per chunk instead of one per
 // event. Writers are serialized, so the AUTOINCREMENT seqs of one statement
 // are consecutive, ending at the last insert id.
-func recordAppends(ctx context.Context, q querier, st *statements, appends []*meowmxdriver.AppendParams, current []int64) ([]*meowmxdriver.AppendResult, error) {
+//
+// guarded (one append, one statement's events) makes the INSERT check
+// that the stream's last version is still current[0], and return
+// errGuardRefused when it or a unique index refuses the events.
+func recordAppends(ctx context.Context, q querier, st *statements, appends []*meowmxdriver.AppendParams, current []int64, guarded bool) ([]*meowmxdriver.AppendResult, error) {
 	type place struct{ append, event int }
 	var places []place
 	results := make([]*meowmxdriver.AppendResult, len(appends))
@@ -126,9 +175,24 @@ func recordAppends(ctx context.Context, q querier, st *statements, appends []*me
 			args = append(args, p.Category, p.StreamID, p.StreamHash, current[at.append]+1+int64(at.event), ids[k], ev.Type,
 				string(ev.Data), metadata, now.UnixMicro(), tags)
 		}
-		res, err := q.ExecContext(ctx, st.insertEvents(len(chunk)), args...)
+		query := st.insertEvents(len(chunk))
+		if guarded {
+			query = st.insertGuardedEvents(len(chunk))
+			args = append(args, appends[0].Category, appends[0].StreamID, current[0])
+		}
+		res, err := q.ExecContext(ctx, query, args...)
+		if guarded && errors.Is(mapError(err), errUniqueViolation) {
+			return nil, errGuardRefused
+		}
 		if err != nil {
 			return nil, uniqueViolation(ctx, q, st, ids, err)
+		}
+		if guarded {
+			if n, err := res.RowsAffected(); err != nil {
+				return nil, err
+			} else if n != int64(len(chunk)) {
+				return nil, errGuardRefused
+			}
 		}
 		last, err := res.LastInsertId()
 		if err != nil {
@@ -305,7 +369,7 @@ func appendTogether(ctx context.Context, q querier, st *statements, group []*meo
 	if _, err := q.ExecContext(ctx, "SAVEPOINT meowmx_together"); err != nil {
 		return nil, err
 	}
-	recordedResults, err := recordAppends(ctx, q, st, ready, readyCurrent)
+	recordedResults, err := recordAppends(ctx, q, st, ready, readyCurrent, false)
 	if err != nil {
 		if err := mapError(err); !errors.Is(err, meowmxdriver.ErrVersionTaken) && !errors.Is(err, meowmxtype.ErrDuplicateEventID) {
 			return nil, err

@@ -86,3 +86,31 @@ func BenchmarkBaselineInsert1(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTableInsert1: the bare autocommit INSERT of BenchmarkBaselineInsert1
+// into meowmx's own events table (its columns and indexes, no guard, no
+// check, event IDs increasing as UUIDv7 are): what the table costs a
+// single writer, apart from the append's statement and transaction.
+func BenchmarkTableInsert1(b *testing.B) {
+	db, err := meowmxsqlite.Open(filepath.Join(b.TempDir(), "table.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	store, err := meowmx.New(meowmxsqlite.New(db), &meowmx.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	ctx := context.Background()
+	if err := store.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, err := db.ExecContext(ctx, `INSERT INTO meowmx_events (category, stream_id, stream_hash, version, event_id, type, data, recorded_at) VALUES ('bench', ?, 0, 0, ?, ?, ?, unixepoch('subsec') * 1000000)`,
+			fmt.Sprint(i), fmt.Sprintf("00000000-0000-7000-8000-%012x", i), "Benched", string(benchData)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -21,6 +21,7 @@ type statements struct {
 	existingFrom   string
 	lastVersion    string
 	insertMany     sync.Map // number of rows -> INSERT statement
+	insertGuarded  sync.Map // number of rows -> INSERT statement guarded by the stream's version
 	idsMany        sync.Map // number of IDs -> SELECT of recorded IDs
 	versionsMany   sync.Map // number of streams -> SELECT of last versions
 	eventIDExists  string
@@ -201,6 +202,16 @@ func (st *statements) insertEvents(n int) string {
 	return many(&st.insertMany, n, func(n int) string {
 		return `INSERT INTO ` + st.prefix + `events (category, stream_id, stream_hash, version, event_id, type, data, metadata, recorded_at, tags) VALUES ` +
 			placeholders(n, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	})
+}
+
+// insertGuarded is the INSERT of n events of one stream that inserts
+// nothing unless the stream's last version (-1 for none) is the last
+// parameter: an append with an exact expected version in one statement.
+func (st *statements) insertGuardedEvents(n int) string {
+	return many(&st.insertGuarded, n, func(n int) string {
+		return `INSERT INTO ` + st.prefix + `events (category, stream_id, stream_hash, version, event_id, type, data, metadata, recorded_at, tags) SELECT * FROM (VALUES ` +
+			placeholders(n, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)") + `) WHERE (SELECT coalesce(max(version), -1) FROM ` + st.prefix + `events WHERE category = ? AND stream_id = ?) = ?`
 	})
 }
 

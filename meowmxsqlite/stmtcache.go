@@ -101,3 +101,31 @@ func (q txQuerier) QueryRowContext(ctx context.Context, query string, args ...an
 	}
 	return q.tx.QueryRowContext(ctx, query, args...)
 }
+
+// poolQuerier runs statements on the pool, outside any transaction, the
+// prepared ones through their *sql.Stmt.
+type poolQuerier struct {
+	db    *sql.DB
+	cache *stmtCache
+}
+
+func (q poolQuerier) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if s := q.cache.get(query); s != nil {
+		return s.ExecContext(ctx, args...)
+	}
+	return q.db.ExecContext(ctx, query, args...)
+}
+
+func (q poolQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if s := q.cache.get(query); s != nil {
+		return s.QueryContext(ctx, args...)
+	}
+	return q.db.QueryContext(ctx, query, args...)
+}
+
+func (q poolQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if s := q.cache.get(query); s != nil {
+		return s.QueryRowContext(ctx, args...)
+	}
+	return q.db.QueryRowContext(ctx, query, args...)
+}
