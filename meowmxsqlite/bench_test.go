@@ -17,8 +17,8 @@ import (
 var benchData = []byte(`{"amount":42,"currency":"EUR","note":"bench"}`)
 
 // benchStore is a migrated store on a new file opened with Open (WAL,
-// synchronous=FULL), closed with the benchmark.
-func benchStore(b *testing.B) *meowmx.Store[*sql.Tx] {
+// synchronous=FULL), and its database, closed with the benchmark.
+func benchStore(b *testing.B) (*meowmx.Store[*sql.Tx], *sql.DB) {
 	db, err := meowmxsqlite.Open(filepath.Join(b.TempDir(), "bench.db"))
 	if err != nil {
 		b.Fatal(err)
@@ -32,13 +32,13 @@ func benchStore(b *testing.B) *meowmx.Store[*sql.Tx] {
 	if err := store.Migrate(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	return store
+	return store, db
 }
 
 // BenchmarkAppend1: single-event appends to new streams, one writer, on a
 // file opened with Open (WAL, synchronous=FULL).
 func BenchmarkAppend1(b *testing.B) {
-	store := benchStore(b)
+	store, _ := benchStore(b)
 	ctx := context.Background()
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
@@ -51,7 +51,7 @@ func BenchmarkAppend1(b *testing.B) {
 // BenchmarkAppend1Concurrent: single-event appends to new streams from 8
 // goroutines through one store (grouped), on a file opened with Open.
 func BenchmarkAppend1Concurrent(b *testing.B) {
-	store := benchStore(b)
+	store, _ := benchStore(b)
 	ctx := context.Background()
 	var next atomic.Int64
 	b.ReportAllocs()
@@ -92,20 +92,8 @@ func BenchmarkBaselineInsert1(b *testing.B) {
 // check, event IDs increasing as UUIDv7 are): what the table costs a
 // single writer, apart from the append's statement and transaction.
 func BenchmarkTableInsert1(b *testing.B) {
-	db, err := meowmxsqlite.Open(filepath.Join(b.TempDir(), "table.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	store, err := meowmx.New(meowmxsqlite.New(db), &meowmx.Config{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
+	_, db := benchStore(b)
 	ctx := context.Background()
-	if err := store.Migrate(ctx); err != nil {
-		b.Fatal(err)
-	}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		if _, err := db.ExecContext(ctx, `INSERT INTO meowmx_events (category, stream_id, stream_hash, version, event_id, type, data, recorded_at) VALUES ('bench', ?, 0, 0, ?, ?, ?, unixepoch('subsec') * 1000000)`,
