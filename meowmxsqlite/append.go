@@ -19,11 +19,7 @@ func (e *executor) Append(ctx context.Context, p *meowmxdriver.AppendParams) (re
 	if e.tx == nil {
 		if e.driver.immediate && guardable(p) {
 			result, err = e.driver.appendGuarded(ctx, st, p)
-			if !errors.Is(err, errGuardRefused) {
-				return result, mapError(err)
-			}
-			// Refused: the transaction below finds out why (a conflict, an
-			// idempotent retry, a duplicate event ID), as for any append.
+			return result, mapError(err)
 		}
 		err = e.driver.writeTx(ctx, func(q querier) error {
 			result, err = appendEvents(ctx, q, st, p)
@@ -47,6 +43,22 @@ func (e *executor) Append(ctx context.Context, p *meowmxdriver.AppendParams) (re
 }
 
 func appendEvents(ctx context.Context, q querier, st *statements, p *meowmxdriver.AppendParams) (*meowmxdriver.AppendResult, error) {
+	result, current, err := checkAppend(ctx, q, st, p)
+	if err != nil || result != nil {
+		return result, err
+	}
+	results, err := recordAppends(ctx, q, st, []*meowmxdriver.AppendParams{p}, []int64{current}, false)
+	if err != nil {
+		return nil, err
+	}
+	return results[0], nil
+}
+
+// checkAppend returns what an append finds before it records anything: an
+// idempotent retry (its first event ID recorded already), a failed
+// condition or a conflict, as a result; or none, and the stream's current
+// version, when it may record.
+func checkAppend(ctx context.Context, q querier, st *statements, p *meowmxdriver.AppendParams) (*meowmxdriver.AppendResult, int64, error) {
 	var (
 		foundCat, foundID string
 		foundVersion      int64
@@ -56,11 +68,11 @@ func appendEvents(ctx context.Context, q querier, st *statements, p *meowmxdrive
 	case err == nil:
 		rows, err := queryEvents(ctx, q, st.existingFrom, foundCat, foundID, foundVersion, len(p.Events))
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		return &meowmxdriver.AppendResult{Status: meowmxdriver.AppendExisting, Rows: rows}, nil
+		return &meowmxdriver.AppendResult{Status: meowmxdriver.AppendExisting, Rows: rows}, 0, nil
 	case !errors.Is(err, sql.ErrNoRows):
-		return nil, err
+		return nil, 0, err
 	}
 
 	if c := p.Condition; c != nil {
@@ -69,31 +81,26 @@ func appendEvents(ctx context.Context, q querier, st *statements, p *meowmxdrive
 		// since its first read makes the insert below fail (the snapshot is
 		// stale), so the append never commits on a stale check.
 		if c.After.TransactionID != 0 {
-			return nil, meowmxtype.Invalid("condition after %s, a PostgreSQL position: SQLite's positions have no transaction id", c.After)
+			return nil, 0, meowmxtype.Invalid("condition after %s, a PostgreSQL position: SQLite's positions have no transaction id", c.After)
 		}
 		query, args := readQuerySQL(st.prefix, &meowmxdriver.ReadQueryParams{Query: c.FailIfEventsMatch, AfterSeq: c.After.Seq, Limit: 1})
 		match, err := queryEvents(ctx, q, query, args...)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if len(match) > 0 {
-			return &meowmxdriver.AppendResult{Status: meowmxdriver.AppendConditionFailed, Rows: match}, nil
+			return &meowmxdriver.AppendResult{Status: meowmxdriver.AppendConditionFailed, Rows: match}, 0, nil
 		}
 	}
 
 	var current int64
 	if err := q.QueryRowContext(ctx, st.lastVersion, p.Category, p.StreamID).Scan(&current); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if !p.Expected.Matches(current) {
-		return &meowmxdriver.AppendResult{Status: meowmxdriver.AppendConflict, CurrentVersion: current}, nil
+		return &meowmxdriver.AppendResult{Status: meowmxdriver.AppendConflict, CurrentVersion: current}, current, nil
 	}
-
-	results, err := recordAppends(ctx, q, st, []*meowmxdriver.AppendParams{p}, []int64{current}, false)
-	if err != nil {
-		return nil, err
-	}
-	return results[0], nil
+	return nil, current, nil
 }
 
 // guardable reports whether an append in a transaction of its own can be
@@ -103,7 +110,8 @@ func guardable(p *meowmxdriver.AppendParams) bool {
 	return p.Condition == nil && p.Expected >= meowmxtype.NoStream && len(p.Events) <= insertChunk
 }
 
-// errGuardRefused: the guarded INSERT of appendGuarded recorded nothing.
+// errGuardRefused: the guarded INSERT of appendGuarded recorded nothing
+// (it never leaves appendGuarded).
 var errGuardRefused = errors.New("meowmxsqlite: the guarded insert recorded nothing")
 
 // appendGuarded makes an append with an exact expected version as one
@@ -114,9 +122,9 @@ var errGuardRefused = errors.New("meowmxsqlite: the guarded insert recorded noth
 // nothing. One statement instead of five (BEGIN, the event ID's and the
 // stream's look-ups, the INSERT, COMMIT): an append that would be recorded
 // costs the INSERT alone. Anything the statement refuses (the version
-// moved, an event ID recorded already) returns errGuardRefused, having
-// written nothing, and the caller makes the append in a transaction, which
-// tells a conflict from an idempotent retry or a duplicate.
+// moved, an event ID recorded already) has written nothing: in the same
+// turn, checkAppend then tells a conflict from an idempotent retry or a
+// duplicate, with two reads and no transaction.
 func (d *Driver) appendGuarded(ctx context.Context, st *statements, p *meowmxdriver.AppendParams) (*meowmxdriver.AppendResult, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -127,10 +135,24 @@ func (d *Driver) appendGuarded(ctx context.Context, st *statements, p *meowmxdri
 	defer d.unlock()
 	d.cache.prepareWanted(ctx)
 	results, err := recordAppends(ctx, poolQuerier{db: d.db, cache: d.cache}, st, []*meowmxdriver.AppendParams{p}, []int64{int64(p.Expected)}, true)
-	if err != nil {
+	if err == nil {
+		return results[0], nil
+	}
+	if !errors.Is(err, errGuardRefused) {
 		return nil, err
 	}
-	return results[0], nil
+	// Why it was refused, read outside a transaction: a retry's recorded
+	// events or a stream's version are final once seen. Checks that now
+	// pass (another process's write between the two) go to a transaction.
+	result, _, err := checkAppend(ctx, poolQuerier{db: d.db, cache: d.cache}, st, p)
+	if err != nil || result != nil {
+		return result, err
+	}
+	err = d.writeTxHeld(ctx, func(q querier) error {
+		result, err = appendEvents(ctx, q, st, p)
+		return err
+	})
+	return result, err
 }
 
 // recordAppends inserts the events of appends whose checks have passed,

@@ -5,8 +5,10 @@
 //	store, err := meowmx.New(meowmxsqlite.New(db), nil)
 //
 // A caller's transaction is a *sql.Tx. Writers are serialized: the driver
-// writes in BEGIN IMMEDIATE transactions (and, within one process, behind a
-// mutex, so goroutines queue instead of sleeping in SQLite's busy handler).
+// writes in BEGIN IMMEDIATE transactions, or in a single autocommit
+// statement (a lone append with an exact expected version), and within one
+// process behind a mutex, so goroutines queue instead of sleeping in
+// SQLite's busy handler.
 // The store's schema name becomes a table-name prefix ("meowmx_events").
 package meowmxsqlite
 

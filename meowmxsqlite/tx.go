@@ -82,6 +82,11 @@ func (d *Driver) writeTx(ctx context.Context, fn func(q querier) error) (err err
 		return err
 	}
 	defer d.unlock()
+	return d.writeTxHeld(ctx, fn)
+}
+
+// writeTxHeld is writeTx for a caller that holds the write turn.
+func (d *Driver) writeTxHeld(ctx context.Context, fn func(q querier) error) (err error) {
 	if !d.immediate {
 		return d.writeConn(ctx, fn)
 	}
