@@ -134,7 +134,7 @@ func (d *Driver) appendGuarded(ctx context.Context, st *statements, p *meowmxdri
 	}
 	defer d.unlock()
 	d.cache.prepareWanted(ctx)
-	results, err := recordAppends(ctx, poolQuerier{db: d.db, cache: d.cache}, st, []*meowmxdriver.AppendParams{p}, []int64{int64(p.Expected)}, true)
+	results, err := recordAppends(ctx, d.cache.onPool(), st, []*meowmxdriver.AppendParams{p}, []int64{int64(p.Expected)}, true)
 	if err == nil {
 		return results[0], nil
 	}
@@ -144,7 +144,7 @@ func (d *Driver) appendGuarded(ctx context.Context, st *statements, p *meowmxdri
 	// Why it was refused, read outside a transaction: a retry's recorded
 	// events or a stream's version are final once seen. Checks that now
 	// pass (another process's write between the two) go to a transaction.
-	result, _, err := checkAppend(ctx, poolQuerier{db: d.db, cache: d.cache}, st, p)
+	result, _, err := checkAppend(ctx, d.cache.onPool(), st, p)
 	if err != nil || result != nil {
 		return result, err
 	}

@@ -73,59 +73,50 @@ func (c *stmtCache) prepareWanted(ctx context.Context) {
 	}
 }
 
-// txQuerier runs statements in a transaction, prepared ones through the
-// transaction's connection (database/sql reuses the statement that
-// connection has prepared already).
-type txQuerier struct {
+// cachedQuerier runs statements in a transaction (tx) or on the pool (tx
+// nil), the prepared ones through their *sql.Stmt: in a transaction, bound
+// to its connection (database/sql reuses the statement that connection has
+// prepared already).
+type cachedQuerier struct {
+	plain querier // tx, or the pool
 	tx    *sql.Tx
 	cache *stmtCache
 }
 
-func (q txQuerier) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if s := q.cache.get(query); s != nil {
-		return q.tx.StmtContext(ctx, s).ExecContext(ctx, args...)
+// in returns the querier of tx, prepared statements included.
+func (c *stmtCache) in(tx *sql.Tx) cachedQuerier { return cachedQuerier{plain: tx, tx: tx, cache: c} }
+
+// onPool returns the querier of the pool, outside any transaction,
+// prepared statements included.
+func (c *stmtCache) onPool() cachedQuerier { return cachedQuerier{plain: c.db, cache: c} }
+
+// stmt returns query's prepared statement, bound to the transaction if
+// there is one, or nil.
+func (q cachedQuerier) stmt(ctx context.Context, query string) *sql.Stmt {
+	s := q.cache.get(query)
+	if s != nil && q.tx != nil {
+		s = q.tx.StmtContext(ctx, s)
 	}
-	return q.tx.ExecContext(ctx, query, args...)
+	return s
 }
 
-func (q txQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if s := q.cache.get(query); s != nil {
-		return q.tx.StmtContext(ctx, s).QueryContext(ctx, args...)
-	}
-	return q.tx.QueryContext(ctx, query, args...)
-}
-
-func (q txQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if s := q.cache.get(query); s != nil {
-		return q.tx.StmtContext(ctx, s).QueryRowContext(ctx, args...)
-	}
-	return q.tx.QueryRowContext(ctx, query, args...)
-}
-
-// poolQuerier runs statements on the pool, outside any transaction, the
-// prepared ones through their *sql.Stmt.
-type poolQuerier struct {
-	db    *sql.DB
-	cache *stmtCache
-}
-
-func (q poolQuerier) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if s := q.cache.get(query); s != nil {
+func (q cachedQuerier) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if s := q.stmt(ctx, query); s != nil {
 		return s.ExecContext(ctx, args...)
 	}
-	return q.db.ExecContext(ctx, query, args...)
+	return q.plain.ExecContext(ctx, query, args...)
 }
 
-func (q poolQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if s := q.cache.get(query); s != nil {
+func (q cachedQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if s := q.stmt(ctx, query); s != nil {
 		return s.QueryContext(ctx, args...)
 	}
-	return q.db.QueryContext(ctx, query, args...)
+	return q.plain.QueryContext(ctx, query, args...)
 }
 
-func (q poolQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if s := q.cache.get(query); s != nil {
+func (q cachedQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if s := q.stmt(ctx, query); s != nil {
 		return s.QueryRowContext(ctx, args...)
 	}
-	return q.db.QueryRowContext(ctx, query, args...)
+	return q.plain.QueryRowContext(ctx, query, args...)
 }

@@ -104,7 +104,7 @@ func (d *Driver) writeTxHeld(ctx context.Context, fn func(q querier) error) (err
 			_ = tx.Rollback()
 		}
 	}()
-	if err := fn(txQuerier{tx: tx, cache: d.cache}); err != nil {
+	if err := fn(d.cache.in(tx)); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
