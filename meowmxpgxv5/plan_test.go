@@ -218,3 +218,62 @@ func TestGroupConditionPlanProbesEvents(t *testing.T) {
 		t.Fatal("no group statement with conditions ran")
 	}
 }
+
+// TestQueryReadPlansUseIndexes: the generic plans of query reads, forward
+// and backward, find a tag's events through event_tags in position order
+// and the events of types without tags through the events' primary key
+// from the position, then each event by its position: never a scan of
+// either table, nor a walk of an index from its start.
+func TestQueryReadPlansUseIndexes(t *testing.T) {
+	t.Parallel()
+	recorder := &statementRecorder{sqls: map[string]bool{}}
+	pool := configuredPool(t, func(cfg *pgxpool.Config) { cfg.ConnConfig.Tracer = recorder })
+	store := newStore(t, pool)
+	ctx := context.Background()
+	// 200,000 events, each tagged with one of 50 courses and a student of
+	// its own: the size at which reading a table whole costs more than
+	// finding a page of events through the indexes.
+	schema := pgx.Identifier{store.Schema()}.Sanitize()
+	for _, step := range []string{
+		`INSERT INTO ` + schema + `.events (category, stream_id, stream_hash, version, event_id, type, data, tags)
+		 SELECT 'plan', g::text, 0, 0, gen_random_uuid(), 'T' || g % 3, '{}', ARRAY['course:c' || g % 50, 'student:s' || g]
+		   FROM generate_series(1, 200000) g`,
+		`INSERT INTO ` + schema + `.event_tags (tag, transaction_id, seq) SELECT unnest(tags), transaction_id, seq FROM ` + schema + `.events`,
+		`ANALYZE ` + schema + `.events`,
+		`ANALYZE ` + schema + `.event_tags`,
+	} {
+		if _, err := pool.Exec(ctx, step); err != nil {
+			t.Fatal(err)
+		}
+	}
+	queries := []meowmx.Query{
+		{Items: []meowmx.QueryItem{{Types: []string{"T1"}, Tags: []string{"course:c1", "student:s51"}}}},
+		{Items: []meowmx.QueryItem{{Tags: []string{"course:c2"}}, {Types: []string{"T2"}}}},
+	}
+	for _, q := range queries {
+		for _, backward := range []bool{false, true} {
+			from := meowmx.Start
+			if backward {
+				from = meowmx.End
+			}
+			if _, err := store.ReadQuery(ctx, q, from, &meowmx.ReadQueryOpts{Backward: backward}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	plans := recorder.plans(t, pool, "CROSS JOIN LATERAL")
+	for sql, plan := range plans {
+		if strings.Contains(plan, "Seq Scan") || strings.Contains(plan, "Merge Join") || strings.Contains(plan, "Hash Join") {
+			t.Errorf("the generic plan of\n%s\nscans or joins a table whole:\n%s", sql, plan)
+		}
+		lines := strings.Split(plan, "\n")
+		for i, line := range lines {
+			if strings.Contains(line, "Scan") && (i+1 == len(lines) || !strings.Contains(lines[i+1], "Index Cond")) {
+				t.Errorf("the generic plan of\n%s\nwalks an index with no bound:\n%s", sql, plan)
+			}
+		}
+	}
+	if len(plans) != 4 {
+		t.Fatalf("checked the plans of %d query reads, want 4 (2 shapes, forward and backward)", len(plans))
+	}
+}

@@ -16,18 +16,26 @@ func (e *executor) ReadQuery(ctx context.Context, p *meowmxdriver.ReadQueryParam
 }
 
 // readQuerySQL builds the statement of a query: the events of queryUnion,
-// in global order (reversed when p.Backward), limited. bounded keeps them below the visibility
-// horizon; a condition's check reads every committed event.
+// in global order (reversed when p.Backward), limited. bounded keeps them
+// below the visibility horizon; a condition's check reads every committed
+// event. The positions are sorted and limited first, then each event is
+// read by its position (LATERAL): planned as a join, a query of several
+// items had a generic plan that merged the positions with a walk of the
+// events' primary key from the start of the log.
 func readQuerySQL(schema string, p *meowmxdriver.ReadQueryParams, bounded bool) (string, []any) {
 	args := &argList{args: []any{p.AfterTxID, p.AfterSeq, p.Limit}}
-	var b strings.Builder
-	fmt.Fprintf(&b, "SELECT %s FROM %s.events WHERE (transaction_id, seq) IN (", eventColumns, schema)
-	queryUnion(&b, schema, p.Query, "$1", "$2", "$3", bounded, p.Backward, args)
+	order := "transaction_id, seq"
 	if p.Backward {
-		b.WriteString(")\n ORDER BY transaction_id DESC, seq DESC\n LIMIT $3")
-	} else {
-		b.WriteString(")\n ORDER BY transaction_id, seq\n LIMIT $3")
+		order = "transaction_id DESC, seq DESC"
 	}
+	var b strings.Builder
+	b.WriteString("SELECT e.* FROM (SELECT * FROM (")
+	queryUnion(&b, schema, p.Query, "$1", "$2", "$3", bounded, p.Backward, args)
+	fmt.Fprintf(&b, `
+) u ORDER BY %[1]s LIMIT $3) p
+ CROSS JOIN LATERAL (SELECT %[2]s FROM %[3]s.events
+                      WHERE transaction_id = p.transaction_id AND seq = p.seq) e
+ ORDER BY p.%[4]s`, order, eventColumns, schema, strings.ReplaceAll(order, ", ", ", p."))
 	return b.String(), args.args
 }
 
