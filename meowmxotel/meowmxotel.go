@@ -10,7 +10,8 @@
 //	defer reg.Unregister()
 //
 // It makes a span per append, per read and per call of a subscription's
-// handler; stores the W3C trace context of each append's span in the
+// handler (appends and reads only under a span of the caller's when
+// Config.RequireParentSpan is set); stores the W3C trace context of each append's span in the
 // metadata of its events (key "traceparent", and "tracestate" when there
 // is one) unless Config.DisableTraceContext is set; and links the span of
 // each handler call to the spans of the appends of the events it handles,
@@ -56,6 +57,15 @@ type Config struct {
 	// DisableTraceContext leaves appended events' metadata alone: handler
 	// spans then have no links.
 	DisableTraceContext bool
+	// RequireParentSpan makes spans of appends and reads only when they are
+	// made under a span of the caller's (a request's, typically); their
+	// metrics are recorded either way, and every handler call still has a
+	// span. An append made without a caller's span stores no trace context
+	// and no handler's span links to it, so its span is a trace of one span
+	// that nothing refers to; leaving it out saves most of what
+	// instrumentation costs an append (see BENCHMARKS.md,
+	// "Instrumentation").
+	RequireParentSpan bool
 	// LagLimit is how many unhandled events the lag gauge counts per
 	// partition at most (see meowmx.Store.SubscriptionLags). Defaults to
 	// meowmx.LagLimitDefault.
@@ -72,6 +82,7 @@ type Observer struct {
 	names     []string // the propagator's keys
 	fields    [][]byte // the same, as bytes
 	inject    bool
+	parented  bool // Config.RequireParentSpan
 	lagLimit  int64
 	m         instruments
 	attrSets  sync.Map // attrKey -> metric.MeasurementOption
@@ -124,6 +135,7 @@ func New(cfg *Config) (*Observer, error) {
 		meter:    c.MeterProvider.Meter(ScopeName),
 		prop:     c.Propagator,
 		inject:   !c.DisableTraceContext,
+		parented: c.RequireParentSpan,
 		lagLimit: c.LagLimit,
 	}
 	for _, f := range c.Propagator.Fields() {
@@ -228,10 +240,14 @@ func (o *Observer) attrs(k1 attribute.Key, v1 string, k2 attribute.Key, v2 strin
 	return opt.(metric.MeasurementOption)
 }
 
-// AppendStart starts the append's span. Its attributes are set when it
-// ends, all at once: one allocation instead of three.
+// AppendStart starts the append's span (none when Config.RequireParentSpan
+// is set and ctx has no span). Its attributes are set when it ends, all at
+// once: one allocation instead of three.
 func (o *Observer) AppendStart(ctx context.Context, data *meowmx.AppendStartData) context.Context {
 	root := !trace.SpanContextFromContext(ctx).IsValid()
+	if root && o.parented {
+		return ctx
+	}
 	ctx, _ = o.tracer.Start(ctx, o.name("append ", data.Stream.Category), producerKind)
 	if root && o.inject {
 		// No caller's span: MetadataEntries stores no trace context.
@@ -334,8 +350,12 @@ func endSpan(span trace.Span, errType string, err error) {
 	span.End()
 }
 
-// ReadStart starts the read's span.
+// ReadStart starts the read's span (none when Config.RequireParentSpan is
+// set and ctx has no span).
 func (o *Observer) ReadStart(ctx context.Context, data *meowmx.ReadStartData) context.Context {
+	if o.parented && !trace.SpanContextFromContext(ctx).IsValid() {
+		return ctx
+	}
 	attrs := []attribute.KeyValue{keyReadKind.String(string(data.Kind))}
 	switch data.Kind {
 	case meowmx.ReadKindStream:

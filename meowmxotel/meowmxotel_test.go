@@ -552,6 +552,84 @@ func TestCancelledBatchAborted(t *testing.T) {
 	}
 }
 
+// TestRequireParentSpan: with Config.RequireParentSpan, appends and reads
+// make spans only under a span of the caller's, their metrics are recorded
+// either way, and handler calls still have spans, linked to the appends
+// that made one.
+func TestRequireParentSpan(t *testing.T) {
+	t.Parallel()
+	tm := newTelemetry(t, meowmxotel.Config{RequireParentSpan: true})
+	store := observedSQLite(t, tm.obs)
+	ctx := t.Context()
+	reqCtx, request := tm.tp.Tracer("test").Start(ctx, "request")
+	for i, c := range []context.Context{ctx, reqCtx} {
+		stream := meowmx.NewStream("a", fmt.Sprint(i))
+		if _, err := store.Append(c, stream, meowmx.Any, meowmx.Event{Type: "A", Data: json.RawMessage(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.ReadStream(c, stream, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	request.End()
+	for _, name := range []string{"append a", "read stream"} {
+		spans := tm.spansNamed(name)
+		if len(spans) != 1 {
+			t.Fatalf("%d %q spans, want 1 (the one under the request)", len(spans), name)
+		}
+		if spans[0].Parent.SpanID() != request.SpanContext().SpanID() {
+			t.Errorf("the %q span's parent is %v, want the request", name, spans[0].Parent.SpanID())
+		}
+	}
+	rm := tm.collect(t)
+	if got, _ := metricValue(rm, "meowmx.append.duration", attribute.String("meowmx.outcome", "recorded")); got != 2 {
+		t.Errorf("%v appends measured, want 2", got)
+	}
+	if got, _ := metricValue(rm, "meowmx.events.read"); got != 2 {
+		t.Errorf("%v events read measured, want 2", got)
+	}
+
+	handled := make(chan struct{}, 2)
+	sub, err := store.Subscribe(meowmx.SubscriptionConfig[*sql.Tx]{
+		Name: "both",
+		Handler: func(_ context.Context, _ *sql.Tx, events []meowmx.RecordedEvent) error {
+			for range events {
+				handled <- struct{}{}
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		testdb.Recv(t, handled, "the events to be handled")
+	}
+	if err := sub.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	process := tm.spansNamed("process both")
+	if len(process) == 0 {
+		t.Fatal("no span of the handler's calls")
+	}
+	appendSpan := tm.spansNamed("append a")[0].SpanContext.SpanID()
+	var links int
+	for _, s := range process {
+		for _, l := range s.Links {
+			if l.SpanContext.SpanID() != appendSpan {
+				t.Errorf("a handler span links to %v, want only the append under the request", l.SpanContext.SpanID())
+			}
+			links++
+		}
+	}
+	if links != 1 {
+		t.Errorf("%d links from handler spans, want 1", links)
+	}
+}
+
 // TestCoreImportsNoOpenTelemetry: the store's package, its types and its
 // drivers compile without OpenTelemetry.
 func TestCoreImportsNoOpenTelemetry(t *testing.T) {

@@ -52,9 +52,11 @@ faster). Scenarios:
 With --otel, append-1 and catch-up measure the cost of instrumentation
 instead: a store observed by meowmxotel (spans through the SDK's
 synchronous processor to an in-memory exporter that counts them, metrics
-aggregated) against the same store without it (target ≥ 0.95). catch-up's events are then appended by the
-instrumented store, so that they carry the trace context its handler links
-to.
+aggregated) against the same store without it (target ≥ 0.95); append-1
+once more with meowmxotel's RequireParentSpan (its appends have no caller's
+span, so only their metrics are recorded). catch-up's events are appended
+by the instrumented store, so that they carry the trace context its
+handler links to.
 
 The database is --db or $MEOWMX_DB (default: the local test PostgreSQL,
 postgres://postgres@127.0.0.1:5432/test?sslmode=disable);

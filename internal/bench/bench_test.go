@@ -190,8 +190,8 @@ func TestRunOtel(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v\n%s", db.Name(), err, out.String())
 		}
-		if len(report.Results) != 3 {
-			t.Fatalf("%s: %d results, want 3 (append-1 at 2 writer counts, catch-up)\n%s", db.Name(), len(report.Results), out.String())
+		if len(report.Results) != 5 {
+			t.Fatalf("%s: %d results, want 5 (append-1 at 2 writer counts, with spans and with spans that need a parent; catch-up)\n%s", db.Name(), len(report.Results), out.String())
 		}
 		for _, res := range report.Results {
 			if !strings.Contains(res.Setting, "otel on/off") || res.Ratio == nil || res.Met == nil {

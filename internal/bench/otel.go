@@ -34,11 +34,13 @@ type instrumented struct {
 	mp     *sdkmetric.MeterProvider
 }
 
-func (r *runner) instrumented() (*instrumented, error) {
+// instrumented returns a store observed by meowmxotel, whose spans of
+// appends and reads need a caller's span when requireParent is set.
+func (r *runner) instrumented(requireParent bool) (*instrumented, error) {
 	in := &instrumented{spans: &countingExporter{}, reader: sdkmetric.NewManualReader()}
 	in.tp = sdktrace.NewTracerProvider(sdktrace.WithSyncer(in.spans))
 	in.mp = sdkmetric.NewMeterProvider(sdkmetric.WithReader(in.reader))
-	cfg := &meowmxotel.Config{TracerProvider: in.tp, MeterProvider: in.mp}
+	cfg := &meowmxotel.Config{TracerProvider: in.tp, MeterProvider: in.mp, RequireParentSpan: requireParent}
 	obs, err := meowmxotel.New(cfg)
 	if err != nil {
 		return nil, err
@@ -69,14 +71,17 @@ func (in *instrumented) close(ctx context.Context) (spans, points int, err error
 // otelCost runs a scenario with instrumentation on (meowmx's column)
 // against the same store without it (the baseline's column).
 func (r *runner) otelCost(ctx context.Context, name string) error {
-	in, err := r.instrumented()
+	in, err := r.instrumented(false)
 	if err != nil {
 		return err
 	}
 	var runErr error
 	switch name {
 	case "append-1":
-		runErr = r.otelAppend(ctx, in.side)
+		runErr = r.otelAppend(ctx, in.side, "otel on/off", "otel")
+		if runErr == nil {
+			runErr = r.otelAppendParented(ctx)
+		}
 	case "catch-up":
 		runErr = r.otelCatchUp(ctx, in)
 	default:
@@ -96,10 +101,34 @@ func (r *runner) otelCost(ctx context.Context, name string) error {
 	return nil
 }
 
-func (r *runner) otelAppend(ctx context.Context, on *side) error {
+// otelAppendParented measures append-1 with meowmxotel's RequireParentSpan
+// set: the benchmark's appends are made without a caller's span, so they
+// make no span and only their metrics are recorded.
+func (r *runner) otelAppendParented(ctx context.Context) error {
+	in, err := r.instrumented(true)
+	if err != nil {
+		return err
+	}
+	runErr := r.otelAppend(ctx, in.side, "otel on/off, spans need a parent", "otel-parented")
+	spans, instruments, err := in.close(ctx)
+	if runErr != nil {
+		return runErr
+	}
+	if err != nil {
+		return err
+	}
+	if spans != 0 || instruments == 0 {
+		return fmt.Errorf("the store instrumented with RequireParentSpan made %d spans and %d metrics, want none and some", spans, instruments)
+	}
+	return nil
+}
+
+// otelAppend measures append-1 on the instrumented store on against the
+// plain one, with streams named after prefix.
+func (r *runner) otelAppend(ctx context.Context, on *side, setting, prefix string) error {
 	for _, writers := range r.o.Writers {
-		onOps := storeAppendOps(on, fmt.Sprintf("otel-on-w%d", writers), writers, 1)
-		offOps := storeAppendOps(r.store, fmt.Sprintf("otel-off-w%d", writers), writers, 1)
+		onOps := storeAppendOps(on, fmt.Sprintf("%s-on-w%d", prefix, writers), writers, 1)
+		offOps := storeAppendOps(r.store, fmt.Sprintf("%s-off-w%d", prefix, writers), writers, 1)
 		m, b, err := compareRounds(ctx, r.o.Duration, 10, onOps, offOps)
 		if err != nil {
 			return err
@@ -108,7 +137,7 @@ func (r *runner) otelAppend(ctx context.Context, on *side) error {
 		bp50, _, bp99 := latencyPercentiles(b.latencies)
 		ratio := m.perSecond() / b.perSecond()
 		r.add(Result{
-			Scenario: "append-1", Setting: plural(writers, "writer") + ", otel on/off", Writers: writers,
+			Scenario: "append-1", Setting: plural(writers, "writer") + ", " + setting, Writers: writers,
 			Metric: "events/s", Meowmx: m.perSecond(), Baseline: ptr(b.perSecond()),
 			Target: fmt.Sprintf("ratio ≥ %.2g", otelTarget), Met: ptr(ratio >= otelTarget),
 			Extra: map[string]float64{
