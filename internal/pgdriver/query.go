@@ -19,9 +19,12 @@ func (e *executor) ReadQuery(ctx context.Context, p *meowmxdriver.ReadQueryParam
 // in global order (reversed when p.Backward), limited. bounded keeps them
 // below the visibility horizon; a condition's check reads every committed
 // event. The positions are sorted and limited first, then each event is
-// read by its position (LATERAL): planned as a join, a query of several
-// items had a generic plan that merged the positions with a walk of the
-// events' primary key from the start of the log.
+// read by its position: planned as a join, a query of several items had a
+// generic plan that merged the positions with a walk of the events'
+// primary key from the start of the log. The LIMIT 1 keeps the LATERAL
+// subquery from being flattened into a join again, so the plan is a probe
+// per position whatever the estimates. The statement's first line names it
+// for the tests of its plans.
 func readQuerySQL(schema string, p *meowmxdriver.ReadQueryParams, bounded bool) (string, []any) {
 	args := &argList{args: []any{p.AfterTxID, p.AfterSeq, p.Limit}}
 	order := "transaction_id, seq"
@@ -29,12 +32,12 @@ func readQuerySQL(schema string, p *meowmxdriver.ReadQueryParams, bounded bool) 
 		order = "transaction_id DESC, seq DESC"
 	}
 	var b strings.Builder
-	b.WriteString("SELECT e.* FROM (SELECT * FROM (")
+	b.WriteString("/* query read */ SELECT e.* FROM (SELECT * FROM (")
 	queryUnion(&b, schema, p.Query, "$1", "$2", "$3", bounded, p.Backward, args)
 	fmt.Fprintf(&b, `
 ) u ORDER BY %[1]s LIMIT $3) p
  CROSS JOIN LATERAL (SELECT %[2]s FROM %[3]s.events
-                      WHERE transaction_id = p.transaction_id AND seq = p.seq) e
+                      WHERE transaction_id = p.transaction_id AND seq = p.seq LIMIT 1) e
  ORDER BY p.%[4]s`, order, eventColumns, schema, strings.ReplaceAll(order, ", ", ", p."))
 	return b.String(), args.args
 }
