@@ -11,8 +11,8 @@
 //
 // It makes a span per append, per read and per call of a subscription's
 // handler (appends and reads only under a span of the caller's when
-// Config.RequireParentSpan is set); stores the W3C trace context of each append's span in the
-// metadata of its events (key "traceparent", and "tracestate" when there
+// Config.RequireParentSpan is set); stores the W3C trace context of each
+// append's span in the metadata of its events (key "traceparent", and "tracestate" when there
 // is one) unless Config.DisableTraceContext is set; and links the span of
 // each handler call to the spans of the appends of the events it handles,
 // so that a request can be followed from the call that appended to the
@@ -58,13 +58,15 @@ type Config struct {
 	// spans then have no links.
 	DisableTraceContext bool
 	// RequireParentSpan makes spans of appends and reads only when they are
-	// made under a span of the caller's (a request's, typically); their
-	// metrics are recorded either way, and every handler call still has a
-	// span. An append made without a caller's span stores no trace context
-	// and no handler's span links to it, so its span is a trace of one span
-	// that nothing refers to; leaving it out saves most of what
+	// made under a span of the caller's (a request's, typically): any valid
+	// span context counts, a remote or unsampled one too. Their metrics are
+	// recorded either way, and every handler call still has a span. An
+	// append made without a caller's span stores no trace context and no
+	// handler's span links to it; leaving its span out saves most of what
 	// instrumentation costs an append (see BENCHMARKS.md,
-	// "Instrumentation").
+	// "Instrumentation"). The spans of an instrumented database driver
+	// (otelpgx, say) that were children of such an append's or read's span
+	// then start traces of their own.
 	RequireParentSpan bool
 	// LagLimit is how many unhandled events the lag gauge counts per
 	// partition at most (see meowmx.Store.SubscriptionLags). Defaults to
@@ -245,7 +247,7 @@ func (o *Observer) attrs(k1 attribute.Key, v1 string, k2 attribute.Key, v2 strin
 // once: one allocation instead of three.
 func (o *Observer) AppendStart(ctx context.Context, data *meowmx.AppendStartData) context.Context {
 	root := !trace.SpanContextFromContext(ctx).IsValid()
-	if root && o.parented {
+	if root && o.parented && !trace.SpanFromContext(ctx).IsRecording() {
 		return ctx
 	}
 	ctx, _ = o.tracer.Start(ctx, o.name("append ", data.Stream.Category), producerKind)
@@ -353,7 +355,7 @@ func endSpan(span trace.Span, errType string, err error) {
 // ReadStart starts the read's span (none when Config.RequireParentSpan is
 // set and ctx has no span).
 func (o *Observer) ReadStart(ctx context.Context, data *meowmx.ReadStartData) context.Context {
-	if o.parented && !trace.SpanContextFromContext(ctx).IsValid() {
+	if o.parented && !trace.SpanContextFromContext(ctx).IsValid() && !trace.SpanFromContext(ctx).IsRecording() {
 		return ctx
 	}
 	attrs := []attribute.KeyValue{keyReadKind.String(string(data.Kind))}

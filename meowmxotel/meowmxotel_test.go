@@ -630,6 +630,49 @@ func TestRequireParentSpan(t *testing.T) {
 	}
 }
 
+// TestRequireParentSpanRecordingCaller: a caller's span that records
+// counts as a parent even when its span context is not valid (here its IDs
+// are zero): the append and the read make spans of their own and leave the
+// caller's alone.
+func TestRequireParentSpanRecordingCaller(t *testing.T) {
+	t.Parallel()
+	tm := newTelemetry(t, meowmxotel.Config{RequireParentSpan: true}, sdktrace.WithIDGenerator(zeroIDs{}))
+	store := observedSQLite(t, tm.obs)
+	reqCtx, request := tm.tp.Tracer("test").Start(t.Context(), "request")
+	if !request.IsRecording() || request.SpanContext().IsValid() {
+		t.Fatal("the request's span should record with an invalid span context")
+	}
+	stream := meowmx.NewStream("a", "1")
+	if _, err := store.Append(reqCtx, stream, meowmx.Any, meowmx.Event{Type: "A", Data: json.RawMessage(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.ReadStream(reqCtx, stream, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !request.IsRecording() {
+		t.Fatal("the store ended the caller's span")
+	}
+	request.End()
+	reqs := tm.spansNamed("request")
+	if len(reqs) != 1 || len(reqs[0].Attributes) != 0 {
+		t.Fatalf("the request's spans %+v, want one, without the store's attributes", reqs)
+	}
+	for _, name := range []string{"append a", "read stream"} {
+		if n := len(tm.spansNamed(name)); n != 1 {
+			t.Errorf("%d %q spans, want 1", n, name)
+		}
+	}
+}
+
+// zeroIDs is an sdktrace.IDGenerator whose IDs are all zero: its spans
+// record, with span contexts that are not valid.
+type zeroIDs struct{}
+
+func (zeroIDs) NewIDs(context.Context) (trace.TraceID, trace.SpanID) {
+	return trace.TraceID{}, trace.SpanID{}
+}
+func (zeroIDs) NewSpanID(context.Context, trace.TraceID) trace.SpanID { return trace.SpanID{} }
+
 // TestCoreImportsNoOpenTelemetry: the store's package, its types and its
 // drivers compile without OpenTelemetry.
 func TestCoreImportsNoOpenTelemetry(t *testing.T) {

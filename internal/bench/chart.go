@@ -21,6 +21,9 @@ func (r *Report) WriteChart(w io.Writer) error {
 		if (res.Scenario != "append-1" && res.Scenario != "append-100") || res.Baseline == nil {
 			continue
 		}
+		if strings.HasSuffix(res.Setting, parentedSetting) {
+			continue // --otel's second observer: one line per scenario
+		}
 		if _, ok := series[res.Scenario]; !ok {
 			panels = append(panels, res.Scenario)
 		}

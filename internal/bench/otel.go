@@ -101,6 +101,10 @@ func (r *runner) otelCost(ctx context.Context, name string) error {
 	return nil
 }
 
+// parentedSetting ends the setting of append-1's results measured with
+// RequireParentSpan.
+const parentedSetting = "otel on/off, spans need a parent"
+
 // otelAppendParented measures append-1 with meowmxotel's RequireParentSpan
 // set: the benchmark's appends are made without a caller's span, so they
 // make no span and only their metrics are recorded.
@@ -109,7 +113,7 @@ func (r *runner) otelAppendParented(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	runErr := r.otelAppend(ctx, in.side, "otel on/off, spans need a parent", "otel-parented")
+	runErr := r.otelAppend(ctx, in.side, parentedSetting, "otel-parented")
 	spans, instruments, err := in.close(ctx)
 	if runErr != nil {
 		return runErr
