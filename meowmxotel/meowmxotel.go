@@ -12,8 +12,9 @@
 // It makes a span per append, per read and per call of a subscription's
 // handler (appends and reads only under a span of the caller's when
 // Config.RequireParentSpan is set); stores the W3C trace context of each
-// append's span in the metadata of its events (key "traceparent", and "tracestate" when there
-// is one) unless Config.DisableTraceContext is set; and links the span of
+// append's span in the metadata of its events (key "traceparent", and
+// "tracestate" when there is one) unless Config.DisableTraceContext is
+// set; and links the span of
 // each handler call to the spans of the appends of the events it handles,
 // so that a request can be followed from the call that appended to the
 // read model that consumed it. The README lists every span, attribute and
