@@ -26,8 +26,25 @@ import (
 const livePage = 500
 
 // chaseFirst is the first wait after a wake-up that found nothing; each
-// next one doubles, up to the poll interval.
-const chaseFirst = 10 * time.Millisecond
+// next one doubles, up to chaseMax (or the poll interval when shorter).
+// What a wake-up did not find was committed behind the visibility horizon,
+// and shows once the transaction holding the horizon ends, however long
+// that takes: a tail keeps looking at least once a second until it does,
+// rather than waiting twice as long as the horizon was held.
+const (
+	chaseFirst = 10 * time.Millisecond
+	chaseMax   = time.Second
+)
+
+// nextLook returns how long a tail waits before it reads again, and the
+// chase after that: the poll interval, or the chase after a wake-up that
+// found nothing (empty, with chase set), doubled for the next time.
+func nextLook(poll, chase time.Duration, empty bool) (wait, next time.Duration) {
+	if !empty || chase == 0 {
+		return poll, 0
+	}
+	return min(poll, chase), min(2*chase, chaseMax, poll)
+}
 
 // tail is what a live tail reads.
 type tail struct {
@@ -212,13 +229,8 @@ func (h *Handler[TTx]) serveTail(w http.ResponseWriter, r *http.Request, t *tail
 			// After a wake-up that found nothing, look again soon: the
 			// commit may have been behind the visibility horizon (a
 			// transaction anywhere in the cluster still running).
-			wait := h.cfg.PollInterval
-			if len(events) == 0 && chase > 0 {
-				wait = min(wait, chase)
-				chase = min(2*chase, h.cfg.PollInterval)
-			} else {
-				chase = 0
-			}
+			var wait time.Duration
+			wait, chase = nextLook(h.cfg.PollInterval, chase, len(events) == 0)
 			poll := time.NewTimer(wait)
 			waiting := true
 			for waiting {

@@ -77,7 +77,9 @@ type Config struct {
 	ReadLimitMax int
 	// PollInterval is how long a live tail waits for a notification of
 	// new events before it reads again anyway. Defaults to
-	// PollIntervalDefault.
+	// PollIntervalDefault. After a notification whose events are still
+	// behind the visibility horizon, a tail reads again at least once a
+	// second until they show, whatever PollInterval is.
 	PollInterval time.Duration
 	// Heartbeat is how often a live tail with nothing to send writes a
 	// comment, so that proxies keep the connection and a client that has
