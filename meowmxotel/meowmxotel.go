@@ -14,10 +14,9 @@
 // Config.RequireParentSpan is set); stores the W3C trace context of each
 // append's span in the metadata of its events (key "traceparent", and
 // "tracestate" when there is one) unless Config.DisableTraceContext is
-// set; and links the span of
-// each handler call to the spans of the appends of the events it handles,
-// so that a request can be followed from the call that appended to the
-// read model that consumed it. The README lists every span, attribute and
+// set; and links the span of each handler call to the spans of the appends
+// of the events it handles, so that a request can be followed from the
+// call that appended to the read model that consumed it. The README lists every span, attribute and
 // metric.
 //
 // Only this package imports OpenTelemetry: an application that does not
@@ -247,16 +246,23 @@ func (o *Observer) attrs(k1 attribute.Key, v1 string, k2 attribute.Key, v2 strin
 // is set and ctx has no span). Its attributes are set when it ends, all at
 // once: one allocation instead of three.
 func (o *Observer) AppendStart(ctx context.Context, data *meowmx.AppendStartData) context.Context {
-	root := !trace.SpanContextFromContext(ctx).IsValid()
-	if root && o.parented && !trace.SpanFromContext(ctx).IsRecording() {
+	if o.noSpan(ctx) {
 		return ctx
 	}
+	root := !trace.SpanContextFromContext(ctx).IsValid()
 	ctx, _ = o.tracer.Start(ctx, o.name("append ", data.Stream.Category), producerKind)
 	if root && o.inject {
 		// No caller's span: MetadataEntries stores no trace context.
 		ctx = context.WithValue(ctx, rootAppend{}, true)
 	}
 	return ctx
+}
+
+// noSpan says an append or read made with ctx makes no span: with
+// Config.RequireParentSpan, when ctx has no span of the caller's (neither a
+// valid span context nor a span that records).
+func (o *Observer) noSpan(ctx context.Context) bool {
+	return o.parented && !trace.SpanContextFromContext(ctx).IsValid() && !trace.SpanFromContext(ctx).IsRecording()
 }
 
 // producerKind is an append span's kind, made once.
@@ -356,7 +362,7 @@ func endSpan(span trace.Span, errType string, err error) {
 // ReadStart starts the read's span (none when Config.RequireParentSpan is
 // set and ctx has no span).
 func (o *Observer) ReadStart(ctx context.Context, data *meowmx.ReadStartData) context.Context {
-	if o.parented && !trace.SpanContextFromContext(ctx).IsValid() && !trace.SpanFromContext(ctx).IsRecording() {
+	if o.noSpan(ctx) {
 		return ctx
 	}
 	attrs := []attribute.KeyValue{keyReadKind.String(string(data.Kind))}
